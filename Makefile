@@ -1,0 +1,40 @@
+# elevate: `make run` starts it, `make test` tests it.
+GO      ?= go
+BIN     := bin/elevate
+PKGS    := ./...
+# Packages with concurrency run under the race detector in CI.
+RACE_PKGS := ./grants/... ./audit/... ./proxy/...
+
+.PHONY: build run test test-race e2e lint fmt vet clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/elevate
+
+run: build
+	$(BIN) serve --dev
+
+# Unit, integration (embedded etcd), Rego and end-to-end tests that need
+# only Go. The end-to-end tests in test/ build and run the real binary.
+test:
+	$(GO) vet $(PKGS)
+	$(GO) test -count=1 -timeout 15m $(PKGS)
+
+test-race:
+	$(GO) test -count=1 -race -timeout 15m $(RACE_PKGS)
+
+# Tests against real upstream programs installed from Debian packages.
+e2e: build
+	./test/e2e/install.sh
+	$(GO) test -count=1 -tags e2e -timeout 30m ./test/...
+
+lint: vet
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin .elevate

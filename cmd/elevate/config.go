@@ -1,0 +1,217 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/elevate-pam/elevate/proxy"
+	"github.com/elevate-pam/elevate/proxy/identity"
+)
+
+// Config is the file given to `elevate serve --config`. Every field says its
+// default; Validate names the key of the first problem.
+type Config struct {
+	// ProxyAddr is the proxy listener. Default 127.0.0.1:8080.
+	ProxyAddr string `yaml:"proxy_addr"`
+	// ControlAddr is the side API and console listener. Default 127.0.0.1:8081.
+	ControlAddr string `yaml:"control_addr"`
+	// DataDir holds the dev issuer key, the dev CA and embedded etcd.
+	// Default ./.elevate.
+	DataDir string `yaml:"data_dir"`
+
+	Etcd     EtcdConfig     `yaml:"etcd"`
+	Identity IdentityConfig `yaml:"identity"`
+	Policy   PolicyConfig   `yaml:"policy"`
+	API      APIConfig      `yaml:"api"`
+	Requests RequestsConfig `yaml:"requests"`
+	Audit    AuditConfig    `yaml:"audit"`
+	Proxy    ProxyConfig    `yaml:"proxy"`
+
+	// Upstreams are the admin APIs behind elevate.
+	Upstreams []proxy.Upstream `yaml:"upstreams"`
+}
+
+// EtcdConfig says where live state is kept.
+type EtcdConfig struct {
+	// Endpoints of the etcd cluster. Required unless --dev (embedded etcd).
+	Endpoints []string `yaml:"endpoints"`
+	// Prefix for every key elevate writes. Default /elevate/.
+	Prefix string `yaml:"prefix"`
+	// DialTimeout bounds each connection attempt. Default 5s.
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// StartTimeout bounds waiting for etcd at start-up; then elevate exits
+	// non-zero. Default 15s.
+	StartTimeout time.Duration `yaml:"start_timeout"`
+	// Username and PasswordFile authenticate to etcd (optional).
+	Username     string `yaml:"username"`
+	PasswordFile string `yaml:"password_file"`
+}
+
+// IdentityConfig says which tokens are accepted.
+type IdentityConfig struct {
+	Issuers []identity.Issuer `yaml:"issuers"`
+	Claims  struct {
+		Subject string `yaml:"subject"`
+		Groups  string `yaml:"groups"`
+		AMR     string `yaml:"amr"`
+		Email   string `yaml:"email"`
+	} `yaml:"claims"`
+	// Leeway for exp/nbf/iat. Default 30s.
+	Leeway time.Duration `yaml:"leeway"`
+}
+
+// PolicyConfig says where the Rego bundle comes from.
+type PolicyConfig struct {
+	// Dir replaces the embedded default bundle with a directory.
+	Dir string `yaml:"dir"`
+}
+
+// APIConfig configures the side API.
+type APIConfig struct {
+	// AdminsGroup manages control settings and policies. Default admins.
+	AdminsGroup string `yaml:"admins_group"`
+	// AuditorsGroup reads the whole audit log. Default auditors.
+	AuditorsGroup string `yaml:"auditors_group"`
+	// MaxBodyBytes bounds side-API bodies. Default 65536.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+}
+
+// RequestsConfig bounds access requests.
+type RequestsConfig struct {
+	// DefaultDuration of a grant when a request names none. Default 4h.
+	DefaultDuration time.Duration `yaml:"default_duration"`
+	// MaxDuration caps every grant. Default 24h.
+	MaxDuration time.Duration `yaml:"max_duration"`
+	// PendingTTL: an undecided request expires after this. Default 24h.
+	PendingTTL time.Duration `yaml:"pending_ttl"`
+}
+
+// AuditConfig says where audit records go.
+type AuditConfig struct {
+	// Path of the audit log. Required unless --dev (DATA_DIR/audit.log).
+	Path string `yaml:"path"`
+	// MaxBytes rotates the file beyond this size. Default 64 MiB.
+	MaxBytes int64 `yaml:"max_bytes"`
+}
+
+// ProxyConfig tunes the proxy listener.
+type ProxyConfig struct {
+	// UpstreamTimeout bounds waiting for upstream response headers. Default 60s.
+	UpstreamTimeout time.Duration `yaml:"upstream_timeout"`
+	// ReadsWhenStale lets calls that need no grant through while etcd is
+	// unreachable. Default false.
+	ReadsWhenStale bool `yaml:"reads_when_stale"`
+	// ReadsWithoutAudit lets calls that need no grant through when the audit
+	// log cannot be written. Default false.
+	ReadsWithoutAudit bool `yaml:"reads_without_audit"`
+}
+
+// loadConfig reads a YAML file strictly: unknown keys are errors.
+func loadConfig(path string) (Config, error) {
+	var c Config
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("config: %w", err)
+	}
+	return parseConfig(b)
+}
+
+func parseConfig(b []byte) (Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	// An empty file is an empty config.
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		return c, fmt.Errorf("config: %v", err)
+	}
+	return c, nil
+}
+
+// defaults fills what the file left out.
+func (c *Config) defaults(dev bool) {
+	if c.ProxyAddr == "" {
+		c.ProxyAddr = "127.0.0.1:8080"
+	}
+	if c.ControlAddr == "" {
+		c.ControlAddr = "127.0.0.1:8081"
+	}
+	if c.DataDir == "" {
+		c.DataDir = ".elevate"
+	}
+	if c.Etcd.Prefix == "" {
+		c.Etcd.Prefix = "/elevate/"
+	}
+	if c.Etcd.DialTimeout == 0 {
+		c.Etcd.DialTimeout = 5 * time.Second
+	}
+	if c.Etcd.StartTimeout == 0 {
+		c.Etcd.StartTimeout = 15 * time.Second
+	}
+	if c.Identity.Leeway == 0 {
+		c.Identity.Leeway = 30 * time.Second
+	}
+	if c.Requests.DefaultDuration == 0 {
+		c.Requests.DefaultDuration = 4 * time.Hour
+	}
+	if c.Requests.MaxDuration == 0 {
+		c.Requests.MaxDuration = 24 * time.Hour
+	}
+	if c.Requests.PendingTTL == 0 {
+		c.Requests.PendingTTL = 24 * time.Hour
+	}
+	if dev && c.Audit.Path == "" {
+		c.Audit.Path = c.DataDir + "/audit.log"
+	}
+}
+
+// validate checks what the packages do not; errors name the key.
+func (c *Config) validate(dev bool) error {
+	for key, addr := range map[string]string{"proxy_addr": c.ProxyAddr, "control_addr": c.ControlAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return fmt.Errorf("%s: %q is not host:port", key, addr)
+		}
+	}
+	if c.ProxyAddr == c.ControlAddr {
+		return errors.New("control_addr: must differ from proxy_addr")
+	}
+	if !dev && len(c.Etcd.Endpoints) == 0 {
+		return errors.New("etcd.endpoints: at least one endpoint is required (or run with --dev)")
+	}
+	for i, e := range c.Etcd.Endpoints {
+		if !strings.HasPrefix(e, "http://") && !strings.HasPrefix(e, "https://") {
+			return fmt.Errorf("etcd.endpoints[%d]: %q must start with http:// or https://", i, e)
+		}
+	}
+	if c.Etcd.DialTimeout < 0 || c.Etcd.StartTimeout < 0 {
+		return errors.New("etcd.dial_timeout, etcd.start_timeout: must be positive")
+	}
+	if !dev && len(c.Identity.Issuers) == 0 {
+		return errors.New("identity.issuers: at least one issuer is required (or run with --dev)")
+	}
+	if c.Requests.DefaultDuration < 0 || c.Requests.MaxDuration < 0 || c.Requests.PendingTTL < 0 {
+		return errors.New("requests: durations must be positive")
+	}
+	if c.Requests.DefaultDuration > c.Requests.MaxDuration {
+		return errors.New("requests.default_duration: must not exceed requests.max_duration")
+	}
+	if c.Audit.Path == "" {
+		return errors.New("audit.path: required (or run with --dev)")
+	}
+	if !dev && len(c.Upstreams) == 0 {
+		return errors.New("upstreams: at least one upstream is required (or run with --dev)")
+	}
+	if c.Policy.Dir != "" {
+		if st, err := os.Stat(c.Policy.Dir); err != nil || !st.IsDir() {
+			return fmt.Errorf("policy.dir: %q is not a directory", c.Policy.Dir)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,282 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/elevate-pam/elevate/audit"
+	"github.com/elevate-pam/elevate/grants"
+	"github.com/elevate-pam/elevate/policy"
+	"github.com/elevate-pam/elevate/proxy"
+	"github.com/elevate-pam/elevate/proxy/api"
+	"github.com/elevate-pam/elevate/proxy/identity"
+	"github.com/elevate-pam/elevate/rego"
+)
+
+type serveFlags struct {
+	config      string
+	dev         bool
+	dataDir     string
+	proxyAddr   string
+	controlAddr string
+}
+
+func serveCmd() *cobra.Command {
+	var f serveFlags
+	c := &cobra.Command{
+		Use:   "serve [--config FILE] [--dev] [--data-dir DIR]",
+		Short: "Run the proxy and control listeners",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return serve(ctx, f, cmd.OutOrStdout())
+		},
+	}
+	c.Flags().StringVar(&f.config, "config", "", "YAML configuration file")
+	c.Flags().BoolVar(&f.dev, "dev", false, "development mode: embedded etcd, dev token issuer, demo upstream")
+	c.Flags().StringVar(&f.dataDir, "data-dir", "", "data directory (default ./.elevate)")
+	c.Flags().StringVar(&f.proxyAddr, "proxy-addr", "", "proxy listener address (default 127.0.0.1:8080)")
+	c.Flags().StringVar(&f.controlAddr, "control-addr", "", "control listener address (default 127.0.0.1:8081)")
+	return c
+}
+
+// serve runs until ctx ends, then shuts down in order: listeners first (so
+// no call is judged against a closing store), then the store, then the
+// audit log, then embedded etcd.
+func serve(ctx context.Context, f serveFlags, out io.Writer) error {
+	started := time.Now()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	var cfg Config
+	if f.config != "" {
+		var err error
+		if cfg, err = loadConfig(f.config); err != nil {
+			return err
+		}
+	}
+	if f.dataDir != "" {
+		cfg.DataDir = f.dataDir
+	}
+	if f.proxyAddr != "" {
+		cfg.ProxyAddr = f.proxyAddr
+	}
+	if f.controlAddr != "" {
+		cfg.ControlAddr = f.controlAddr
+	}
+	cfg.defaults(f.dev)
+	if err := cfg.validate(f.dev); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data_dir: %w", err)
+	}
+
+	shutdownTracing, err := setupTracing(ctx)
+	if err != nil {
+		return err
+	}
+	defer shutdownTracing()
+
+	// Listeners first: a taken port is the most common start-up mistake.
+	proxyLn, err := net.Listen("tcp", cfg.ProxyAddr)
+	if err != nil {
+		return fmt.Errorf("proxy_addr: %w", err)
+	}
+	defer proxyLn.Close()
+	controlLn, err := net.Listen("tcp", cfg.ControlAddr)
+	if err != nil {
+		return fmt.Errorf("control_addr: %w", err)
+	}
+	defer controlLn.Close()
+
+	// Live state.
+	endpoints := cfg.Etcd.Endpoints
+	if f.dev && len(endpoints) == 0 {
+		e, url, err := startEmbeddedEtcd(ctx, cfg.DataDir, cfg.Etcd.StartTimeout)
+		if err != nil {
+			return err
+		}
+		defer e.Close()
+		endpoints = []string{url}
+	}
+	cli, err := connectEtcd(ctx, cfg.Etcd, endpoints)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+
+	// Identity.
+	idc := identity.Config{Issuers: cfg.Identity.Issuers, Leeway: cfg.Identity.Leeway}
+	idc.Claims.Subject, idc.Claims.Groups = cfg.Identity.Claims.Subject, cfg.Identity.Claims.Groups
+	idc.Claims.AMR, idc.Claims.Email = cfg.Identity.Claims.AMR, cfg.Identity.Claims.Email
+	if f.dev {
+		dev, err := identity.LoadOrCreateDevIssuer(cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		idc.Issuers = append(idc.Issuers, dev.Issuer())
+	}
+	verifier, err := identity.New(ctx, idc)
+	if err != nil {
+		return err
+	}
+
+	// Policy.
+	var bundle fs.FS = rego.Bundle
+	if cfg.Policy.Dir != "" {
+		bundle = os.DirFS(cfg.Policy.Dir)
+	}
+	engine, err := policy.New(ctx, policy.Config{Bundle: bundle})
+	if err != nil {
+		return fmt.Errorf("policy: %w", err)
+	}
+
+	// Audit.
+	auditLog, err := audit.Open(audit.Config{Path: cfg.Audit.Path, MaxBytes: cfg.Audit.MaxBytes})
+	if err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	defer auditLog.Close()
+
+	// Grants, watched into memory; Rego sees control settings and policies.
+	var stateLoaded atomic.Bool
+	store, err := grants.New(grants.Config{
+		Client: cli, Prefix: cfg.Etcd.Prefix,
+		DefaultDuration: cfg.Requests.DefaultDuration, MaxDuration: cfg.Requests.MaxDuration,
+		PendingTTL: cfg.Requests.PendingTTL,
+		OnState: func(c grants.Control, ps []grants.Policy) {
+			if err := engine.SetState(ctx, policyState(c, ps)); err != nil {
+				log.Error("policy state update failed", "err", err)
+				stateLoaded.Store(false)
+				return
+			}
+			stateLoaded.Store(true)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	storeCtx, stopStore := context.WithCancel(context.Background())
+	storeDone := make(chan error, 1)
+	go func() { storeDone <- store.Run(storeCtx) }()
+	defer func() { stopStore(); <-storeDone }()
+
+	// Upstreams.
+	ups := cfg.Upstreams
+	if f.dev {
+		demoLn, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		demo := &http.Server{Handler: newDemoUpstream().handler(), ReadHeaderTimeout: 5 * time.Second}
+		go demo.Serve(demoLn)
+		defer demo.Close()
+		ups = append(ups, proxy.Upstream{Name: "exchange", URL: "http://" + demoLn.Addr().String(),
+			Prefix: "/exchange/", Hosts: []string{"exchange.elevate.test"}})
+	}
+
+	gate, err := proxy.NewGate(proxy.GateConfig{
+		Verifier: verifier, Grants: store, Policy: engine, Audit: auditLog, Logger: log,
+		ReadsWhenStale: cfg.Proxy.ReadsWhenStale, ReadsWithoutAudit: cfg.Proxy.ReadsWithoutAudit,
+	})
+	if err != nil {
+		return err
+	}
+	px, err := proxy.New(proxy.Config{Upstreams: ups, UpstreamTimeout: cfg.Proxy.UpstreamTimeout, Logger: log}, gate)
+	if err != nil {
+		return err
+	}
+	side, err := api.New(api.Config{
+		AdminsGroup: cfg.API.AdminsGroup, AuditorsGroup: cfg.API.AuditorsGroup, MaxBodyBytes: cfg.API.MaxBodyBytes,
+		Verifier: verifier, Store: store, Catalog: engine, Resolver: px, Gate: gate, Audit: auditLog,
+		Ready:  func() bool { return store.Ready() && stateLoaded.Load() && store.Fresh() },
+		Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+
+	proxySrv := &http.Server{Handler: px, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+		MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	controlSrv := &http.Server{Handler: side, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
+		MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	errc := make(chan error, 2)
+	go func() { errc <- controlSrv.Serve(controlLn) }()
+
+	// The proxy serves only after the first full sync and policy load.
+	readyCtx, cancel := context.WithTimeout(ctx, cfg.Etcd.StartTimeout)
+	err = store.WaitReady(readyCtx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("etcd: first sync did not finish: %w", err)
+	}
+	go func() { errc <- proxySrv.Serve(proxyLn) }()
+
+	log.Info("elevate ready", "proxy", proxyLn.Addr().String(), "control", controlLn.Addr().String(),
+		"startup", time.Since(started).Round(time.Millisecond).String())
+	if f.dev {
+		printTour(out, cfg, proxyLn.Addr().String(), controlLn.Addr().String())
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = proxySrv.Shutdown(sctx)
+	_ = controlSrv.Shutdown(sctx)
+	return nil
+}
+
+func policyState(c grants.Control, ps []grants.Policy) policy.State {
+	st := policy.State{Control: policy.Control{Enabled: c.Enabled, DefaultApprovers: c.DefaultApprovers, SystemAccounts: c.SystemAccounts}}
+	for _, p := range ps {
+		st.Policies = append(st.Policies, policy.ApprovalPolicy{ID: p.ID, Scope: string(p.Scope), Target: p.Target, Approval: p.Approval, Approvers: p.Approvers})
+	}
+	return st
+}
+
+// printTour shows a new user the way from a refused call to an approved one.
+func printTour(w io.Writer, cfg Config, proxyAddr, controlAddr string) {
+	dd := cfg.DataDir
+	if abs, err := filepath.Abs(dd); err == nil {
+		dd = abs
+	}
+	fmt.Fprintf(w, `
+elevate is running in dev mode.
+  proxy    http://%[1]s   (demo Exchange API under /exchange/)
+  control  http://%[2]s   (side API under /v1/)
+  data     %[3]s   (embedded etcd, dev issuer key, audit.log)
+
+Try it (Microsoft 365 PAM's four steps), in another terminal:
+  export ELEVATE_SERVER=http://%[2]s
+  ADMIN=$(elevate token --sub ada --groups admins,approvers)
+  USER=$(elevate token --sub bob)
+  elevate --token "$ADMIN" control enable --approvers approvers          # 1-2: approver group, enable
+  elevate --token "$ADMIN" policy new --task 'Exchange\New-MoveRequest' --approval manual   # 3: policy
+  curl -s -X POST -H "Authorization: Bearer $USER" http://%[1]s/exchange/mailboxes/alice/move-requests   # 403
+  elevate --token "$USER" request new --task 'Exchange\New-MoveRequest' --reason 'move alice to DB02' --duration 1h
+  elevate --token "$ADMIN" request approve REQUEST_ID --comment ok          # 4: request, approve
+  curl -s -X POST -H "Authorization: Bearer $USER" http://%[1]s/exchange/mailboxes/alice/move-requests   # 201
+
+`, proxyAddr, controlAddr, dd)
+}

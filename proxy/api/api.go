@@ -1,0 +1,345 @@
+// Package api serves elevate's control listener: the side API under /v1/,
+// health and readiness, and the console's entry page.
+//
+// Every /v1/ call carries the same bearer tokens as proxied calls. Bad input
+// answers RFC 9457 problem+json and changes nothing; every change and every
+// refused change is written to the audit log.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/elevate-pam/elevate/audit"
+	"github.com/elevate-pam/elevate/grants"
+	"github.com/elevate-pam/elevate/policy"
+	"github.com/elevate-pam/elevate/proxy"
+	"github.com/elevate-pam/elevate/proxy/identity"
+)
+
+// Store is the part of the grant store the side API uses.
+type Store interface {
+	Submit(ctx context.Context, n grants.NewRequest) (grants.Request, error)
+	Approve(ctx context.Context, id string, by grants.Actor, comment string) (grants.Request, error)
+	Deny(ctx context.Context, id string, by grants.Actor, comment string) (grants.Request, error)
+	Revoke(ctx context.Context, id string, by grants.Actor, comment string) (grants.Request, error)
+	Request(ctx context.Context, id string) (grants.Request, error)
+	Requests(ctx context.Context, f grants.Filter) ([]grants.Request, error)
+	CreatePolicy(ctx context.Context, p grants.Policy) (grants.Policy, error)
+	DeletePolicy(ctx context.Context, id string) (grants.Policy, error)
+	Policy(ctx context.Context, id string) (grants.Policy, error)
+	Policies() []grants.Policy
+	Control() grants.Control
+	UpdateControl(ctx context.Context, p grants.ControlPatch) (grants.Control, grants.Control, error)
+}
+
+// Catalog lists the tasks, roles and role groups the policy bundle knows.
+type Catalog interface {
+	Catalog() policy.Catalog
+}
+
+// Checker resolves and judges a call without forwarding it.
+type Checker interface {
+	Resolve(method, rawURL string) (proxy.Call, *proxy.Problem)
+}
+
+// Judge is the gate's decision pipeline.
+type Judge interface {
+	Check(ctx context.Context, c proxy.Call) proxy.Verdict
+}
+
+// AuditLog writes and reads audit records.
+type AuditLog interface {
+	Write(ctx context.Context, r audit.Record) (audit.Record, error)
+	Query(ctx context.Context, f audit.Filter) (audit.Page, error)
+}
+
+// Config configures the control listener's handler.
+type Config struct {
+	// AdminsGroup may change control settings and approval policies.
+	// Default "admins".
+	AdminsGroup string `yaml:"admins_group"`
+	// AuditorsGroup may read the whole audit log. Default "auditors".
+	AuditorsGroup string `yaml:"auditors_group"`
+	// MaxBodyBytes bounds request bodies. Default 64 KiB.
+	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+
+	Verifier proxy.Verifier `yaml:"-"`
+	Store    Store          `yaml:"-"`
+	Catalog  Catalog        `yaml:"-"`
+	Resolver Checker        `yaml:"-"`
+	Gate     Judge          `yaml:"-"`
+	Audit    AuditLog       `yaml:"-"`
+	// Ready reports whether the first etcd sync and policy load are done
+	// and the view is fresh.
+	Ready func() bool `yaml:"-"`
+	// Metrics, when set, serves /metrics.
+	Metrics http.Handler     `yaml:"-"`
+	Logger  *slog.Logger     `yaml:"-"`
+	Now     func() time.Time `yaml:"-"`
+}
+
+// Validate checks settings and wiring; errors name the key.
+func (c *Config) Validate() error {
+	if c.AdminsGroup == "" {
+		c.AdminsGroup = "admins"
+	}
+	if c.AuditorsGroup == "" {
+		c.AuditorsGroup = "auditors"
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 64 << 10
+	}
+	if c.MaxBodyBytes < 1024 {
+		return errors.New("api.max_body_bytes: must be at least 1024")
+	}
+	if c.Verifier == nil || c.Store == nil || c.Catalog == nil || c.Resolver == nil || c.Gate == nil || c.Audit == nil || c.Ready == nil {
+		return errors.New("api: verifier, store, catalog, resolver, gate, audit and readiness are required")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}
+
+// Server is the control listener's http.Handler.
+type Server struct {
+	cfg    Config
+	mux    *http.ServeMux
+	tracer trace.Tracer
+}
+
+// New builds the handler.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), tracer: otel.Tracer("github.com/elevate-pam/elevate/proxy/api")}
+	m := s.mux
+	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
+	m.HandleFunc("GET /readyz", s.readyz)
+	if cfg.Metrics != nil {
+		m.Handle("GET /metrics", cfg.Metrics)
+	}
+	m.HandleFunc("GET /{$}", s.home)
+	m.HandleFunc("GET /v1/whoami", s.auth(s.whoami))
+	m.HandleFunc("POST /v1/check", s.auth(s.check))
+	m.HandleFunc("POST /v1/requests", s.auth(s.submit))
+	m.HandleFunc("GET /v1/requests", s.auth(s.listRequests))
+	m.HandleFunc("GET /v1/requests/{id}", s.auth(s.getRequest))
+	m.HandleFunc("POST /v1/requests/{id}/{action}", s.auth(s.decide))
+	m.HandleFunc("GET /v1/policies", s.auth(s.listPolicies))
+	m.HandleFunc("POST /v1/policies", s.auth(s.createPolicy))
+	m.HandleFunc("GET /v1/policies/{id}", s.auth(s.getPolicy))
+	m.HandleFunc("DELETE /v1/policies/{id}", s.auth(s.deletePolicy))
+	m.HandleFunc("GET /v1/control", s.auth(s.getControl))
+	m.HandleFunc("PATCH /v1/control", s.auth(s.patchControl))
+	m.HandleFunc("GET /v1/audit", s.auth(s.queryAudit))
+	m.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		proxy.NewProblem(http.StatusNotFound, "not-found", "no such endpoint").Write(w)
+	})
+	return s, nil
+}
+
+// ServeHTTP serves the control listener, one server span per call.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx := propagation.TraceContext{}.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	ctx, span := s.tracer.Start(ctx, "elevate.api "+r.Method, trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(semconv.HTTPRequestMethodKey.String(r.Method), semconv.URLPath(r.URL.Path)))
+	defer span.End()
+	h := w.Header()
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	s.mux.ServeHTTP(w, r.WithContext(ctx))
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if !s.cfg.Ready() {
+		proxy.NewProblem(http.StatusServiceUnavailable, "not-ready", "elevate is not ready: waiting for etcd sync and policy load").Write(w)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *Server) home(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprint(w, "elevate control listener\n\nSide API under /v1/ (bearer token required), /healthz, /readyz, /metrics.\n")
+}
+
+// caller is an authenticated side-API caller.
+type caller struct {
+	identity.Identity
+	admin, auditor bool
+}
+
+func (c caller) actor() grants.Actor {
+	return grants.Actor{Subject: c.Subject, Groups: c.Groups, MFA: c.MFA()}
+}
+
+type handler func(w http.ResponseWriter, r *http.Request, c caller)
+
+// auth verifies the bearer token; a failure is 401 with a challenge and an
+// audit record.
+func (s *Server) auth(h handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok := ""
+		if v := r.Header.Get("Authorization"); len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+			tok = strings.TrimSpace(v[7:])
+		}
+		var (
+			id  identity.Identity
+			err = identity.ErrNoToken
+		)
+		if tok != "" {
+			id, err = s.cfg.Verifier.Verify(r.Context(), tok)
+		}
+		if err != nil {
+			reason := "a valid bearer token is required"
+			if tok != "" {
+				reason = "the bearer token was refused"
+			}
+			s.record(r.Context(), audit.Record{Event: "unauthenticated", Method: r.Method, Path: r.URL.Path, Status: 401, Reason: reason})
+			w.Header().Set("WWW-Authenticate", `Bearer realm="elevate"`)
+			proxy.NewProblem(http.StatusUnauthorized, "unauthenticated", reason).Write(w)
+			return
+		}
+		trace.SpanFromContext(r.Context()).SetAttributes(attribute.String("elevate.subject", id.Subject))
+		h(w, r, caller{Identity: id, admin: id.InGroup(s.cfg.AdminsGroup), auditor: id.InGroup(s.cfg.AuditorsGroup)})
+	}
+}
+
+// record writes a lifecycle audit record; it reports failure to the caller.
+func (s *Server) record(ctx context.Context, rec audit.Record) error {
+	rec.Kind = "lifecycle"
+	if rec.Time.IsZero() {
+		rec.Time = s.cfg.Now()
+	}
+	if _, err := s.cfg.Audit.Write(ctx, rec); err != nil {
+		s.cfg.Logger.Error("audit write failed", "event", rec.Event, "err", err)
+		return err
+	}
+	return nil
+}
+
+// refuse answers a problem and records the refused call.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, c caller, p *proxy.Problem) {
+	rec := audit.Record{Event: "api.refused", Subject: c.Subject, Groups: c.Groups, Method: r.Method, Path: r.URL.Path, Status: p.Status, Reason: p.Detail}
+	if id := r.PathValue("id"); id != "" && strings.HasPrefix(r.URL.Path, "/v1/requests/") {
+		rec.RequestID = id
+	}
+	if rec2, err := s.cfg.Audit.Write(r.Context(), withKind(rec)); err == nil {
+		p.DecisionID = rec2.ID
+	}
+	p.Write(w)
+}
+
+func withKind(r audit.Record) audit.Record {
+	r.Kind = "lifecycle"
+	return r
+}
+
+// fail maps store and validation errors to problems.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, c caller, err error) {
+	var dup *grants.DuplicateError
+	var p *proxy.Problem
+	switch {
+	case errors.As(err, &dup):
+		p = proxy.NewProblem(http.StatusConflict, "duplicate-request", "a pending request for this target already exists: "+dup.ExistingID)
+		p.ExistingID = dup.ExistingID
+	case errors.Is(err, grants.ErrNotFound):
+		p = proxy.NewProblem(http.StatusNotFound, "not-found", "no such record")
+	case errors.Is(err, grants.ErrForbidden):
+		p = proxy.NewProblem(http.StatusForbidden, "forbidden", userText(err))
+	case errors.Is(err, grants.ErrConflict):
+		p = proxy.NewProblem(http.StatusConflict, "conflict", userText(err))
+	case errors.Is(err, grants.ErrInvalid):
+		p = proxy.NewProblem(http.StatusBadRequest, "invalid", userText(err))
+	case errors.Is(err, grants.ErrUnavailable):
+		s.cfg.Logger.Error("store unavailable", "err", err)
+		p = proxy.NewProblem(http.StatusServiceUnavailable, "unavailable", "the state store is unavailable; nothing was changed")
+	default:
+		s.cfg.Logger.Error("side API error", "err", err)
+		p = proxy.NewProblem(http.StatusInternalServerError, "internal", "internal error; nothing was changed")
+	}
+	s.refuse(w, r, c, p)
+}
+
+// userText is the message of a store rule error; store errors are written
+// for users (they name the rule), etcd detail is wrapped in ErrUnavailable
+// and never reaches here.
+func userText(err error) string {
+	return err.Error()
+}
+
+// decode reads exactly one JSON object with no unknown fields.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) *proxy.Problem {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return proxy.NewProblem(http.StatusUnsupportedMediaType, "unsupported-media-type", "send application/json")
+	}
+	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return proxy.NewProblem(http.StatusRequestEntityTooLarge, "too-large", fmt.Sprintf("the body is larger than %d bytes", s.cfg.MaxBodyBytes))
+		}
+		return proxy.NewProblem(http.StatusBadRequest, "malformed-json", "the body is not valid JSON for this endpoint: "+jsonErrText(err))
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return proxy.NewProblem(http.StatusBadRequest, "malformed-json", "the body must hold exactly one JSON object")
+	}
+	return nil
+}
+
+func jsonErrText(err error) string {
+	var ute *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &ute):
+		return fmt.Sprintf("field %q has the wrong type", ute.Field)
+	case errors.As(err, &se):
+		return "syntax error"
+	case errors.Is(err, io.EOF):
+		return "empty body"
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		return "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")
+	}
+	return "malformed"
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+// marshal is for before/after snapshots in audit records.
+func marshal(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+func contains(list []string, s string) bool { return slices.Contains(list, s) }

@@ -1,0 +1,474 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/elevate-pam/elevate/audit"
+	"github.com/elevate-pam/elevate/grants"
+	"github.com/elevate-pam/elevate/proxy"
+)
+
+// Whoami is the answer of GET /v1/whoami.
+type Whoami struct {
+	Subject   string    `json:"subject"`
+	Groups    []string  `json:"groups"`
+	AMR       []string  `json:"amr,omitempty"`
+	MFA       bool      `json:"mfa"`
+	Email     string    `json:"email,omitempty"`
+	Issuer    string    `json:"issuer"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Admin     bool      `json:"admin"`
+	Auditor   bool      `json:"auditor"`
+}
+
+func (s *Server) whoami(w http.ResponseWriter, r *http.Request, c caller) {
+	groups := c.Groups
+	if groups == nil {
+		groups = []string{}
+	}
+	writeJSON(w, http.StatusOK, Whoami{
+		Subject: c.Subject, Groups: groups, AMR: c.AMR, MFA: c.MFA(), Email: c.Email,
+		Issuer: c.Issuer, ExpiresAt: c.ExpiresAt, Admin: c.admin, Auditor: c.auditor,
+	})
+}
+
+// CheckRequest is the body of POST /v1/check.
+type CheckRequest struct {
+	Method string `json:"method"`
+	URL    string `json:"url"`
+}
+
+// CheckResult says whether a call would pass for the caller, and why.
+type CheckResult struct {
+	Allowed        bool   `json:"allowed"`
+	Status         int    `json:"status"`
+	Outcome        string `json:"outcome"`
+	Task           string `json:"task,omitempty"`
+	Gated          bool   `json:"gated"`
+	Reason         string `json:"reason"`
+	GrantID        string `json:"grant_id,omitempty"`
+	RequestID      string `json:"request_id,omitempty"`
+	Upstream       string `json:"upstream,omitempty"`
+	Path           string `json:"path,omitempty"`
+	RequestCommand string `json:"request_command,omitempty"`
+}
+
+func (s *Server) check(w http.ResponseWriter, r *http.Request, c caller) {
+	var in CheckRequest
+	if p := s.decode(w, r, &in); p != nil {
+		s.refuse(w, r, c, p)
+		return
+	}
+	if in.Method == "" || strings.ContainsAny(in.Method, " \t/") || in.URL == "" {
+		s.refuse(w, r, c, proxy.NewProblem(http.StatusBadRequest, "invalid", "method and url are required"))
+		return
+	}
+	call, prob := s.cfg.Resolver.Resolve(in.Method, in.URL)
+	if prob != nil {
+		out := CheckResult{Status: prob.Status, Outcome: "refused", Reason: prob.Detail}
+		writeJSON(w, http.StatusOK, out)
+		return
+	}
+	call.Token = bearerOf(r)
+	call.DryRun = true
+	v := s.cfg.Gate.Check(r.Context(), call)
+	out := CheckResult{
+		Allowed: v.Allowed, Outcome: string(v.Decision.Outcome), Task: v.Decision.Task, Gated: v.Decision.Gated,
+		Reason: v.Decision.Reason, GrantID: v.Decision.GrantID, Upstream: call.Upstream, Path: joinPath(call.Path),
+		Status: http.StatusOK,
+	}
+	if v.Grant != nil {
+		out.RequestID = v.Grant.RequestID
+	}
+	if v.Problem != nil {
+		out.Status = v.Problem.Status
+		out.RequestCommand = v.Problem.Request
+		if out.Reason == "" {
+			out.Reason = v.Problem.Detail
+		}
+		if out.Outcome == "" {
+			out.Outcome = "refused"
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func joinPath(segs []string) string { return "/" + strings.Join(segs, "/") }
+
+func bearerOf(r *http.Request) string {
+	v := r.Header.Get("Authorization")
+	if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+		return strings.TrimSpace(v[7:])
+	}
+	return ""
+}
+
+// NewRequestBody is the body of POST /v1/requests.
+type NewRequestBody struct {
+	Scope    string    `json:"scope"`
+	Target   string    `json:"target"`
+	Reason   string    `json:"reason"`
+	Duration string    `json:"duration,omitempty"`
+	StartAt  time.Time `json:"start_at,omitempty"`
+}
+
+func (s *Server) submit(w http.ResponseWriter, r *http.Request, c caller) {
+	var in NewRequestBody
+	if p := s.decode(w, r, &in); p != nil {
+		s.refuse(w, r, c, p)
+		return
+	}
+	if !validScope(in.Scope) {
+		s.refuse(w, r, c, proxy.NewProblem(http.StatusBadRequest, "invalid", `scope: must be "task", "role" or "rolegroup"`))
+		return
+	}
+	if !s.cfg.Catalog.Catalog().Has(in.Scope, in.Target) {
+		s.refuse(w, r, c, proxy.NewProblem(http.StatusBadRequest, "unknown-target", "target: no "+in.Scope+" named "+strconv.Quote(in.Target)+" in the policy catalog"))
+		return
+	}
+	var d time.Duration
+	if in.Duration != "" {
+		var err error
+		if d, err = time.ParseDuration(in.Duration); err != nil || d <= 0 {
+			s.refuse(w, r, c, proxy.NewProblem(http.StatusBadRequest, "invalid", "duration: must be a positive duration such as 30m or 4h"))
+			return
+		}
+	}
+	pol, ok := s.coveringPolicy(grants.Scope(in.Scope), in.Target)
+	if !ok {
+		s.refuse(w, r, c, proxy.NewProblem(http.StatusBadRequest, "not-covered", "target: no approval policy covers "+in.Scope+" "+strconv.Quote(in.Target)+"; nothing to request"))
+		return
+	}
+	req, err := s.cfg.Store.Submit(r.Context(), grants.NewRequest{
+		Requester: c.actor(), Scope: grants.Scope(in.Scope), Target: in.Target, Reason: in.Reason,
+		Duration: d, StartAt: in.StartAt, PolicyID: pol.ID,
+	})
+	if err != nil {
+		s.fail(w, r, c, err)
+		return
+	}
+	s.record(r.Context(), audit.Record{Event: "request.submitted", Subject: c.Subject, Groups: c.Groups, Task: req.Target,
+		RequestID: req.ID, PolicyID: req.PolicyID, Reason: req.Reason, After: marshal(req)})
+	if req.Status == grants.Status("approved") {
+		s.record(r.Context(), audit.Record{Event: "request.approved", Subject: "auto", Task: req.Target, RequestID: req.ID,
+			PolicyID: req.PolicyID, Approvers: []string{"auto"}, After: marshal(req)})
+	}
+	w.Header().Set("Location", "/v1/requests/"+req.ID)
+	writeJSON(w, http.StatusCreated, req)
+}
+
+func validScope(s string) bool { return s == "task" || s == "role" || s == "rolegroup" }
+
+// coveringPolicy finds the approval policy for exactly this scope and target.
+func (s *Server) coveringPolicy(scope grants.Scope, target string) (grants.Policy, bool) {
+	for _, p := range s.cfg.Store.Policies() {
+		if p.Scope == scope && p.Target == target {
+			return p, true
+		}
+	}
+	return grants.Policy{}, false
+}
+
+// canSee says whether c may read request q: admins and auditors see all,
+// others their own and those they may decide.
+func (c caller) canSee(q grants.Request) bool {
+	return c.admin || c.auditor || q.Requester == c.Subject || (q.Approvers != "" && c.InGroup(q.Approvers))
+}
+
+func (s *Server) listRequests(w http.ResponseWriter, r *http.Request, c caller) {
+	q := r.URL.Query()
+	f := grants.Filter{Status: grants.Status(q.Get("status")), Requester: q.Get("requester"), Target: q.Get("target")}
+	switch f.Status {
+	case "", "pending", "approved", "denied", "expired", "revoked":
+	default:
+		s.refuse(w, r, c, proxy.NewProblem(http.StatusBadRequest, "invalid", "status: must be pending, approved, denied, expired or revoked"))
+		return
+	}
+	if q.Get("mine") == "true" {
+		f.Requester = c.Subject
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			s.refuse(w, r, c, proxy.NewProblem(http.StatusBadRequest, "invalid", "limit: must be 1 to 1000"))
+			return
+		}
+		f.Limit = n
+	}
+	list, err := s.cfg.Store.Requests(r.Context(), f)
+	if err != nil {
+		s.fail(w, r, c, err)
+		return
+	}
+	out := make([]grants.Request, 0, len(list))
+	for _, q := range list {
+		if c.canSee(q) {
+			out = append(out, q)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"requests": out})
+}
+
+func (s *Server) getRequest(w http.ResponseWriter, r *http.Request, c caller) {
+	q, err := s.cfg.Store.Request(r.Context(), r.PathValue("id"))
+	if err == nil && !c.canSee(q) {
+		err = grants.ErrNotFound
+	}
+	if err != nil {
+		s.fail(w, r, c, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, q)
+}
+
+// DecisionBody is the body of approve, deny and revoke.
+type DecisionBody struct {
+	Comment string `json:"comment,omitempty"`
+}
+
+func (s *Server) decide(w http.ResponseWriter, r *http.Request, c caller) {
+	action := r.PathValue("action")
+	var op func(ctx context.Context, id string, by grants.Actor, comment string) (grants.Request, error)
+	var event string
+	switch action {
+	case "approve":
+		op, event = s.cfg.Store.Approve, "request.approved"
+	case "deny":
+		op, event = s.cfg.Store.Deny, "request.denied"
+	case "revoke":
+		op, event = s.cfg.Store.Revoke, "request.revoked"
+	default:
+		proxy.NewProblem(http.StatusNotFound, "not-found", "no such endpoint").Write(w)
+		return
+	}
+	var in DecisionBody
+	if r.ContentLength != 0 {
+		if p := s.decode(w, r, &in); p != nil {
+			s.refuse(w, r, c, p)
+			return
+		}
+	}
+	if len(in.Comment) > 2000 {
+		s.refuse(w, r, c, proxy.NewProblem(http.StatusBadRequest, "invalid", "comment: at most 2000 characters"))
+		return
+	}
+	id := r.PathValue("id")
+	before, _ := s.cfg.Store.Request(r.Context(), id)
+	q, err := op(r.Context(), id, c.actor(), in.Comment)
+	if err != nil {
+		s.fail(w, r, c, err)
+		return
+	}
+	if action == "approve" && q.Status != grants.Status("approved") {
+		event = "request.approval_recorded" // more approvals are still needed
+	}
+	rec := audit.Record{Event: event, Subject: c.Subject, Groups: c.Groups, Task: q.Target, RequestID: q.ID,
+		PolicyID: q.PolicyID, Comment: in.Comment, Before: marshal(before), After: marshal(q)}
+	for _, a := range q.Approvals {
+		rec.Approvers = append(rec.Approvers, a.By)
+	}
+	s.record(r.Context(), rec)
+	writeJSON(w, http.StatusOK, q)
+}
+
+func (s *Server) listPolicies(w http.ResponseWriter, r *http.Request, c caller) {
+	list := s.cfg.Store.Policies()
+	if list == nil {
+		list = []grants.Policy{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"policies": list})
+}
+
+func (s *Server) getPolicy(w http.ResponseWriter, r *http.Request, c caller) {
+	p, err := s.cfg.Store.Policy(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, c, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}
+
+// PolicyBody is the body of POST /v1/policies.
+type PolicyBody struct {
+	Scope       string `json:"scope"`
+	Target      string `json:"target"`
+	Approval    string `json:"approval"`
+	Approvers   string `json:"approvers,omitempty"`
+	Approvals   int    `json:"approvals,omitempty"`
+	MaxDuration string `json:"max_duration,omitempty"`
+	RequireMFA  bool   `json:"require_mfa,omitempty"`
+}
+
+func (s *Server) createPolicy(w http.ResponseWriter, r *http.Request, c caller) {
+	if !c.admin {
+		s.refuse(w, r, c, proxy.NewProblem(http.StatusForbidden, "forbidden", "only members of "+s.cfg.AdminsGroup+" manage approval policies"))
+		return
+	}
+	var in PolicyBody
+	if p := s.decode(w, r, &in); p != nil {
+		s.refuse(w, r, c, p)
+		return
+	}
+	if !validScope(in.Scope) {
+		s.refuse(w, r, c, proxy.NewProblem(http.StatusBadRequest, "invalid", `scope: must be "task", "role" or "rolegroup"`))
+		return
+	}
+	if !s.cfg.Catalog.Catalog().Has(in.Scope, in.Target) {
+		s.refuse(w, r, c, proxy.NewProblem(http.StatusBadRequest, "unknown-target", "target: no "+in.Scope+" named "+strconv.Quote(in.Target)+" in the policy catalog"))
+		return
+	}
+	var maxd time.Duration
+	if in.MaxDuration != "" {
+		var err error
+		if maxd, err = time.ParseDuration(in.MaxDuration); err != nil || maxd <= 0 {
+			s.refuse(w, r, c, proxy.NewProblem(http.StatusBadRequest, "invalid", "max_duration: must be a positive duration such as 8h"))
+			return
+		}
+	}
+	if _, dup := s.coveringPolicy(grants.Scope(in.Scope), in.Target); dup {
+		s.refuse(w, r, c, proxy.NewProblem(http.StatusConflict, "conflict", "a policy for this "+in.Scope+" already exists"))
+		return
+	}
+	p, err := s.cfg.Store.CreatePolicy(r.Context(), grants.Policy{
+		Scope: grants.Scope(in.Scope), Target: in.Target, Approval: in.Approval, Approvers: in.Approvers,
+		Approvals: in.Approvals, MaxDuration: grants.Duration(maxd), RequireMFA: in.RequireMFA, CreatedBy: c.Subject,
+	})
+	if err != nil {
+		s.fail(w, r, c, err)
+		return
+	}
+	s.record(r.Context(), audit.Record{Event: "policy.created", Subject: c.Subject, Groups: c.Groups, Task: p.Target, PolicyID: p.ID, After: marshal(p)})
+	w.Header().Set("Location", "/v1/policies/"+p.ID)
+	writeJSON(w, http.StatusCreated, p)
+}
+
+func (s *Server) deletePolicy(w http.ResponseWriter, r *http.Request, c caller) {
+	if !c.admin {
+		s.refuse(w, r, c, proxy.NewProblem(http.StatusForbidden, "forbidden", "only members of "+s.cfg.AdminsGroup+" manage approval policies"))
+		return
+	}
+	p, err := s.cfg.Store.DeletePolicy(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, c, err)
+		return
+	}
+	s.record(r.Context(), audit.Record{Event: "policy.deleted", Subject: c.Subject, Groups: c.Groups, Task: p.Target, PolicyID: p.ID, Before: marshal(p)})
+	writeJSON(w, http.StatusOK, p)
+}
+
+func (s *Server) getControl(w http.ResponseWriter, r *http.Request, c caller) {
+	writeJSON(w, http.StatusOK, controlView(s.cfg.Store.Control()))
+}
+
+// ControlBody is the body of PATCH /v1/control; absent fields stay as they are.
+type ControlBody struct {
+	Enabled          *bool     `json:"enabled,omitempty"`
+	DefaultApprovers *string   `json:"default_approvers,omitempty"`
+	SystemAccounts   *[]string `json:"system_accounts,omitempty"`
+}
+
+// ControlView is control settings as the API shows them.
+type ControlView struct {
+	Enabled          bool     `json:"enabled"`
+	DefaultApprovers string   `json:"default_approvers"`
+	SystemAccounts   []string `json:"system_accounts"`
+}
+
+func controlView(c grants.Control) ControlView {
+	v := ControlView{Enabled: c.Enabled, DefaultApprovers: c.DefaultApprovers, SystemAccounts: c.SystemAccounts}
+	if v.SystemAccounts == nil {
+		v.SystemAccounts = []string{}
+	}
+	return v
+}
+
+func (s *Server) patchControl(w http.ResponseWriter, r *http.Request, c caller) {
+	if !c.admin {
+		s.refuse(w, r, c, proxy.NewProblem(http.StatusForbidden, "forbidden", "only members of "+s.cfg.AdminsGroup+" change control settings"))
+		return
+	}
+	var in ControlBody
+	if p := s.decode(w, r, &in); p != nil {
+		s.refuse(w, r, c, p)
+		return
+	}
+	if in.Enabled == nil && in.DefaultApprovers == nil && in.SystemAccounts == nil {
+		s.refuse(w, r, c, proxy.NewProblem(http.StatusBadRequest, "invalid", "nothing to change: set enabled, default_approvers or system_accounts"))
+		return
+	}
+	if in.DefaultApprovers != nil && strings.TrimSpace(*in.DefaultApprovers) != *in.DefaultApprovers {
+		s.refuse(w, r, c, proxy.NewProblem(http.StatusBadRequest, "invalid", "default_approvers: no leading or trailing spaces"))
+		return
+	}
+	if in.SystemAccounts != nil {
+		for _, a := range *in.SystemAccounts {
+			if strings.TrimSpace(a) == "" || strings.TrimSpace(a) != a {
+				s.refuse(w, r, c, proxy.NewProblem(http.StatusBadRequest, "invalid", "system_accounts: names must be non-empty without surrounding spaces"))
+				return
+			}
+		}
+	}
+	before, after, err := s.cfg.Store.UpdateControl(r.Context(), grants.ControlPatch{
+		Enabled: in.Enabled, DefaultApprovers: in.DefaultApprovers, SystemAccounts: in.SystemAccounts,
+	})
+	if err != nil {
+		s.fail(w, r, c, err)
+		return
+	}
+	s.record(r.Context(), audit.Record{Event: "control.changed", Subject: c.Subject, Groups: c.Groups,
+		Before: marshal(controlView(before)), After: marshal(controlView(after))})
+	writeJSON(w, http.StatusOK, controlView(after))
+}
+
+func (s *Server) queryAudit(w http.ResponseWriter, r *http.Request, c caller) {
+	q := r.URL.Query()
+	f := audit.Filter{Subject: q.Get("subject"), Task: q.Get("task"), Event: q.Get("decision"),
+		RequestID: q.Get("request"), TraceID: q.Get("trace"), Cursor: q.Get("cursor")}
+	if f.Event == "" {
+		f.Event = q.Get("event")
+	}
+	if f.RequestID == "" {
+		f.RequestID = q.Get("request_id")
+	}
+	if f.TraceID == "" {
+		f.TraceID = q.Get("trace_id")
+	}
+	for key, dst := range map[string]*time.Time{"since": &f.Since, "until": &f.Until} {
+		if v := q.Get(key); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				s.refuse(w, r, c, proxy.NewProblem(http.StatusBadRequest, "invalid", key+": must be an RFC 3339 time"))
+				return
+			}
+			*dst = t
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			s.refuse(w, r, c, proxy.NewProblem(http.StatusBadRequest, "invalid", "limit: must be 1 to 1000"))
+			return
+		}
+		f.Limit = n
+	}
+	if !c.auditor {
+		if f.Subject != "" && f.Subject != c.Subject {
+			s.refuse(w, r, c, proxy.NewProblem(http.StatusForbidden, "forbidden", "only members of "+s.cfg.AuditorsGroup+" read other people's records"))
+			return
+		}
+		f.Subject = c.Subject
+	}
+	page, err := s.cfg.Audit.Query(r.Context(), f)
+	if err != nil {
+		s.refuse(w, r, c, proxy.NewProblem(http.StatusBadRequest, "invalid", "the audit query was refused"))
+		return
+	}
+	if page.Records == nil {
+		page.Records = []audit.Record{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"records": page.Records, "next": page.Next})
+}

@@ -1,0 +1,306 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/elevate-pam/elevate/audit"
+	"github.com/elevate-pam/elevate/grants"
+	"github.com/elevate-pam/elevate/policy"
+	"github.com/elevate-pam/elevate/proxy/identity"
+)
+
+// Verifier turns a bearer token into an identity.
+type Verifier interface {
+	Verify(ctx context.Context, token string) (identity.Identity, error)
+}
+
+// GrantView is the in-memory view of live grants.
+type GrantView interface {
+	LiveGrants(subject string, now time.Time) []grants.Grant
+	Fresh() bool
+}
+
+// Decider evaluates the prepared Rego query.
+type Decider interface {
+	Eval(ctx context.Context, in policy.Input, now time.Time) (policy.Decision, error)
+}
+
+// Auditor makes a record durable.
+type Auditor interface {
+	Write(ctx context.Context, r audit.Record) (audit.Record, error)
+}
+
+// GateConfig wires the parts one decision needs.
+type GateConfig struct {
+	Verifier Verifier
+	Grants   GrantView
+	Policy   Decider
+	Audit    Auditor
+	// Now is the clock every decision is taken at. Default time.Now.
+	Now func() time.Time
+	// ReadsWhenStale lets calls that need no grant through while the view of
+	// etcd is not confirmed fresh. Default false (refused with 503).
+	ReadsWhenStale bool
+	// ReadsWithoutAudit lets calls that need no grant through when their
+	// audit record cannot be written. Default false (refused with 503).
+	ReadsWithoutAudit bool
+	// Logger receives internal error detail that callers never see.
+	Logger *slog.Logger
+}
+
+// Gate is the one decision pipeline: verify identity, look up the caller's
+// live grants in memory, evaluate Rego, write the audit record. The proxied
+// call, POST /v1/check and `elevate check` all use it.
+type Gate struct {
+	cfg    GateConfig
+	tracer trace.Tracer
+}
+
+// NewGate checks that every part is present.
+func NewGate(cfg GateConfig) (*Gate, error) {
+	if cfg.Verifier == nil || cfg.Grants == nil || cfg.Policy == nil || cfg.Audit == nil {
+		return nil, errors.New("proxy: gate needs a verifier, a grant view, a policy engine and an audit log")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Gate{cfg: cfg, tracer: otel.Tracer("github.com/elevate-pam/elevate/proxy")}, nil
+}
+
+// Call is one HTTP call as elevate judges it: the path already split into
+// decoded segments after the route prefix.
+type Call struct {
+	Method   string
+	Upstream string
+	Host     string
+	Path     []string
+	Query    url.Values
+	Token    string
+	// DryRun judges without writing an audit record (POST /v1/check).
+	DryRun bool
+}
+
+// displayPath is the canonical form of the judged path, as forwarded.
+func (c Call) displayPath() string {
+	p := escapeSegments(c.Path)
+	if p == "" {
+		return "/"
+	}
+	return p
+}
+
+// Verdict is what the gate decided.
+type Verdict struct {
+	Allowed    bool
+	Decision   policy.Decision
+	Identity   identity.Identity
+	DecisionID string
+	// Problem is the refusal to send; nil when allowed.
+	Problem *Problem
+	// Unauthenticated marks a refusal for a missing or bad token, so that
+	// the front end can add its challenge header.
+	Unauthenticated bool
+	// Grant is the grant that allowed the call, if any.
+	Grant *grants.Grant
+}
+
+// Check judges one call. It never returns an allow after an error in
+// identity, grant state, policy or audit.
+func (g *Gate) Check(ctx context.Context, c Call) Verdict {
+	now := g.cfg.Now()
+	v := Verdict{DecisionID: newID()}
+	span := trace.SpanFromContext(ctx)
+	span.SetAttributes(attribute.String("elevate.decision_id", v.DecisionID), attribute.String("elevate.upstream", c.Upstream))
+
+	rec := audit.Record{
+		ID: v.DecisionID, Time: now, Kind: "call", Upstream: c.Upstream,
+		Method: c.Method, Host: c.Host, Path: c.displayPath(),
+	}
+
+	// 1. Identity.
+	id, err := g.verify(ctx, c.Token)
+	if err != nil {
+		v.Unauthenticated = true
+		reason := "a valid bearer token is required"
+		if errors.Is(err, identity.ErrUnauthenticated) && !errors.Is(err, identity.ErrNoToken) {
+			reason = safeReason(err)
+		}
+		rec.Event, rec.Status, rec.Reason = "unauthenticated", http.StatusUnauthorized, reason
+		v.Problem = NewProblem(http.StatusUnauthorized, "unauthenticated", reason)
+		return g.finish(ctx, span, v, rec, c.DryRun)
+	}
+	v.Identity = id
+	rec.Subject, rec.Groups = id.Subject, id.Groups
+	span.SetAttributes(attribute.String("elevate.subject", id.Subject))
+
+	// 2. The caller's live grants, from memory.
+	_, gs := g.tracer.Start(ctx, "elevate.grants")
+	live := g.cfg.Grants.LiveGrants(id.Subject, now)
+	fresh := g.cfg.Grants.Fresh()
+	gs.SetAttributes(attribute.Int("elevate.live_grants", len(live)), attribute.Bool("elevate.state_fresh", fresh))
+	gs.End()
+
+	// 3. Policy.
+	in := policy.Input{
+		Method: c.Method, Upstream: c.Upstream, Host: c.Host, Path: c.Path, Query: c.Query,
+		Subject: policy.Subject{ID: id.Subject, Groups: id.Groups, MFA: id.MFA(), Email: id.Email},
+		Grants:  make([]policy.Grant, 0, len(live)),
+	}
+	for _, gr := range live {
+		in.Grants = append(in.Grants, policy.Grant{
+			ID: gr.ID, RequestID: gr.RequestID, Scope: string(gr.Scope), Target: gr.Target,
+			NotBefore: gr.NotBefore, ExpiresAt: gr.ExpiresAt,
+		})
+	}
+	pctx, ps := g.tracer.Start(ctx, "elevate.policy")
+	d, err := g.cfg.Policy.Eval(pctx, in, now)
+	if err != nil {
+		ps.RecordError(err)
+		ps.SetStatus(codes.Error, "policy evaluation failed")
+	}
+	ps.End()
+	if err != nil {
+		g.cfg.Logger.Error("policy evaluation failed", "decision_id", v.DecisionID, "err", err)
+		rec.Event, rec.Status, rec.Reason = "error", http.StatusInternalServerError, "policy evaluation failed"
+		v.Problem = NewProblem(http.StatusInternalServerError, "policy-error", "the policy could not be evaluated; the call was refused")
+		return g.finish(ctx, span, v, rec, c.DryRun)
+	}
+	v.Decision = d
+	rec.Task, rec.Reason = d.Task, d.Reason
+	span.SetAttributes(attribute.String("elevate.task", d.Task), attribute.String("elevate.outcome", string(d.Outcome)))
+
+	switch d.Outcome {
+	case policy.Allow:
+		if d.GrantID != "" {
+			for i := range live {
+				if live[i].ID == d.GrantID {
+					v.Grant = &live[i]
+				}
+			}
+			if v.Grant == nil { // Rego named a grant we did not give it.
+				rec.Event, rec.Status, rec.Reason = "error", http.StatusInternalServerError, "policy named an unknown grant"
+				v.Problem = NewProblem(http.StatusInternalServerError, "policy-error", "the policy could not be evaluated; the call was refused")
+				return g.finish(ctx, span, v, rec, c.DryRun)
+			}
+			rec.GrantID, rec.RequestID, rec.Approvers = v.Grant.ID, v.Grant.RequestID, v.Grant.Approvers
+			span.SetAttributes(attribute.String("elevate.grant_id", v.Grant.ID), attribute.String("elevate.request_id", v.Grant.RequestID),
+				attribute.StringSlice("elevate.approvers", v.Grant.Approvers))
+		}
+		reliesOnState := d.Gated || d.GrantID != ""
+		if !fresh && (reliesOnState || !g.cfg.ReadsWhenStale) {
+			rec.Event, rec.Status, rec.Reason = "unavailable", http.StatusServiceUnavailable, "grant state is not confirmed with etcd"
+			v.Problem = NewProblem(http.StatusServiceUnavailable, "state-unavailable", "elevate cannot confirm grant state right now; the call was refused, try again shortly")
+			return g.finish(ctx, span, v, rec, c.DryRun)
+		}
+		v.Allowed = true
+		rec.Event = "allowed"
+		if c.DryRun {
+			return g.finish(ctx, span, v, rec, true)
+		}
+		if err := g.write(ctx, rec); err != nil && (reliesOnState || !g.cfg.ReadsWithoutAudit) {
+			v.Allowed = false
+			v.Problem = NewProblem(http.StatusServiceUnavailable, "audit-unavailable", "the audit log cannot be written; the call was refused")
+			v.Problem.DecisionID = v.DecisionID
+			span.SetAttributes(attribute.String("elevate.decision", "unavailable"))
+			return v
+		}
+		span.SetAttributes(attribute.String("elevate.decision", "allowed"))
+		return v
+	case policy.GrantRequired:
+		rec.Event, rec.Status = "grant_required", http.StatusForbidden
+		v.Problem = NewProblem(http.StatusForbidden, "grant-required", fmt.Sprintf("%s needs an approved grant. Request one with: %s", d.Task, requestCommand(d.Task)))
+		v.Problem.Task, v.Problem.Reason, v.Problem.Request = d.Task, d.Reason, requestCommand(d.Task)
+	default: // policy.Deny and anything unexpected
+		rec.Event, rec.Status = "denied", http.StatusForbidden
+		v.Problem = NewProblem(http.StatusForbidden, "denied", d.Reason)
+		v.Problem.Task, v.Problem.Reason = d.Task, d.Reason
+	}
+	return g.finish(ctx, span, v, rec, c.DryRun)
+}
+
+// Refuse records a call refused before it could be judged (bad path,
+// unknown route, forbidden proxy target) and returns its problem.
+func (g *Gate) Refuse(ctx context.Context, rec audit.Record, p *Problem) *Problem {
+	rec.ID, rec.Time, rec.Kind, rec.Status = newID(), g.cfg.Now(), "call", p.Status
+	if rec.Reason == "" {
+		rec.Reason = p.Detail
+	}
+	v := Verdict{DecisionID: rec.ID, Problem: p}
+	g.finish(ctx, trace.SpanFromContext(ctx), v, rec, false)
+	return v.Problem
+}
+
+func (g *Gate) finish(ctx context.Context, span trace.Span, v Verdict, rec audit.Record, dry bool) Verdict {
+	span.SetAttributes(attribute.String("elevate.decision", rec.Event))
+	if v.Problem != nil {
+		v.Problem.DecisionID = v.DecisionID
+	}
+	if !dry {
+		// A refusal stays a refusal when its record cannot be written.
+		_ = g.write(ctx, rec)
+	}
+	return v
+}
+
+func (g *Gate) write(ctx context.Context, rec audit.Record) error {
+	actx, as := g.tracer.Start(ctx, "elevate.audit")
+	defer as.End()
+	if _, err := g.cfg.Audit.Write(actx, rec); err != nil {
+		as.RecordError(err)
+		as.SetStatus(codes.Error, "audit write failed")
+		g.cfg.Logger.Error("audit write failed", "decision_id", rec.ID, "event", rec.Event, "err", err)
+		return err
+	}
+	return nil
+}
+
+func (g *Gate) verify(ctx context.Context, token string) (identity.Identity, error) {
+	ictx, s := g.tracer.Start(ctx, "elevate.identity")
+	defer s.End()
+	if token == "" {
+		return identity.Identity{}, identity.ErrNoToken
+	}
+	id, err := g.cfg.Verifier.Verify(ictx, token)
+	if err != nil {
+		s.SetStatus(codes.Error, "token refused")
+	}
+	return id, err
+}
+
+// safeReason keeps the part of an identity error meant for the caller.
+func safeReason(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 && strings.HasPrefix(msg, "unauthenticated") {
+		return "token refused: " + msg[i+2:]
+	}
+	return "token refused: " + msg
+}
+
+// requestCommand is the command line that asks for a grant for task.
+func requestCommand(task string) string {
+	return "elevate request new --task '" + strings.ReplaceAll(task, "'", `'\''`) + "' --reason '<why>'"
+}
+
+func newID() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.NewString()
+	}
+	return id.String()
+}

@@ -1,0 +1,184 @@
+package test
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/stretchr/testify/require"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+)
+
+// startEtcd runs a real one-member etcd in this test process; stop may be
+// called any number of times.
+func startEtcd(t *testing.T) (stop func(), endpoint string) {
+	t.Helper()
+	cfg := embed.NewConfig()
+	cfg.Dir = t.TempDir()
+	cfg.LogLevel = "error"
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	cu, _ := url.Parse("http://" + freeAddr(t))
+	pu, _ := url.Parse("http://" + freeAddr(t))
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
+	cfg.InitialCluster = cfg.Name + "=" + pu.String()
+	cfg.TickMs, cfg.ElectionMs = 10, 100
+	e, err := embed.StartEtcd(cfg)
+	require.NoError(t, err)
+	select {
+	case <-e.Server.ReadyNotify():
+	case <-time.After(20 * time.Second):
+		t.Fatal("etcd not ready")
+	}
+	var once sync.Once
+	stop = func() { once.Do(e.Close) }
+	t.Cleanup(stop)
+	return stop, cu.String()
+}
+
+// issuer is a test-owned token issuer with a real RSA key.
+type issuer struct {
+	key     *rsa.PrivateKey
+	pemFile string
+}
+
+func newIssuer(t *testing.T) issuer {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	require.NoError(t, err)
+	der, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	require.NoError(t, err)
+	f := filepath.Join(t.TempDir(), "issuer.pem")
+	require.NoError(t, os.WriteFile(f, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600))
+	return issuer{key: k, pemFile: f}
+}
+
+func (i issuer) token(t *testing.T, sub string, groups ...string) string {
+	t.Helper()
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{
+		"iss": "https://idp.test", "aud": "elevate", "sub": sub, "groups": groups,
+		"exp": time.Now().Add(time.Hour).Unix(), "iat": time.Now().Unix(),
+	}).SignedString(i.key)
+	require.NoError(t, err)
+	return tok
+}
+
+// startConfigured runs `elevate serve --config` (no --dev).
+func startConfigured(t *testing.T, config string) *server {
+	t.Helper()
+	s := &server{t: t, dataDir: t.TempDir(), stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}, exited: make(chan error, 1)}
+	s.proxyAddr, s.controlAddr = freeAddr(t), freeAddr(t)
+	cfg := filepath.Join(s.dataDir, "elevate.yaml")
+	config = strings.NewReplacer("PROXY_ADDR", s.proxyAddr, "CONTROL_ADDR", s.controlAddr, "DATA_DIR", s.dataDir).Replace(config)
+	require.NoError(t, os.WriteFile(cfg, []byte(config), 0o600))
+	s.cmd = exec.Command(binary, "serve", "--config", cfg)
+	s.cmd.Stdout, s.cmd.Stderr = s.stdout, s.stderr
+	require.NoError(t, s.cmd.Start())
+	go func() { s.exited <- s.cmd.Wait() }()
+	t.Cleanup(s.stop)
+	return s
+}
+
+func (s *server) waitReady(t *testing.T) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		resp, err := http.Get("http://" + s.controlAddr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	}, 30*time.Second, 50*time.Millisecond, "not ready; stderr:\n%s", s.stderr)
+}
+
+const configTemplate = `
+proxy_addr: PROXY_ADDR
+control_addr: CONTROL_ADDR
+data_dir: DATA_DIR
+etcd:
+  endpoints: [%s]
+  start_timeout: %s
+identity:
+  issuers:
+    - issuer: https://idp.test
+      audience: [elevate]
+      pem_files: [%s]
+      algorithms: [RS256]
+audit:
+  path: DATA_DIR/audit.log
+upstreams:
+  - name: exchange
+    url: %s
+    prefix: /exchange/
+`
+
+// TestEtcdUnreachableAtStart: a clear error, never ready, non-zero exit
+// after a bounded wait.
+func TestEtcdUnreachableAtStart(t *testing.T) {
+	iss := newIssuer(t)
+	s := startConfigured(t, fmt.Sprintf(configTemplate, "http://"+freeAddr(t), "2s", iss.pemFile, "http://127.0.0.1:1"))
+	select {
+	case err := <-s.exited:
+		require.Error(t, err)
+		require.Contains(t, s.stderr.String(), "etcd")
+		require.Equal(t, 1, strings.Count(strings.TrimSpace(s.stderr.String()), "\n")+1, "one line: %s", s.stderr)
+	case <-time.After(20 * time.Second):
+		t.Fatal("elevate kept waiting for etcd")
+	}
+	_, err := http.Get("http://" + s.controlAddr + "/readyz")
+	require.Error(t, err, "nothing listens after exit")
+}
+
+// TestEtcdLostWhileRunning: gated calls answer 503 and are never
+// forwarded once the grant state cannot be confirmed.
+func TestEtcdLostWhileRunning(t *testing.T) {
+	stopEtcd, endpoint := startEtcd(t)
+	var received atomic.Int64
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		received.Add(1)
+		w.WriteHeader(http.StatusCreated)
+	}))
+	defer up.Close()
+	iss := newIssuer(t)
+	s := startConfigured(t, fmt.Sprintf(configTemplate, endpoint, "10s", iss.pemFile, up.URL))
+	s.waitReady(t)
+
+	admin := iss.token(t, "ada", "admins", "approvers")
+	bob := iss.token(t, "bob")
+	s.ok(admin, "control", "enable", "--approvers", "approvers")
+	s.ok(admin, "policy", "new", "--task", moveTask, "--approval", "manual")
+	id := strings.TrimSpace(s.ok(bob, "request", "new", "--task", moveTask, "--reason", "maintenance", "-q"))
+	s.ok(admin, "request", "approve", id)
+	move := "http://" + s.proxyAddr + "/exchange/mailboxes/alice/move-requests"
+	require.Eventually(t, func() bool { return do(t, "POST", move, bob, "").status == http.StatusCreated }, 5*time.Second, 20*time.Millisecond)
+
+	stopEtcd()
+	require.Eventually(t, func() bool { return do(t, "POST", move, bob, "").status == http.StatusServiceUnavailable }, 15*time.Second, 100*time.Millisecond)
+	before := received.Load()
+	for i := 0; i < 5; i++ {
+		rep := do(t, "POST", move, bob, "")
+		require.Equal(t, http.StatusServiceUnavailable, rep.status)
+		require.Equal(t, "application/problem+json", rep.header.Get("Content-Type"))
+	}
+	require.Equal(t, before, received.Load(), "nothing gated was forwarded")
+	resp, err := http.Get("http://" + s.controlAddr + "/readyz")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+}
