@@ -1,0 +1,154 @@
+package grants
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+func TestConfigValidate(t *testing.T) {
+	cli := &clientv3.Client{}
+	tests := []struct {
+		desc    string
+		cfg     Config
+		wantErr string
+		check   func(t *testing.T, c Config)
+	}{
+		{
+			desc: "defaults fill every optional key",
+			cfg:  Config{Client: cli},
+			check: func(t *testing.T, c Config) {
+				require.Equal(t, "/elevate/", c.Prefix)
+				require.NotNil(t, c.Now)
+				require.Equal(t, 4*time.Hour, c.DefaultDuration)
+				require.Equal(t, 7*24*time.Hour, c.MaxDuration)
+				require.Equal(t, 24*time.Hour, c.PendingTTL)
+				require.Equal(t, 3*time.Second, c.StaleAfter)
+			},
+		},
+		{
+			desc: "explicit values are kept",
+			cfg:  Config{Client: cli, Prefix: "/x/", DefaultDuration: time.Hour, MaxDuration: 2 * time.Hour, PendingTTL: time.Minute, StaleAfter: time.Second},
+			check: func(t *testing.T, c Config) {
+				require.Equal(t, "/x/", c.Prefix)
+				require.Equal(t, time.Hour, c.DefaultDuration)
+				require.Equal(t, 2*time.Hour, c.MaxDuration)
+				require.Equal(t, time.Minute, c.PendingTTL)
+				require.Equal(t, time.Second, c.StaleAfter)
+			},
+		},
+		{desc: "client is required", cfg: Config{}, wantErr: "grants.client: required"},
+		{desc: "prefix must start with a slash", cfg: Config{Client: cli, Prefix: "elevate/"}, wantErr: `grants.prefix: must start with "/"`},
+		{desc: "prefix must end with a slash", cfg: Config{Client: cli, Prefix: "/elevate"}, wantErr: `grants.prefix: must end with "/"`},
+		{desc: "negative default duration", cfg: Config{Client: cli, DefaultDuration: -time.Hour}, wantErr: "grants.default_duration: must not be negative"},
+		{desc: "negative max duration", cfg: Config{Client: cli, MaxDuration: -time.Hour}, wantErr: "grants.max_duration: must not be negative"},
+		{desc: "negative pending ttl", cfg: Config{Client: cli, PendingTTL: -time.Hour}, wantErr: "grants.pending_ttl: must not be negative"},
+		{desc: "negative stale after", cfg: Config{Client: cli, StaleAfter: -time.Second}, wantErr: "grants.stale_after: must not be negative"},
+		{desc: "stale after too short to probe", cfg: Config{Client: cli, StaleAfter: time.Millisecond}, wantErr: "grants.stale_after: must be at least 30ms"},
+		{desc: "default duration above the cap", cfg: Config{Client: cli, DefaultDuration: 9 * time.Hour, MaxDuration: 8 * time.Hour}, wantErr: "grants.default_duration: 9h0m0s exceeds grants.max_duration"},
+		{desc: "default duration above the default cap", cfg: Config{Client: cli, DefaultDuration: 200 * time.Hour}, wantErr: "grants.default_duration:"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			cfg := tc.cfg
+			err := cfg.Validate()
+			if tc.wantErr != "" {
+				require.ErrorContains(t, err, tc.wantErr)
+				_, nerr := New(tc.cfg)
+				require.ErrorContains(t, nerr, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			tc.check(t, cfg)
+		})
+	}
+}
+
+func TestDurationJSON(t *testing.T) {
+	tests := []struct {
+		desc    string
+		in      string
+		want    Duration
+		wantErr bool
+	}{
+		{desc: "hours", in: `"4h"`, want: Duration(4 * time.Hour)},
+		{desc: "canonical form", in: `"1h30m0s"`, want: Duration(90 * time.Minute)},
+		{desc: "zero", in: `"0s"`, want: 0},
+		{desc: "a number is refused", in: `3600`, wantErr: true},
+		{desc: "a bad unit is refused", in: `"4 hours"`, wantErr: true},
+		{desc: "null is refused", in: `null`, wantErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			var d Duration
+			err := json.Unmarshal([]byte(tc.in), &d)
+			if tc.wantErr {
+				require.Error(t, err)
+				return
+			}
+			require.NoError(t, err)
+			require.Equal(t, tc.want, d)
+			out, err := json.Marshal(d)
+			require.NoError(t, err)
+			require.Equal(t, `"`+time.Duration(tc.want).String()+`"`, string(out))
+		})
+	}
+}
+
+func TestRequestJSONShape(t *testing.T) {
+	start := clockStart.Add(time.Hour)
+	r := Request{ID: "req-1", Duration: Duration(4 * time.Hour), StartAt: &start, Status: StatusPending}
+	b, err := json.Marshal(r)
+	require.NoError(t, err)
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(b, &m))
+	require.Equal(t, "4h0m0s", m["duration"])
+	require.Equal(t, "pending", m["status"])
+	require.Contains(t, m, "start_at")
+	require.NotContains(t, m, "denial")
+	require.NotContains(t, m, "grant_start")
+
+	b, err = json.Marshal(Policy{ID: "pol-1", Approvals: 1})
+	require.NoError(t, err)
+	require.NotContains(t, string(b), "max_duration", "a policy without its own cap omits it")
+
+	b, err = json.Marshal(ControlPatch{Enabled: new(true)})
+	require.NoError(t, err)
+	require.JSONEq(t, `{"enabled":true}`, string(b))
+}
+
+func TestErrorFamilies(t *testing.T) {
+	tests := []struct {
+		desc   string
+		err    error
+		parent error
+	}{
+		{desc: "self approval is forbidden", err: ErrSelfApproval, parent: ErrForbidden},
+		{desc: "not an approver is forbidden", err: ErrNotApprover, parent: ErrForbidden},
+		{desc: "missing MFA is forbidden", err: ErrMFARequired, parent: ErrForbidden},
+		{desc: "not pending is a conflict", err: ErrNotPending, parent: ErrConflict},
+		{desc: "already approved is a conflict", err: ErrAlreadyApproved, parent: ErrConflict},
+		{desc: "not approved is a conflict", err: ErrNotApproved, parent: ErrConflict},
+		{desc: "a duplicate is a conflict", err: &DuplicateError{ExistingID: "req-1"}, parent: ErrConflict},
+	}
+	all := []error{ErrInvalid, ErrNotFound, ErrConflict, ErrForbidden, ErrUnavailable}
+	for _, tc := range tests {
+		t.Run(tc.desc, func(t *testing.T) {
+			wrapped := errors.Join(errors.New("context"), tc.err)
+			require.ErrorIs(t, wrapped, tc.err)
+			require.ErrorIs(t, wrapped, tc.parent)
+			for _, other := range all {
+				if other != tc.parent {
+					require.NotErrorIs(t, wrapped, other)
+				}
+			}
+		})
+	}
+	var dup *DuplicateError
+	require.ErrorAs(t, errors.Join(&DuplicateError{ExistingID: "req-7"}), &dup)
+	require.Equal(t, "req-7", dup.ExistingID)
+}

@@ -1,0 +1,423 @@
+// Package grants keeps elevate's live access state in etcd: access control
+// settings, approval policies, access requests and the grants they produce.
+//
+// A Store does two jobs. Its mutations (Submit, Approve, Deny, Revoke,
+// CreatePolicy, DeletePolicy, UpdateControl) each commit one etcd transaction
+// guarded by the mod revisions of every record the decision read, so two
+// concurrent decisions on one request cannot both win: the loser re-reads,
+// re-checks the rules and usually finds the request is no longer pending.
+// Its Run loop lists the state once at one revision and then follows a single
+// watch, so that the proxied path reads grants, policies and control settings
+// from memory (LiveGrants, Policies, Control) without an etcd round trip.
+//
+// A grant is bounded twice: its key is attached to an etcd lease that outlives
+// the grant's end by a small margin, and every read compares the grant's
+// window with the clock, so a grant stops being live at its end even while
+// the lease is still running.
+//
+// # Keys
+//
+// All keys live under Config.Prefix (default "/elevate/"); values are JSON.
+//
+//	PREFIX control                                 Control (absent: access control disabled)
+//	PREFIX policies/<policy id>                    Policy
+//	PREFIX requests/<request id>                   Request
+//	PREFIX grants/<grant id>                       Grant, attached to a lease
+//	PREFIX pending/<requester>/<scope>/<target>    index of the one pending request per
+//	                                               requester, scope and target
+//
+// In the pending index the requester and the target are path-escaped
+// (url.PathEscape), so a "/" in either cannot add a key level.
+//
+// # Errors
+//
+// Every refusal wraps one of the exported sentinel errors; match them with
+// errors.Is and errors.As. ErrForbidden is the parent of ErrSelfApproval,
+// ErrNotApprover and ErrMFARequired; ErrConflict is the parent of
+// ErrNotPending, ErrAlreadyApproved, ErrNotApproved and *DuplicateError.
+// ErrUnavailable wraps failures of etcd itself.
+package grants
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+)
+
+// Config configures a Store. The zero value of every field but Client
+// selects the documented default.
+type Config struct {
+	// Client is the etcd client the Store uses. Required.
+	Client *clientv3.Client
+	// Prefix is the key prefix of all state. Default "/elevate/"; it must
+	// start and end with "/".
+	Prefix string
+	// Now is the clock used for every rule and for Fresh. Default time.Now.
+	Now func() time.Time
+	// DefaultDuration is the grant duration of a request that asks for none.
+	// Default 4h.
+	DefaultDuration time.Duration
+	// MaxDuration caps every grant; an approval policy may set a lower cap.
+	// Default 168h (7 days).
+	MaxDuration time.Duration
+	// PendingTTL is how long a request may stay undecided before it
+	// expires. Default 24h.
+	PendingTTL time.Duration
+	// StaleAfter bounds how long ago the in-memory view may have last been
+	// confirmed against etcd for Fresh to report true. The view is probed
+	// every StaleAfter/3. Default 3s; at least 30ms.
+	StaleAfter time.Duration
+	// OnState, when set, is called after the first sync, after every re-list
+	// and after every change to control settings or policies, with the new
+	// state. Calls are serial, from the goroutine running Run.
+	OnState func(Control, []Policy)
+}
+
+// Defaults applied by Validate.
+const (
+	DefaultPrefix          = "/elevate/"
+	DefaultDefaultDuration = 4 * time.Hour
+	DefaultMaxDuration     = 7 * 24 * time.Hour
+	DefaultPendingTTL      = 24 * time.Hour
+	DefaultStaleAfter      = 3 * time.Second
+
+	minStaleAfter = 30 * time.Millisecond
+)
+
+// Validate fills in defaults and checks the configuration. Its messages name
+// the offending key, for example `grants.prefix: must start with "/"`.
+func (c *Config) Validate() error {
+	if c.Client == nil {
+		return errors.New("grants.client: required")
+	}
+	if c.Prefix == "" {
+		c.Prefix = DefaultPrefix
+	}
+	if !strings.HasPrefix(c.Prefix, "/") {
+		return errors.New(`grants.prefix: must start with "/"`)
+	}
+	if !strings.HasSuffix(c.Prefix, "/") {
+		return errors.New(`grants.prefix: must end with "/"`)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	for _, d := range []struct {
+		key string
+		v   *time.Duration
+		def time.Duration
+	}{
+		{"grants.default_duration", &c.DefaultDuration, DefaultDefaultDuration},
+		{"grants.max_duration", &c.MaxDuration, DefaultMaxDuration},
+		{"grants.pending_ttl", &c.PendingTTL, DefaultPendingTTL},
+		{"grants.stale_after", &c.StaleAfter, DefaultStaleAfter},
+	} {
+		if *d.v < 0 {
+			return fmt.Errorf("%s: must not be negative, got %s", d.key, *d.v)
+		}
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	if c.DefaultDuration > c.MaxDuration {
+		return fmt.Errorf("grants.default_duration: %s exceeds grants.max_duration (%s)", c.DefaultDuration, c.MaxDuration)
+	}
+	if c.StaleAfter < minStaleAfter {
+		return fmt.Errorf("grants.stale_after: must be at least %s, got %s", minStaleAfter, c.StaleAfter)
+	}
+	return nil
+}
+
+// Scope says what an approval policy or a request is about.
+type Scope string
+
+// Scopes.
+const (
+	ScopeTask      Scope = "task"
+	ScopeRole      Scope = "role"
+	ScopeRoleGroup Scope = "rolegroup"
+)
+
+func (s Scope) valid() bool {
+	return s == ScopeTask || s == ScopeRole || s == ScopeRoleGroup
+}
+
+// Status is the state of a request.
+type Status string
+
+// Statuses. A pending request becomes approved, denied or expired; an
+// approved one becomes revoked or expired.
+const (
+	StatusPending  Status = "pending"
+	StatusApproved Status = "approved"
+	StatusDenied   Status = "denied"
+	StatusExpired  Status = "expired"
+	StatusRevoked  Status = "revoked"
+)
+
+func (s Status) valid() bool {
+	switch s {
+	case StatusPending, StatusApproved, StatusDenied, StatusExpired, StatusRevoked:
+		return true
+	}
+	return false
+}
+
+// Approval types of a Policy.
+const (
+	ApprovalManual = "manual"
+	ApprovalAuto   = "auto"
+)
+
+// AutoApprover is the approver recorded on a request that an "auto" policy
+// approved.
+const AutoApprover = "auto"
+
+// Actor is an authenticated caller.
+type Actor struct {
+	Subject string
+	Groups  []string
+	MFA     bool
+}
+
+func (a Actor) inGroup(group string) bool {
+	return group != "" && slices.Contains(a.Groups, group)
+}
+
+// Control holds the organisation-wide access control settings.
+type Control struct {
+	// Enabled gates the tasks covered by an approval policy.
+	Enabled bool `json:"enabled"`
+	// DefaultApprovers is the approver group of policies that name none.
+	DefaultApprovers string `json:"default_approvers"`
+	// SystemAccounts are exempt from approval.
+	SystemAccounts []string `json:"system_accounts"`
+	// Revision is the etcd mod revision of the settings, 0 when never set.
+	Revision int64 `json:"-"`
+}
+
+// ControlPatch changes the control settings whose fields are set and leaves
+// the others alone.
+type ControlPatch struct {
+	Enabled          *bool     `json:"enabled,omitempty"`
+	DefaultApprovers *string   `json:"default_approvers,omitempty"`
+	SystemAccounts   *[]string `json:"system_accounts,omitempty"`
+}
+
+// Policy is an approval policy: calls to its target need an approved grant.
+type Policy struct {
+	ID     string `json:"id"`
+	Scope  Scope  `json:"scope"`
+	Target string `json:"target"`
+	// Approval is ApprovalManual or ApprovalAuto.
+	Approval string `json:"approval"`
+	// Approvers is the approver group; "" means the control settings'
+	// default approver group.
+	Approvers string `json:"approvers,omitempty"`
+	// Approvals is the number of distinct approvers required, at least 1.
+	Approvals int `json:"approvals"`
+	// MaxDuration caps the grants of this policy below Config.MaxDuration;
+	// 0 means no cap of its own.
+	MaxDuration Duration `json:"max_duration,omitempty"`
+	// RequireMFA requires approvers to have used multi-factor
+	// authentication.
+	RequireMFA bool      `json:"require_mfa,omitempty"`
+	CreatedBy  string    `json:"created_by"`
+	CreatedAt  time.Time `json:"created_at"`
+}
+
+// NewRequest is what a requester asks for.
+type NewRequest struct {
+	Requester Actor
+	Scope     Scope
+	Target    string
+	Reason    string
+	// Duration of the grant; 0 means Config.DefaultDuration, capped at the
+	// policy's maximum.
+	Duration time.Duration
+	// StartAt delays the grant's start; zero means it starts at approval.
+	StartAt time.Time
+	// PolicyID names the approval policy that covers Scope and Target.
+	PolicyID string
+}
+
+// Decision records one approval, denial or revocation.
+type Decision struct {
+	By      string    `json:"by"`
+	At      time.Time `json:"at"`
+	Comment string    `json:"comment,omitempty"`
+}
+
+// Request is an access request. Reads report its effective status: a pending
+// request past ExpiresAt and an approved one past GrantEnd read as expired.
+type Request struct {
+	// ID is "req-" followed by a time-ordered UUID (version 7).
+	ID        string   `json:"id"`
+	Requester string   `json:"requester"`
+	Scope     Scope    `json:"scope"`
+	Target    string   `json:"target"`
+	Reason    string   `json:"reason"`
+	Duration  Duration `json:"duration"`
+	// StartAt is the start time asked for, if any.
+	StartAt  *time.Time `json:"start_at,omitempty"`
+	Status   Status     `json:"status"`
+	PolicyID string     `json:"policy_id"`
+	// Approvers is the approver group in force: the policy's, else the
+	// control settings' default at submission.
+	Approvers         string     `json:"approvers"`
+	ApprovalsRequired int        `json:"approvals_required"`
+	Approvals         []Decision `json:"approvals,omitempty"`
+	Denial            *Decision  `json:"denial,omitempty"`
+	Revocation        *Decision  `json:"revocation,omitempty"`
+	CreatedAt         time.Time  `json:"created_at"`
+	// ExpiresAt is, while pending, when the request expires undecided and,
+	// once approved, when the grant ends.
+	ExpiresAt  time.Time  `json:"expires_at"`
+	GrantStart *time.Time `json:"grant_start,omitempty"`
+	GrantEnd   *time.Time `json:"grant_end,omitempty"`
+}
+
+// settle sets the status r has at now: a pending request past its expiry and
+// an approved one past its grant's end are expired. It reports whether the
+// status changed. Reads call it; a sweeper persisting expiry would call it on
+// a stored request and write the request back when it returns true.
+func (r *Request) settle(now time.Time) bool {
+	switch {
+	case r.Status == StatusPending && !now.Before(r.ExpiresAt),
+		r.Status == StatusApproved && r.GrantEnd != nil && !now.Before(*r.GrantEnd):
+		r.Status = StatusExpired
+		return true
+	}
+	return false
+}
+
+func (r *Request) approvedBy(subject string) bool {
+	for _, d := range r.Approvals {
+		if d.By == subject {
+			return true
+		}
+	}
+	return false
+}
+
+// Grant is the right an approved request confers: Subject may run Target
+// (of Scope) from NotBefore until ExpiresAt.
+type Grant struct {
+	ID        string    `json:"id"`
+	RequestID string    `json:"request_id"`
+	Subject   string    `json:"subject"`
+	Scope     Scope     `json:"scope"`
+	Target    string    `json:"target"`
+	NotBefore time.Time `json:"not_before"`
+	ExpiresAt time.Time `json:"expires_at"`
+	// Approvers are the subjects who approved the request ("auto" for an
+	// automatic approval).
+	Approvers []string `json:"approvers"`
+}
+
+func (g *Grant) liveAt(now time.Time) bool {
+	return !now.Before(g.NotBefore) && now.Before(g.ExpiresAt)
+}
+
+// Filter selects requests. Empty fields match everything; Limit <= 0 means
+// no limit.
+type Filter struct {
+	Status    Status
+	Requester string
+	Target    string
+	Limit     int
+}
+
+// Duration is a time.Duration that reads and writes JSON as a Go duration
+// string such as "4h0m0s".
+type Duration time.Duration
+
+// String formats d like time.Duration.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalJSON writes d as a duration string.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON reads a duration string such as "90m".
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("duration: want a string such as \"4h\": %w", err)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration: %w", err)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Sentinel errors. Each refusal wraps exactly one of them.
+var (
+	// ErrInvalid reports bad input; the message names the field.
+	ErrInvalid = errors.New("invalid input")
+	// ErrNotFound reports an unknown request or policy.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict is the parent of the refusals caused by the state of a
+	// request.
+	ErrConflict = errors.New("conflict")
+	// ErrForbidden is the parent of the refusals caused by who asks.
+	ErrForbidden = errors.New("forbidden")
+	// ErrUnavailable wraps failures of etcd and records that cannot be read.
+	ErrUnavailable = errors.New("access state unavailable")
+
+	// ErrNotPending: the request is no longer pending (decided or expired).
+	ErrNotPending error = &kindError{"request is not pending", ErrConflict}
+	// ErrAlreadyApproved: this approver has already approved the request.
+	ErrAlreadyApproved error = &kindError{"already approved by this approver", ErrConflict}
+	// ErrNotApproved: the request has no grant that could be revoked.
+	ErrNotApproved error = &kindError{"request is not approved or its grant has ended", ErrConflict}
+	// ErrSelfApproval: a requester may not decide their own request.
+	ErrSelfApproval error = &kindError{"a requester cannot decide their own request", ErrForbidden}
+	// ErrNotApprover: the caller is not in the request's approver group.
+	ErrNotApprover error = &kindError{"not a member of the approver group", ErrForbidden}
+	// ErrMFARequired: the approval policy requires multi-factor
+	// authentication of approvers.
+	ErrMFARequired error = &kindError{"the approval policy requires multi-factor authentication", ErrForbidden}
+)
+
+// kindError is a sentinel error with a parent sentinel.
+type kindError struct {
+	msg    string
+	parent error
+}
+
+func (e *kindError) Error() string { return e.msg }
+func (e *kindError) Unwrap() error { return e.parent }
+
+// DuplicateError refuses a second pending request for the same requester,
+// scope and target. It wraps ErrConflict.
+type DuplicateError struct {
+	// ExistingID is the pending request already there.
+	ExistingID string
+}
+
+func (e *DuplicateError) Error() string {
+	return "a pending request for this target already exists: " + e.ExistingID
+}
+
+// Unwrap returns ErrConflict.
+func (e *DuplicateError) Unwrap() error { return ErrConflict }
+
+func invalid(field, format string, args ...any) error {
+	return fmt.Errorf("%w: %s: %s", ErrInvalid, field, fmt.Sprintf(format, args...))
+}
+
+func unavailable(err error) error {
+	if errors.Is(err, ErrUnavailable) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}

@@ -1,0 +1,305 @@
+package policy
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
+)
+
+// Engine evaluates the decision of a policy bundle. It is safe for
+// concurrent use: Eval never blocks on SetState or Reload.
+type Engine struct {
+	cfg Config
+	cur atomic.Pointer[snapshot]
+
+	mu    sync.Mutex // serialises SetState and Reload
+	state ast.Value  // the last state written, carried over by Reload; nil before SetState
+}
+
+// New loads cfg.Bundle, compiles it and prepares the decision query. Until
+// SetState is first called, data.elevate_state is undefined (the default
+// bundle then denies every call).
+func New(ctx context.Context, cfg Config) (*Engine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	snap, err := build(ctx, cfg, cfg.Bundle, nil)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{cfg: cfg}
+	e.cur.Store(snap)
+	return e, nil
+}
+
+// Reload builds an engine state from bundle as New does, carrying over the
+// last State, and swaps it in atomically. On error the engine keeps the
+// bundle it had.
+func (e *Engine) Reload(ctx context.Context, bundle fs.FS) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	snap, err := build(ctx, e.cfg, bundle, e.state)
+	if err != nil {
+		return err
+	}
+	e.cur.Store(snap)
+	return nil
+}
+
+// SetState makes st visible to Rego as data.elevate_state (see the package
+// documentation for its shape), for every Eval that starts after SetState
+// returns. It refuses, with ErrInvalidState, a policy with an unknown scope,
+// an empty id or target, a repeated policy id, or an empty system account;
+// the engine then keeps the state it had.
+func (e *Engine) SetState(ctx context.Context, st State) error {
+	doc, err := stateDocument(st)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := storage.WriteOne(ctx, e.cur.Load().store, storage.AddOp, statePath, doc); err != nil {
+		return fmt.Errorf("policy: write state: %w", err)
+	}
+	e.state = doc
+	return nil
+}
+
+// Eval evaluates the decision for in at time now, which Rego sees as
+// time.now_ns(). On any error the Decision's Outcome is Deny.
+func (e *Engine) Eval(ctx context.Context, in Input, now time.Time) (Decision, error) {
+	if now.IsZero() {
+		return failed(), fmt.Errorf("%w: evaluation time is zero", ErrInvalidInput)
+	}
+	if err := ctx.Err(); err != nil {
+		return failed(), fmt.Errorf("policy: evaluate %s: %w", e.cfg.Query, err)
+	}
+	rs, err := e.cur.Load().decision.Eval(ctx,
+		rego.EvalParsedInput(in.value()),
+		rego.EvalTime(now),
+	)
+	if err != nil {
+		return failed(), fmt.Errorf("policy: evaluate %s: %w", e.cfg.Query, err)
+	}
+	if len(rs) == 0 {
+		return failed(), ErrUndefined
+	}
+	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+		return failed(), fmt.Errorf("%w: more than one result", ErrBadDecision)
+	}
+	v, _ := rs[0].Expressions[0].Value.(ast.Value)
+	d, err := parseDecision(v)
+	if err != nil {
+		return failed(), err
+	}
+	return d, nil
+}
+
+// Catalog returns a copy of the catalog of the current bundle.
+func (e *Engine) Catalog() Catalog {
+	return e.cur.Load().catalog.clone()
+}
+
+func failed() Decision {
+	return Decision{Outcome: Deny, Reason: "policy evaluation failed"}
+}
+
+var (
+	keyOutcome = ast.StringTerm("outcome")
+	keyTask    = ast.StringTerm("task")
+	keyGated   = ast.StringTerm("gated")
+	keyGrant   = ast.StringTerm("grant")
+	keyReason  = ast.StringTerm("reason")
+)
+
+// parseDecision reads the decision document: outcome and reason are
+// required strings; task and grant optional strings; gated an optional
+// boolean. Other keys are ignored.
+func parseDecision(v ast.Value) (Decision, error) {
+	obj, ok := v.(ast.Object)
+	if !ok {
+		return failed(), fmt.Errorf("%w: not an object", ErrBadDecision)
+	}
+	var d Decision
+	outcome, ok := stringField(obj, keyOutcome, true)
+	if !ok {
+		return failed(), fmt.Errorf("%w: outcome is not a string", ErrBadDecision)
+	}
+	switch d.Outcome = Outcome(outcome); d.Outcome {
+	case Allow, Deny, GrantRequired:
+	default:
+		return failed(), fmt.Errorf("%w: unknown outcome %q", ErrBadDecision, outcome)
+	}
+	if d.Reason, ok = stringField(obj, keyReason, true); !ok {
+		return failed(), fmt.Errorf("%w: reason is not a string", ErrBadDecision)
+	}
+	if d.Task, ok = stringField(obj, keyTask, false); !ok {
+		return failed(), fmt.Errorf("%w: task is not a string", ErrBadDecision)
+	}
+	if d.GrantID, ok = stringField(obj, keyGrant, false); !ok {
+		return failed(), fmt.Errorf("%w: grant is not a string", ErrBadDecision)
+	}
+	if t := obj.Get(keyGated); t != nil {
+		b, ok := t.Value.(ast.Boolean)
+		if !ok {
+			return failed(), fmt.Errorf("%w: gated is not a boolean", ErrBadDecision)
+		}
+		d.Gated = bool(b)
+	}
+	return d, nil
+}
+
+func stringField(obj ast.Object, key *ast.Term, required bool) (string, bool) {
+	t := obj.Get(key)
+	if t == nil {
+		return "", !required
+	}
+	s, ok := t.Value.(ast.String)
+	return string(s), ok
+}
+
+var (
+	keyMethod      = ast.StringTerm("method")
+	keyUpstream    = ast.StringTerm("upstream")
+	keyHost        = ast.StringTerm("host")
+	keyPath        = ast.StringTerm("path")
+	keyQuery       = ast.StringTerm("query")
+	keySubject     = ast.StringTerm("subject")
+	keyGrants      = ast.StringTerm("grants")
+	keyID          = ast.StringTerm("id")
+	keyGroups      = ast.StringTerm("groups")
+	keyMFA         = ast.StringTerm("mfa")
+	keyEmail       = ast.StringTerm("email")
+	keyRequestID   = ast.StringTerm("request_id")
+	keyScope       = ast.StringTerm("scope")
+	keyTarget      = ast.StringTerm("target")
+	keyNotBefore   = ast.StringTerm("not_before_ns")
+	keyExpiresAt   = ast.StringTerm("expires_at_ns")
+	keyControl     = ast.StringTerm("control")
+	keyEnabled     = ast.StringTerm("enabled")
+	keyDefaultAppr = ast.StringTerm("default_approvers")
+	keySystemAccts = ast.StringTerm("system_accounts")
+	keyPolicies    = ast.StringTerm("policies")
+	keyApproval    = ast.StringTerm("approval")
+	keyApprovers   = ast.StringTerm("approvers")
+)
+
+// value is in as the Rego input document, built directly as AST so that no
+// JSON round trip happens per call.
+func (in Input) value() ast.Value {
+	subject := []([2]*ast.Term){
+		ast.Item(keyID, ast.StringTerm(in.Subject.ID)),
+		ast.Item(keyGroups, stringArray(in.Subject.Groups)),
+		ast.Item(keyMFA, ast.InternedTerm(in.Subject.MFA)),
+	}
+	if in.Subject.Email != "" {
+		subject = append(subject, ast.Item(keyEmail, ast.StringTerm(in.Subject.Email)))
+	}
+
+	query := ast.NewObjectWithCapacity(len(in.Query))
+	for k, vs := range in.Query {
+		query.Insert(ast.StringTerm(k), stringArray(vs))
+	}
+
+	grants := make([]*ast.Term, len(in.Grants))
+	for i, g := range in.Grants {
+		grants[i] = ast.ObjectTerm(
+			ast.Item(keyID, ast.StringTerm(g.ID)),
+			ast.Item(keyRequestID, ast.StringTerm(g.RequestID)),
+			ast.Item(keyScope, ast.StringTerm(g.Scope)),
+			ast.Item(keyTarget, ast.StringTerm(g.Target)),
+			ast.Item(keyNotBefore, intTerm(unixNano(g.NotBefore))),
+			ast.Item(keyExpiresAt, intTerm(unixNano(g.ExpiresAt))),
+		)
+	}
+
+	return ast.NewObject(
+		ast.Item(keyMethod, ast.StringTerm(in.Method)),
+		ast.Item(keyUpstream, ast.StringTerm(in.Upstream)),
+		ast.Item(keyHost, ast.StringTerm(in.Host)),
+		ast.Item(keyPath, stringArray(in.Path)),
+		ast.Item(keyQuery, ast.NewTerm(query)),
+		ast.Item(keySubject, ast.ObjectTerm(subject...)),
+		ast.Item(keyGrants, ast.ArrayTerm(grants...)),
+	)
+}
+
+func stringArray(ss []string) *ast.Term {
+	ts := make([]*ast.Term, len(ss))
+	for i, s := range ss {
+		ts[i] = ast.StringTerm(s)
+	}
+	return ast.ArrayTerm(ts...)
+}
+
+func intTerm(n int64) *ast.Term {
+	return ast.NumberTerm(json.Number(strconv.FormatInt(n, 10)))
+}
+
+// stateDocument checks st and builds data.elevate_state from it.
+func stateDocument(st State) (ast.Value, error) {
+	accounts := ast.NewObjectWithCapacity(len(st.Control.SystemAccounts))
+	for _, id := range st.Control.SystemAccounts {
+		if id == "" {
+			return nil, fmt.Errorf("%w: control.system_accounts: empty subject id", ErrInvalidState)
+		}
+		accounts.Insert(ast.StringTerm(id), ast.InternedTerm(true))
+	}
+
+	// scope -> target -> policies
+	byTarget := map[string]map[string][]ApprovalPolicy{ScopeTask: {}, ScopeRole: {}, ScopeRoleGroup: {}}
+	seen := make(map[string]bool, len(st.Policies))
+	for i, p := range st.Policies {
+		targets, ok := byTarget[p.Scope]
+		switch {
+		case p.ID == "":
+			return nil, fmt.Errorf("%w: policies[%d].id: empty", ErrInvalidState, i)
+		case seen[p.ID]:
+			return nil, fmt.Errorf("%w: policies[%d].id: %q is repeated", ErrInvalidState, i, p.ID)
+		case !ok:
+			return nil, fmt.Errorf("%w: policies[%d].scope: %q is not task, role or rolegroup", ErrInvalidState, i, p.Scope)
+		case p.Target == "":
+			return nil, fmt.Errorf("%w: policies[%d].target: empty", ErrInvalidState, i)
+		}
+		seen[p.ID] = true
+		targets[p.Target] = append(targets[p.Target], p)
+	}
+
+	policies := ast.NewObjectWithCapacity(len(byTarget))
+	for _, scope := range []string{ScopeTask, ScopeRole, ScopeRoleGroup} {
+		targets := ast.NewObjectWithCapacity(len(byTarget[scope]))
+		for target, ps := range byTarget[scope] {
+			byID := ast.NewObjectWithCapacity(len(ps))
+			for _, p := range ps {
+				byID.Insert(ast.StringTerm(p.ID), ast.ObjectTerm(
+					ast.Item(keyID, ast.StringTerm(p.ID)),
+					ast.Item(keyScope, ast.StringTerm(p.Scope)),
+					ast.Item(keyTarget, ast.StringTerm(p.Target)),
+					ast.Item(keyApproval, ast.StringTerm(p.Approval)),
+					ast.Item(keyApprovers, ast.StringTerm(p.Approvers)),
+				))
+			}
+			targets.Insert(ast.StringTerm(target), ast.NewTerm(byID))
+		}
+		policies.Insert(ast.StringTerm(scope), ast.NewTerm(targets))
+	}
+
+	return ast.NewObject(
+		ast.Item(keyControl, ast.ObjectTerm(
+			ast.Item(keyEnabled, ast.InternedTerm(st.Control.Enabled)),
+			ast.Item(keyDefaultAppr, ast.StringTerm(st.Control.DefaultApprovers)),
+			ast.Item(keySystemAccts, ast.NewTerm(accounts)),
+		)),
+		ast.Item(keyPolicies, ast.NewTerm(policies)),
+	), nil
+}

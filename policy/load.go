@@ -1,0 +1,323 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/open-policy-agent/opa/v1/ast"
+	"github.com/open-policy-agent/opa/v1/rego"
+	"github.com/open-policy-agent/opa/v1/storage"
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
+	"github.com/open-policy-agent/opa/v1/util"
+)
+
+// stateKey is the root document SetState writes: data.elevate_state.
+const stateKey = "elevate_state"
+
+var statePath = storage.Path{stateKey}
+
+// snapshot is one loaded bundle: its store, its prepared decision query and
+// its catalog. A snapshot is never changed after it is published, except for
+// the state written to its store.
+type snapshot struct {
+	store    storage.Store
+	decision rego.PreparedEvalQuery
+	catalog  Catalog
+}
+
+// build loads, compiles and prepares bundle. state, if not nil, is written to
+// the new store before the snapshot is returned.
+func build(ctx context.Context, cfg Config, bundle fs.FS, state ast.Value) (*snapshot, error) {
+	if bundle == nil {
+		return nil, fmt.Errorf("%w: no bundle", ErrInvalidBundle)
+	}
+	modules, data, err := readBundle(bundle)
+	if err != nil {
+		return nil, err
+	}
+
+	store := inmem.NewFromObjectWithOpts(data, inmem.OptReturnASTValuesOnRead(true))
+	if state != nil {
+		if err := storage.WriteOne(ctx, store, storage.AddOp, statePath, state); err != nil {
+			return nil, fmt.Errorf("policy: write state: %w", err)
+		}
+	}
+
+	compiler, err := compile(ctx, store, modules)
+	if err != nil {
+		return nil, err
+	}
+
+	decisionRef, err := parseDataRef(cfg.Query)
+	if err != nil {
+		return nil, fmt.Errorf("policy.query: %w", err)
+	}
+	if len(compiler.GetRules(decisionRef)) == 0 {
+		return nil, fmt.Errorf("%w: no rule defines %s", ErrInvalidBundle, decisionRef)
+	}
+	decision, err := rego.New(
+		rego.ParsedQuery(ast.NewBody(ast.NewExpr(ast.NewTerm(decisionRef)))),
+		rego.Compiler(compiler),
+		rego.Store(store),
+		rego.StrictBuiltinErrors(true),
+		rego.GenerateJSON(func(t *ast.Term, _ *rego.EvalContext) (any, error) { return t.Value, nil }),
+	).PrepareForEval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: prepare %s: %w", ErrInvalidBundle, decisionRef, err)
+	}
+
+	catalog, err := readCatalog(ctx, cfg, compiler, store)
+	if err != nil {
+		return nil, err
+	}
+	return &snapshot{store: store, decision: decision, catalog: catalog}, nil
+}
+
+// readBundle walks bundle for modules and data files. Names starting with "."
+// are skipped, as are files that are neither.
+func readBundle(bundle fs.FS) (map[string]*ast.Module, map[string]any, error) {
+	modules := map[string]*ast.Module{}
+	data := map[string]any{}
+	err := fs.WalkDir(bundle, ".", func(name string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrInvalidBundle, err)
+		}
+		base := d.Name()
+		if name != "." && strings.HasPrefix(base, ".") {
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if d.IsDir() {
+			return nil
+		}
+		switch {
+		case strings.HasSuffix(base, "_test.rego"):
+			return nil
+		case strings.HasSuffix(base, ".rego"):
+			src, err := fs.ReadFile(bundle, name)
+			if err != nil {
+				return fmt.Errorf("%w: %w", ErrInvalidBundle, err)
+			}
+			m, err := ast.ParseModuleWithOpts(name, string(src), ast.ParserOptions{RegoVersion: ast.RegoV1})
+			if err != nil {
+				return fmt.Errorf("%w: %w", ErrInvalidBundle, err)
+			}
+			if m.Package.Path.HasPrefix(ast.DefaultRootRef.Append(ast.StringTerm(stateKey))) {
+				return fmt.Errorf("%w: %s:%d: package %s is reserved for the engine's state",
+					ErrInvalidBundle, name, m.Package.Location.Row, m.Package.Path)
+			}
+			modules[name] = m
+		case base == "data.json" || base == "data.yaml" || base == "data.yml":
+			src, err := fs.ReadFile(bundle, name)
+			if err != nil {
+				return fmt.Errorf("%w: %w", ErrInvalidBundle, err)
+			}
+			var doc any
+			if base == "data.json" {
+				err = util.UnmarshalJSON(src, &doc)
+			} else {
+				err = util.Unmarshal(src, &doc)
+			}
+			if err != nil {
+				return fmt.Errorf("%w: %s: %w", ErrInvalidBundle, name, err)
+			}
+			obj, ok := doc.(map[string]any)
+			if !ok {
+				return fmt.Errorf("%w: %s: data must be an object", ErrInvalidBundle, name)
+			}
+			if err := mergeAt(data, dirSegments(name), obj); err != nil {
+				return fmt.Errorf("%w: %s: %w", ErrInvalidBundle, name, err)
+			}
+			if _, ok := data[stateKey]; ok {
+				return fmt.Errorf("%w: %s: data.%s is reserved for the engine's state", ErrInvalidBundle, name, stateKey)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(modules) == 0 {
+		return nil, nil, fmt.Errorf("%w: no .rego module", ErrInvalidBundle)
+	}
+	return modules, data, nil
+}
+
+// dirSegments returns the directories of a slash-separated file name.
+func dirSegments(name string) []string {
+	dir := path.Dir(name)
+	if dir == "." {
+		return nil
+	}
+	return strings.Split(dir, "/")
+}
+
+// mergeAt merges obj into data at the path segs. Objects merge key by key;
+// any other value may be given once only.
+func mergeAt(data map[string]any, segs []string, obj map[string]any) error {
+	for i, seg := range segs {
+		next, ok := data[seg]
+		if !ok {
+			next = map[string]any{}
+			data[seg] = next
+		}
+		m, ok := next.(map[string]any)
+		if !ok {
+			return fmt.Errorf("data.%s is already set by another data file", strings.Join(segs[:i+1], "."))
+		}
+		data = m
+	}
+	return merge(data, obj, segs)
+}
+
+func merge(dst, src map[string]any, at []string) error {
+	for k, v := range src {
+		here := append(slices.Clip(at), k)
+		old, ok := dst[k]
+		if !ok {
+			dst[k] = v
+			continue
+		}
+		oldObj, ok1 := old.(map[string]any)
+		newObj, ok2 := v.(map[string]any)
+		if !ok1 || !ok2 {
+			return fmt.Errorf("data.%s is already set by another data file", strings.Join(here, "."))
+		}
+		if err := merge(oldObj, newObj, here); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// compile compiles modules against the base documents in store, so that a
+// rule and a data file cannot define the same path.
+func compile(ctx context.Context, store storage.Store, modules map[string]*ast.Module) (*ast.Compiler, error) {
+	txn, err := store.NewTransaction(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("policy: open store: %w", err)
+	}
+	defer store.Abort(ctx, txn)
+
+	compiler := ast.NewCompiler().
+		WithDefaultRegoVersion(ast.RegoV1).
+		WithPathConflictsCheck(storage.NonEmpty(ctx, store, txn))
+	compiler.Compile(modules)
+	if compiler.Failed() {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidBundle, compiler.Errors)
+	}
+	return compiler, nil
+}
+
+// readCatalog evaluates the catalog index once. An undefined index is an
+// empty catalog; an index of the wrong shape, or one that lists errors, makes
+// the bundle invalid.
+func readCatalog(ctx context.Context, cfg Config, compiler *ast.Compiler, store storage.Store) (Catalog, error) {
+	cat := Catalog{Tasks: map[string]TaskInfo{}, Roles: map[string][]string{}, RoleGroups: map[string][]string{}}
+	ref, err := parseDataRef(cfg.CatalogQuery)
+	if err != nil {
+		return cat, fmt.Errorf("policy.catalog_query: %w", err)
+	}
+	rs, err := rego.New(
+		rego.ParsedQuery(ast.NewBody(ast.NewExpr(ast.NewTerm(ref)))),
+		rego.Compiler(compiler),
+		rego.Store(store),
+		rego.StrictBuiltinErrors(true),
+	).Eval(ctx)
+	if err != nil {
+		return cat, fmt.Errorf("%w: evaluate %s: %w", ErrInvalidBundle, ref, err)
+	}
+	if len(rs) == 0 {
+		return cat, nil
+	}
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s: "+format, append([]any{ErrInvalidBundle, ref}, args...)...)
+	}
+	if len(rs) != 1 || len(rs[0].Expressions) != 1 {
+		return cat, bad("more than one result")
+	}
+	doc, ok := rs[0].Expressions[0].Value.(map[string]any)
+	if !ok {
+		return cat, bad("not an object")
+	}
+
+	if errs, ok := doc["errors"]; ok {
+		list, ok := errs.([]any)
+		if !ok {
+			return cat, bad("errors is not a set")
+		}
+		if len(list) > 0 {
+			msgs := make([]string, 0, len(list))
+			for _, e := range list {
+				msgs = append(msgs, fmt.Sprint(e))
+			}
+			slices.Sort(msgs)
+			return cat, bad("%s", strings.Join(msgs, "; "))
+		}
+	}
+
+	if v, ok := doc["tasks"]; ok {
+		tasks, ok := v.(map[string]any)
+		if !ok {
+			return cat, bad("tasks is not an object")
+		}
+		for name, v := range tasks {
+			info, ok := v.(map[string]any)
+			if !ok {
+				return cat, bad("task %s is not an object", name)
+			}
+			var ti TaskInfo
+			if ti.Upstream, ok = info["upstream"].(string); !ok || ti.Upstream == "" {
+				return cat, bad("task %s names no upstream", name)
+			}
+			if r, ok := info["read"]; ok {
+				if ti.Read, ok = r.(bool); !ok {
+					return cat, bad("task %s: read is not a boolean", name)
+				}
+			}
+			if d, ok := info["description"]; ok {
+				if ti.Description, ok = d.(string); !ok {
+					return cat, bad("task %s: description is not a string", name)
+				}
+			}
+			cat.Tasks[name] = ti
+		}
+	}
+
+	for key, into := range map[string]map[string][]string{"roles": cat.Roles, "role_groups": cat.RoleGroups} {
+		v, ok := doc[key]
+		if !ok {
+			continue
+		}
+		sets, ok := v.(map[string]any)
+		if !ok {
+			return cat, bad("%s is not an object", key)
+		}
+		for name, v := range sets {
+			list, ok := v.([]any)
+			if !ok {
+				return cat, bad("%s %s is not a set of task names", key, name)
+			}
+			tasks := make([]string, 0, len(list))
+			for _, t := range list {
+				task, ok := t.(string)
+				if !ok {
+					return cat, bad("%s %s is not a set of task names", key, name)
+				}
+				if _, known := cat.Tasks[task]; !known {
+					return cat, bad("%s %s lists unknown task %s", key, name, task)
+				}
+				tasks = append(tasks, task)
+			}
+			slices.Sort(tasks)
+			into[name] = slices.Compact(tasks)
+		}
+	}
+	return cat, nil
+}

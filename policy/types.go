@@ -1,0 +1,195 @@
+package policy
+
+import (
+	"encoding/json"
+	"math"
+	"slices"
+	"time"
+)
+
+// Input is one proxied call as Rego sees it (input). The JSON names are the
+// Rego contract: input.method, input.upstream, input.host, input.path,
+// input.query, input.subject and input.grants. Nil slices and maps reach Rego
+// as empty arrays and objects.
+type Input struct {
+	Method   string              `json:"method"`   // upper case
+	Upstream string              `json:"upstream"` // configured upstream name, e.g. "exchange"
+	Host     string              `json:"host"`     // lower-case host without port
+	Path     []string            `json:"path"`     // decoded segments after the route prefix (a segment may contain "/")
+	Query    map[string][]string `json:"query"`
+	Subject  Subject             `json:"subject"`
+	Grants   []Grant             `json:"grants"` // the caller's live grants only
+}
+
+// Subject is the authenticated caller (input.subject).
+type Subject struct {
+	ID     string   `json:"id"`
+	Groups []string `json:"groups"`
+	MFA    bool     `json:"mfa"`
+	Email  string   `json:"email,omitempty"`
+}
+
+// Grant is one of the caller's grants (an element of input.grants). Rego sees
+// id, request_id, scope ("task", "role" or "rolegroup"), target,
+// not_before_ns and expires_at_ns, the times as Unix nanoseconds; a zero time
+// is 0, so a grant without an end is never live.
+type Grant struct {
+	ID        string
+	RequestID string
+	Scope     string
+	Target    string
+	NotBefore time.Time
+	ExpiresAt time.Time
+}
+
+// MarshalJSON encodes g as Rego sees it.
+func (g Grant) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		ID          string `json:"id"`
+		RequestID   string `json:"request_id"`
+		Scope       string `json:"scope"`
+		Target      string `json:"target"`
+		NotBeforeNS int64  `json:"not_before_ns"`
+		ExpiresAtNS int64  `json:"expires_at_ns"`
+	}{g.ID, g.RequestID, g.Scope, g.Target, unixNano(g.NotBefore), unixNano(g.ExpiresAt)})
+}
+
+var (
+	minUnixNano = time.Unix(0, math.MinInt64)
+	maxUnixNano = time.Unix(0, math.MaxInt64)
+)
+
+// unixNano is t in Unix nanoseconds: 0 for the zero time, clamped to the
+// int64 range otherwise.
+func unixNano(t time.Time) int64 {
+	switch {
+	case t.IsZero():
+		return 0
+	case t.Before(minUnixNano):
+		return math.MinInt64
+	case t.After(maxUnixNano):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+// State is what SetState makes visible to Rego as data.elevate_state.
+type State struct {
+	Control  Control
+	Policies []ApprovalPolicy
+}
+
+// Control holds the organisation's access-control settings. Rego sees
+// enabled, default_approvers and system_accounts (an object keyed by subject
+// id, each value true).
+type Control struct {
+	Enabled          bool
+	DefaultApprovers string
+	SystemAccounts   []string
+}
+
+// ApprovalPolicy makes a task, or every task of a role or role group, need a
+// grant while access control is enabled. Rego sees id, scope ("task", "role"
+// or "rolegroup"), target, approval and approvers.
+type ApprovalPolicy struct {
+	ID        string
+	Scope     string
+	Target    string
+	Approval  string
+	Approvers string
+}
+
+// Outcome is the verdict of a Decision.
+type Outcome string
+
+// Outcomes.
+const (
+	Allow         Outcome = "allow"
+	Deny          Outcome = "deny"
+	GrantRequired Outcome = "grant_required"
+)
+
+// Decision is the verdict on one call.
+type Decision struct {
+	Outcome Outcome `json:"outcome"`
+	Task    string  `json:"task,omitempty"`  // the task of the call; "" if none or more than one matched
+	Gated   bool    `json:"gated"`           // whether the task needs a grant
+	GrantID string  `json:"grant,omitempty"` // the grant that allowed the call
+	Reason  string  `json:"reason"`
+}
+
+// Scopes of approval policies and grants.
+const (
+	ScopeTask      = "task"
+	ScopeRole      = "role"
+	ScopeRoleGroup = "rolegroup"
+)
+
+// Catalog is what a bundle knows of tasks, roles and role groups.
+type Catalog struct {
+	Tasks      map[string]TaskInfo // every task name known to the bundle
+	Roles      map[string][]string // role -> its tasks, sorted
+	RoleGroups map[string][]string // role group -> its tasks, sorted, including those of its roles
+}
+
+// TaskInfo describes a task.
+type TaskInfo struct {
+	Upstream    string `json:"upstream"`
+	Read        bool   `json:"read"`
+	Description string `json:"description,omitempty"`
+}
+
+// Has reports whether the catalog knows target in scope ("task", "role" or
+// "rolegroup").
+func (c Catalog) Has(scope, target string) bool {
+	switch scope {
+	case ScopeTask:
+		_, ok := c.Tasks[target]
+		return ok
+	case ScopeRole:
+		_, ok := c.Roles[target]
+		return ok
+	case ScopeRoleGroup:
+		_, ok := c.RoleGroups[target]
+		return ok
+	}
+	return false
+}
+
+// TasksOf returns the tasks that target in scope covers, sorted; nil if the
+// catalog does not know it.
+func (c Catalog) TasksOf(scope, target string) []string {
+	switch scope {
+	case ScopeTask:
+		if _, ok := c.Tasks[target]; ok {
+			return []string{target}
+		}
+	case ScopeRole:
+		if tasks, ok := c.Roles[target]; ok {
+			return slices.Clone(tasks)
+		}
+	case ScopeRoleGroup:
+		if tasks, ok := c.RoleGroups[target]; ok {
+			return slices.Clone(tasks)
+		}
+	}
+	return nil
+}
+
+func (c Catalog) clone() Catalog {
+	out := Catalog{
+		Tasks:      make(map[string]TaskInfo, len(c.Tasks)),
+		Roles:      make(map[string][]string, len(c.Roles)),
+		RoleGroups: make(map[string][]string, len(c.RoleGroups)),
+	}
+	for k, v := range c.Tasks {
+		out.Tasks[k] = v
+	}
+	for k, v := range c.Roles {
+		out.Roles[k] = slices.Clone(v)
+	}
+	for k, v := range c.RoleGroups {
+		out.RoleGroups[k] = slices.Clone(v)
+	}
+	return out
+}
