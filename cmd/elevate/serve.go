@@ -267,16 +267,17 @@ elevate is running in dev mode.
   control  http://%[2]s   (side API under /v1/)
   data     %[3]s   (embedded etcd, dev issuer key, audit.log)
 
-Try it (Microsoft 365 PAM's four steps), in another terminal:
-  export ELEVATE_SERVER=http://%[2]s
+Try it (Microsoft 365 PAM's four steps) in another terminal, from this directory:
+  export PATH=$PWD/bin:$PATH ELEVATE_SERVER=http://%[2]s
   ADMIN=$(elevate token --sub ada --groups admins,approvers)
-  USER=$(elevate token --sub bob)
-  elevate --token "$ADMIN" control enable --approvers approvers          # 1-2: approver group, enable
-  elevate --token "$ADMIN" policy new --task 'Exchange\New-MoveRequest' --approval manual   # 3: policy
-  curl -s -X POST -H "Authorization: Bearer $USER" http://%[1]s/exchange/mailboxes/alice/move-requests   # 403
-  elevate --token "$USER" request new --task 'Exchange\New-MoveRequest' --reason 'move alice to DB02' --duration 1h
-  elevate --token "$ADMIN" request approve REQUEST_ID --comment ok          # 4: request, approve
-  curl -s -X POST -H "Authorization: Bearer $USER" http://%[1]s/exchange/mailboxes/alice/move-requests   # 201
+  BOB=$(elevate token --sub bob)
+  elevate --token "$ADMIN" control enable --approvers approvers                        # 1-2
+  elevate --token "$ADMIN" policy new --task 'Exchange\New-MoveRequest' --approval manual  # 3
+  curl -s -X POST -H "Authorization: Bearer $BOB" http://%[1]s/exchange/mailboxes/alice/move-requests  # 403
+  ID=$(elevate --token "$BOB" request new --task 'Exchange\New-MoveRequest' --reason 'move alice' --duration 2m -q)
+  elevate --token "$ADMIN" request approve "$ID" --comment ok                          # 4
+  curl -s -X POST -H "Authorization: Bearer $BOB" http://%[1]s/exchange/mailboxes/alice/move-requests  # 201
+The README walks through it step by step.
 
 `, proxyAddr, controlAddr, dd)
 }
