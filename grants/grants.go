@@ -76,6 +76,32 @@ type Config struct {
 	// and after every change to control settings or policies, with the new
 	// state. Calls are serial, from the goroutine running Run.
 	OnState func(Control, []Policy)
+	// OnEvent, when set, is called once for every change of a request's
+	// status (see Event), by the Store whose etcd transaction made the
+	// change, right after it committed. Calls may come from several
+	// goroutines at once and must not block.
+	OnEvent func(Event)
+	// SweepInterval is how often the leader among the Stores sharing
+	// Prefix writes back the requests that have expired. Default 1s; at
+	// least 10ms.
+	SweepInterval time.Duration
+	// ElectionTTL is the TTL of the lease that holds a Store's leadership:
+	// a leader that vanishes without resigning is replaced after about this
+	// long. Default 5s; at least 1s; rounded up to whole seconds.
+	ElectionTTL time.Duration
+	// MaxPolicies caps the number of approval policies. Default 0: no cap.
+	MaxPolicies int
+	// BreakGlassDuration is the grant duration of a break-glass request that
+	// asks for none. Default 1h, or BreakGlassMax when that is lower.
+	BreakGlassDuration time.Duration
+	// BreakGlassMax caps break-glass grants. Default 4h, or MaxDuration when
+	// that is lower; at most MaxDuration.
+	BreakGlassMax time.Duration
+	// BreakGlassReviewers is the approver group of break-glass requests:
+	// it is notified and, besides the requester, may revoke the grant.
+	// Optional: the default approver group of the control settings when
+	// empty.
+	BreakGlassReviewers string
 }
 
 // Defaults applied by Validate.
@@ -85,8 +111,14 @@ const (
 	DefaultMaxDuration     = 7 * 24 * time.Hour
 	DefaultPendingTTL      = 24 * time.Hour
 	DefaultStaleAfter      = 3 * time.Second
+	DefaultSweepInterval   = time.Second
+	DefaultElectionTTL     = 5 * time.Second
+	DefaultBreakGlass      = time.Hour
+	DefaultBreakGlassMax   = 4 * time.Hour
 
-	minStaleAfter = 30 * time.Millisecond
+	minStaleAfter    = 30 * time.Millisecond
+	minSweepInterval = 10 * time.Millisecond
+	minElectionTTL   = time.Second
 )
 
 // Validate fills in defaults and checks the configuration. Its messages name
@@ -116,6 +148,8 @@ func (c *Config) Validate() error {
 		{"grants.max_duration", &c.MaxDuration, DefaultMaxDuration},
 		{"grants.pending_ttl", &c.PendingTTL, DefaultPendingTTL},
 		{"grants.stale_after", &c.StaleAfter, DefaultStaleAfter},
+		{"grants.sweep_interval", &c.SweepInterval, DefaultSweepInterval},
+		{"grants.election_ttl", &c.ElectionTTL, DefaultElectionTTL},
 	} {
 		if *d.v < 0 {
 			return fmt.Errorf("%s: must not be negative, got %s", d.key, *d.v)
@@ -130,6 +164,32 @@ func (c *Config) Validate() error {
 	if c.StaleAfter < minStaleAfter {
 		return fmt.Errorf("grants.stale_after: must be at least %s, got %s", minStaleAfter, c.StaleAfter)
 	}
+	if c.SweepInterval < minSweepInterval {
+		return fmt.Errorf("grants.sweep_interval: must be at least %s, got %s", minSweepInterval, c.SweepInterval)
+	}
+	if c.ElectionTTL < minElectionTTL {
+		return fmt.Errorf("grants.election_ttl: must be at least %s, got %s", minElectionTTL, c.ElectionTTL)
+	}
+	if c.MaxPolicies < 0 {
+		return fmt.Errorf("grants.max_policies: must not be negative, got %d", c.MaxPolicies)
+	}
+	switch {
+	case c.BreakGlassMax < 0:
+		return fmt.Errorf("grants.break_glass_max: must not be negative, got %s", c.BreakGlassMax)
+	case c.BreakGlassMax == 0:
+		c.BreakGlassMax = min(DefaultBreakGlassMax, c.MaxDuration)
+	case c.BreakGlassMax > c.MaxDuration:
+		return fmt.Errorf("grants.break_glass_max: %s exceeds grants.max_duration (%s)", c.BreakGlassMax, c.MaxDuration)
+	}
+	switch {
+	case c.BreakGlassDuration < 0:
+		return fmt.Errorf("grants.break_glass_duration: must not be negative, got %s", c.BreakGlassDuration)
+	case c.BreakGlassDuration == 0:
+		c.BreakGlassDuration = min(DefaultBreakGlass, c.BreakGlassMax)
+	case c.BreakGlassDuration > c.BreakGlassMax:
+		return fmt.Errorf("grants.break_glass_duration: %s exceeds grants.break_glass_max (%s)", c.BreakGlassDuration, c.BreakGlassMax)
+	}
+	c.BreakGlassReviewers = strings.TrimSpace(c.BreakGlassReviewers)
 	return nil
 }
 
@@ -178,11 +238,21 @@ const (
 // approved.
 const AutoApprover = "auto"
 
+// BreakGlassApprover is the approver recorded on a break-glass request.
+const BreakGlassApprover = "break-glass"
+
+// ReviewPending is the Review of a break-glass request that nobody has
+// reviewed yet.
+const ReviewPending = "pending"
+
 // Actor is an authenticated caller.
 type Actor struct {
 	Subject string
 	Groups  []string
 	MFA     bool
+	// Email is the actor's address from their token, if any; a request
+	// keeps its requester's for notifications.
+	Email string
 }
 
 func (a Actor) inGroup(group string) bool {
@@ -224,11 +294,24 @@ type Policy struct {
 	// MaxDuration caps the grants of this policy below Config.MaxDuration;
 	// 0 means no cap of its own.
 	MaxDuration Duration `json:"max_duration,omitempty"`
-	// RequireMFA requires approvers to have used multi-factor
-	// authentication.
-	RequireMFA bool      `json:"require_mfa,omitempty"`
-	CreatedBy  string    `json:"created_by"`
-	CreatedAt  time.Time `json:"created_at"`
+	// RequireMFA is the approver rule: approvers must have used
+	// multi-factor authentication.
+	RequireMFA bool `json:"require_mfa,omitempty"`
+	// RequireRequesterMFA is the requester rule: Submit refuses a requester
+	// who has not used multi-factor authentication.
+	RequireRequesterMFA bool `json:"require_requester_mfa,omitempty"`
+	// MinReasonLength is the least number of characters of a request's
+	// reason; 0 means any non-empty reason.
+	MinReasonLength int `json:"min_reason_length,omitempty"`
+	// ReasonPattern is a Go regular expression (RE2 syntax) that a request's
+	// reason must match, for example a ticket reference `^[A-Z]+-[0-9]+`;
+	// "" means any. It is unanchored unless it says otherwise.
+	ReasonPattern string `json:"reason_pattern,omitempty"`
+	// MaxUses caps the uses of each grant of this policy (see
+	// Store.UseGrant); 0 means no cap.
+	MaxUses   int       `json:"max_uses,omitempty"`
+	CreatedBy string    `json:"created_by"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // NewRequest is what a requester asks for.
@@ -243,6 +326,7 @@ type NewRequest struct {
 	// StartAt delays the grant's start; zero means it starts at approval.
 	StartAt time.Time
 	// PolicyID names the approval policy that covers Scope and Target.
+	// Optional for Store.BreakGlass.
 	PolicyID string
 }
 
@@ -280,6 +364,14 @@ type Request struct {
 	ExpiresAt  time.Time  `json:"expires_at"`
 	GrantStart *time.Time `json:"grant_start,omitempty"`
 	GrantEnd   *time.Time `json:"grant_end,omitempty"`
+	// MaxUses is the policy's cap on the uses of the grant; 0 means none.
+	MaxUses int `json:"max_uses,omitempty"`
+	// RequesterEmail is the requester's address when their token had one.
+	RequesterEmail string `json:"requester_email,omitempty"`
+	// BreakGlass marks a request approved at once by Store.BreakGlass.
+	BreakGlass bool `json:"break_glass,omitempty"`
+	// Review is ReviewPending on a break-glass request; "" otherwise.
+	Review string `json:"review,omitempty"`
 }
 
 // settle sets the status r has at now: a pending request past its expiry and
@@ -316,8 +408,14 @@ type Grant struct {
 	NotBefore time.Time `json:"not_before"`
 	ExpiresAt time.Time `json:"expires_at"`
 	// Approvers are the subjects who approved the request ("auto" for an
-	// automatic approval).
+	// automatic approval, "break-glass" for a break-glass one).
 	Approvers []string `json:"approvers"`
+	// BreakGlass marks the grant of a break-glass request.
+	BreakGlass bool `json:"break_glass,omitempty"`
+	// MaxUses, when above 0, caps the uses of the grant, and Uses counts
+	// them; see Store.UseGrant.
+	MaxUses int `json:"max_uses,omitempty"`
+	Uses    int `json:"uses,omitempty"`
 }
 
 func (g *Grant) liveAt(now time.Time) bool {
@@ -327,10 +425,50 @@ func (g *Grant) liveAt(now time.Time) bool {
 // Filter selects requests. Empty fields match everything; Limit <= 0 means
 // no limit.
 type Filter struct {
+	// Status matches the effective status.
 	Status    Status
 	Requester string
 	Target    string
-	Limit     int
+	// BreakGlass selects only break-glass requests.
+	BreakGlass bool
+	Limit      int
+}
+
+// Kinds of Event.
+const (
+	// EventSubmitted: a request was stored (pending, or approved at once
+	// under an "auto" policy, which is followed by EventApproved).
+	EventSubmitted = "request.submitted"
+	// EventApproved: a request got its last required approval.
+	EventApproved = "request.approved"
+	// EventDenied: a pending request was denied.
+	EventDenied = "request.denied"
+	// EventRevoked: an approved request's grant was revoked.
+	EventRevoked = "request.revoked"
+	// EventExpired: a pending request expired undecided, or an approved
+	// request's grant ended or was used up.
+	EventExpired = "request.expired"
+	// EventBreakGlass: a break-glass request was stored, approved at once.
+	EventBreakGlass = "request.break_glass"
+)
+
+// Event reports a change of a request's status. Across all Stores sharing a
+// prefix, each change is reported once, by the Store that committed it.
+type Event struct {
+	// Kind is one of the Event* constants.
+	Kind string `json:"kind"`
+	// Request is the request as the change left it.
+	Request Request `json:"request"`
+	// By is who made the change: the requester for a submission or a
+	// break-glass request, AutoApprover for an automatic approval, the
+	// approver, denier or revoker, and "" for an expiry.
+	By string `json:"by,omitempty"`
+	// Comment is the decision's comment, or for an expiry what ended the
+	// request.
+	Comment string `json:"comment,omitempty"`
+	// At is when the change was made, by the clock of the Store that made
+	// it.
+	At time.Time `json:"at"`
 }
 
 // Duration is a time.Duration that reads and writes JSON as a Go duration
@@ -377,15 +515,19 @@ var (
 	ErrNotPending error = &kindError{"request is not pending", ErrConflict}
 	// ErrAlreadyApproved: this approver has already approved the request.
 	ErrAlreadyApproved error = &kindError{"already approved by this approver", ErrConflict}
-	// ErrNotApproved: the request has no grant that could be revoked.
+	// ErrNotApproved: the request has no grant that could be revoked or
+	// used.
 	ErrNotApproved error = &kindError{"request is not approved or its grant has ended", ErrConflict}
+	// ErrPolicyLimit: Config.MaxPolicies approval policies exist already.
+	ErrPolicyLimit error = &kindError{"too many approval policies", ErrConflict}
 	// ErrSelfApproval: a requester may not decide their own request.
 	ErrSelfApproval error = &kindError{"a requester cannot decide their own request", ErrForbidden}
 	// ErrNotApprover: the caller is not in the request's approver group.
 	ErrNotApprover error = &kindError{"not a member of the approver group", ErrForbidden}
 	// ErrMFARequired: the approval policy requires multi-factor
-	// authentication of approvers.
-	ErrMFARequired error = &kindError{"the approval policy requires multi-factor authentication", ErrForbidden}
+	// authentication of approvers (RequireMFA) or of the requester
+	// (RequireRequesterMFA).
+	ErrMFARequired error = &kindError{"the approval policy requires multi-factor authentication (MFA: the token's amr must include mfa)", ErrForbidden}
 )
 
 // kindError is a sentinel error with a parent sentinel.
@@ -410,6 +552,20 @@ func (e *DuplicateError) Error() string {
 
 // Unwrap returns ErrConflict.
 func (e *DuplicateError) Unwrap() error { return ErrConflict }
+
+// PolicyExistsError refuses a second approval policy for the same scope and
+// target. It wraps ErrConflict.
+type PolicyExistsError struct {
+	// ExistingID is the policy already there.
+	ExistingID string
+}
+
+func (e *PolicyExistsError) Error() string {
+	return "an approval policy for this target already exists: " + e.ExistingID
+}
+
+// Unwrap returns ErrConflict.
+func (e *PolicyExistsError) Unwrap() error { return ErrConflict }
 
 func invalid(field, format string, args ...any) error {
 	return fmt.Errorf("%w: %s: %s", ErrInvalid, field, fmt.Sprintf(format, args...))

@@ -9,8 +9,12 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -35,6 +39,31 @@ func (s *Store) grantKey(reqID string) string {
 
 func (s *Store) pendingKey(requester string, scope Scope, target string) string {
 	return s.kPending + url.PathEscape(requester) + "/" + string(scope) + "/" + url.PathEscape(target)
+}
+
+func (s *Store) policyTargetKey(scope Scope, target string) string {
+	return s.kPolicyTargets + string(scope) + "/" + url.PathEscape(target)
+}
+
+// expiryKey is the key of r in the expiry index. It depends only on r's ID
+// and ExpiresAt, so every mutation can derive the key to delete from the
+// record it read.
+func (s *Store) expiryKey(r *Request) string {
+	return s.kExpiries + expiryStamp(r.ExpiresAt) + "/" + r.ID
+}
+
+// expiryStamp formats t so that the stamps sort as the times do.
+func expiryStamp(t time.Time) string { return t.UTC().Format("20060102T150405.000000000Z") }
+
+func (s *Store) putExpiry(r *Request) clientv3.Op { return clientv3.OpPut(s.expiryKey(r), r.ID) }
+
+// emit reports a committed change to Config.OnEvent.
+func (s *Store) emit(kind string, r Request, by, comment string, at time.Time) {
+	if s.cfg.OnEvent == nil {
+		return
+	}
+	r.Approvals = slices.Clone(r.Approvals)
+	s.cfg.OnEvent(Event{Kind: kind, Request: r, By: by, Comment: comment, At: at})
 }
 
 // grantID derives the ID of a request's grant from the request's ID.
@@ -107,15 +136,10 @@ func (s *Store) dropLease(ctx context.Context, id clientv3.LeaseID) {
 // requester, scope and target is refused with a *DuplicateError.
 func (s *Store) Submit(ctx context.Context, n NewRequest) (Request, error) {
 	reason := strings.TrimSpace(n.Reason)
+	if err := n.check(reason); err != nil {
+		return Request{}, err
+	}
 	switch {
-	case n.Requester.Subject == "":
-		return Request{}, invalid("requester", "must name the requester")
-	case !n.Scope.valid():
-		return Request{}, invalid("scope", "must be one of task, role, rolegroup; got %q", n.Scope)
-	case strings.TrimSpace(n.Target) == "":
-		return Request{}, invalid("target", "must not be empty")
-	case reason == "":
-		return Request{}, invalid("reason", "must not be empty")
 	case n.Duration < 0:
 		return Request{}, invalid("duration", "must be positive, got %s", n.Duration)
 	case n.PolicyID == "":
@@ -144,6 +168,12 @@ func (s *Store) Submit(ctx context.Context, n NewRequest) (Request, error) {
 		if pol.Scope != n.Scope || pol.Target != n.Target {
 			return Request{}, invalid("policy_id", "policy %s covers %s %q, not %s %q",
 				pol.ID, pol.Scope, pol.Target, n.Scope, n.Target)
+		}
+		if pol.RequireRequesterMFA && !n.Requester.MFA {
+			return Request{}, fmt.Errorf("%w: policy %s requires it of the requester", ErrMFARequired, pol.ID)
+		}
+		if err := pol.checkReason(reason); err != nil {
+			return Request{}, err
 		}
 		ctl := Control{}
 		if recs[1].exists() {
@@ -183,6 +213,7 @@ func (s *Store) Submit(ctx context.Context, n NewRequest) (Request, error) {
 		req := Request{
 			ID:                id,
 			Requester:         n.Requester.Subject,
+			RequesterEmail:    n.Requester.Email,
 			Scope:             n.Scope,
 			Target:            n.Target,
 			Reason:            reason,
@@ -191,6 +222,7 @@ func (s *Store) Submit(ctx context.Context, n NewRequest) (Request, error) {
 			Approvers:         approvers,
 			ApprovalsRequired: max(pol.Approvals, 1),
 			CreatedAt:         now,
+			MaxUses:           pol.MaxUses,
 		}
 		if !n.StartAt.IsZero() {
 			at := n.StartAt.UTC().Round(0)
@@ -225,7 +257,7 @@ func (s *Store) Submit(ctx context.Context, n NewRequest) (Request, error) {
 			s.dropLease(ctx, lease)
 			return Request{}, err
 		}
-		ops = append(ops, clientv3.OpPut(s.requestKey(id), val))
+		ops = append(ops, clientv3.OpPut(s.requestKey(id), val), s.putExpiry(&req))
 		ok, _, err := s.commit(ctx, cmps, ops...)
 		if err != nil || !ok {
 			s.dropLease(ctx, lease)
@@ -235,10 +267,49 @@ func (s *Store) Submit(ctx context.Context, n NewRequest) (Request, error) {
 		}
 		if ok {
 			req.settle(now)
+			s.emit(EventSubmitted, req, req.Requester, "", now)
+			if auto {
+				s.emit(EventApproved, req, AutoApprover, "", now)
+			}
 			return req, nil
 		}
 	}
 	return Request{}, contention("submit")
+}
+
+// check applies the rules every request shares to n and its trimmed
+// reason.
+func (n NewRequest) check(reason string) error {
+	switch {
+	case n.Requester.Subject == "":
+		return invalid("requester", "must name the requester")
+	case !n.Scope.valid():
+		return invalid("scope", "must be one of task, role, rolegroup; got %q", n.Scope)
+	case strings.TrimSpace(n.Target) == "":
+		return invalid("target", "must not be empty")
+	case reason == "":
+		return invalid("reason", "must not be empty")
+	}
+	return nil
+}
+
+// checkReason applies the policy's rules on reasons to a trimmed reason.
+func (p *Policy) checkReason(reason string) error {
+	if n := utf8.RuneCountInString(reason); n < p.MinReasonLength {
+		return invalid("reason", "has %d characters, fewer than the policy's min_reason_length of %d", n, p.MinReasonLength)
+	}
+	if p.ReasonPattern == "" {
+		return nil
+	}
+	re, err := regexp.Compile(p.ReasonPattern)
+	if err != nil {
+		// CreatePolicy refuses such a pattern: the record is damaged.
+		return fmt.Errorf("%w: policy %s: reason_pattern: %w", ErrUnavailable, p.ID, err)
+	}
+	if !re.MatchString(reason) {
+		return invalid("reason", "does not match the policy's reason_pattern %q", p.ReasonPattern)
+	}
+	return nil
 }
 
 // grant approves req at now: it sets the grant's window and returns the
@@ -253,13 +324,15 @@ func (s *Store) grant(ctx context.Context, req *Request, now time.Time) ([]clien
 	req.GrantStart, req.GrantEnd = &start, &end
 	req.ExpiresAt = end
 	g := Grant{
-		ID:        grantID(req.ID),
-		RequestID: req.ID,
-		Subject:   req.Requester,
-		Scope:     req.Scope,
-		Target:    req.Target,
-		NotBefore: start,
-		ExpiresAt: end,
+		ID:         grantID(req.ID),
+		RequestID:  req.ID,
+		Subject:    req.Requester,
+		Scope:      req.Scope,
+		Target:     req.Target,
+		NotBefore:  start,
+		ExpiresAt:  end,
+		BreakGlass: req.BreakGlass,
+		MaxUses:    req.MaxUses,
 	}
 	for _, d := range req.Approvals {
 		g.Approvers = append(g.Approvers, d.By)
@@ -321,6 +394,7 @@ func (s *Store) decide(ctx context.Context, id string, by Actor, comment string,
 			unchanged(ikey, recs[1]),
 		}
 		d := Decision{By: by.Subject, At: now, Comment: comment}
+		oldExpiry := s.expiryKey(&req)
 		var ops []clientv3.Op
 		lease := clientv3.NoLease
 		decided := true
@@ -350,10 +424,16 @@ func (s *Store) decide(ctx context.Context, id string, by Actor, comment string,
 			req.Status = StatusDenied
 			req.Denial = &d
 		}
-		if decided && recs[1].exists() {
-			var e pendingEntry
-			if json.Unmarshal(recs[1].val, &e) != nil || e.RequestID == id {
-				ops = append(ops, clientv3.OpDelete(ikey))
+		if decided {
+			if recs[1].exists() {
+				var e pendingEntry
+				if json.Unmarshal(recs[1].val, &e) != nil || e.RequestID == id {
+					ops = append(ops, clientv3.OpDelete(ikey))
+				}
+			}
+			ops = append(ops, clientv3.OpDelete(oldExpiry))
+			if approve {
+				ops = append(ops, s.putExpiry(&req))
 			}
 		}
 		val, err := encode(req)
@@ -371,6 +451,13 @@ func (s *Store) decide(ctx context.Context, id string, by Actor, comment string,
 		}
 		if ok {
 			req.settle(now)
+			switch {
+			case !decided:
+			case approve:
+				s.emit(EventApproved, req, by.Subject, comment, now)
+			default:
+				s.emit(EventDenied, req, by.Subject, comment, now)
+			}
 			return req, nil
 		}
 	}
@@ -400,7 +487,8 @@ func (s *Store) Revoke(ctx context.Context, id string, by Actor, comment string)
 		}
 		cmps := []clientv3.Cmp{unchanged(s.requestKey(id), rec), unchanged(gkey, recs[0])}
 		group := req.Approvers
-		if group == "" {
+		switch {
+		case group == "":
 			if recs[1].exists() {
 				ctl, _ := decodeControl(recs[1].val)
 				group = ctl.DefaultApprovers
@@ -410,18 +498,20 @@ func (s *Store) Revoke(ctx context.Context, id string, by Actor, comment string)
 		if by.Subject != req.Requester && !by.inGroup(group) {
 			return Request{}, fmt.Errorf("%w %q", ErrNotApprover, group)
 		}
+		oldExpiry := s.expiryKey(&req)
 		req.Status = StatusRevoked
 		req.Revocation = &Decision{By: by.Subject, At: now, Comment: comment}
 		val, err := encode(req)
 		if err != nil {
 			return Request{}, err
 		}
-		ok, _, err := s.commit(ctx, cmps, clientv3.OpPut(s.requestKey(id), val), clientv3.OpDelete(gkey))
+		ok, _, err := s.commit(ctx, cmps, clientv3.OpPut(s.requestKey(id), val), clientv3.OpDelete(gkey), clientv3.OpDelete(oldExpiry))
 		if err != nil {
 			return Request{}, err
 		}
 		if ok {
 			s.dropLease(ctx, recs[0].lease)
+			s.emit(EventRevoked, req, by.Subject, comment, now)
 			return req, nil
 		}
 	}
@@ -430,7 +520,10 @@ func (s *Store) Revoke(ctx context.Context, id string, by Actor, comment string)
 
 // CreatePolicy stores a new approval policy. It assigns ID and CreatedAt
 // (any given are ignored) and defaults Approvals to 1. Whether the target
-// exists is for the caller to check.
+// exists is for the caller to check. A second policy for the same scope and
+// target is refused with a *PolicyExistsError, and one beyond
+// Config.MaxPolicies with ErrPolicyLimit; both checks hold under concurrent
+// creations.
 func (s *Store) CreatePolicy(ctx context.Context, p Policy) (Policy, error) {
 	p.Target = strings.TrimSpace(p.Target)
 	p.Approvers = strings.TrimSpace(p.Approvers)
@@ -448,8 +541,39 @@ func (s *Store) CreatePolicy(ctx context.Context, p Policy) (Policy, error) {
 		return Policy{}, invalid("approvals", "must be at least 1, got %d", p.Approvals)
 	case p.MaxDuration < 0:
 		return Policy{}, invalid("max_duration", "must not be negative, got %s", p.MaxDuration)
+	case p.MinReasonLength < 0:
+		return Policy{}, invalid("min_reason_length", "must not be negative, got %d", p.MinReasonLength)
+	case p.MaxUses < 0:
+		return Policy{}, invalid("max_uses", "must not be negative, got %d", p.MaxUses)
+	case len(p.ReasonPattern) > maxPatternLen:
+		return Policy{}, invalid("reason_pattern", "longer than %d bytes", maxPatternLen)
 	}
+	if p.ReasonPattern != "" {
+		if _, err := regexp.Compile(p.ReasonPattern); err != nil {
+			return Policy{}, invalid("reason_pattern", "%v", err)
+		}
+	}
+	tkey := s.policyTargetKey(p.Scope, p.Target)
 	for range maxAttempts {
+		recs, count, err := s.readPolicyIndex(ctx, tkey)
+		if err != nil {
+			return Policy{}, err
+		}
+		cmps := []clientv3.Cmp{unchanged(tkey, recs[0]), unchanged(s.kPolicyCount, recs[1])}
+		// An index entry naming a policy that is gone is stale: replace it.
+		if existing := string(recs[0].val); recs[0].exists() && validID(existing) {
+			prec, err := s.read(ctx, s.policyKey(existing))
+			if err != nil {
+				return Policy{}, err
+			}
+			if prec[0].exists() {
+				return Policy{}, &PolicyExistsError{ExistingID: existing}
+			}
+			cmps = append(cmps, unchanged(s.policyKey(existing), prec[0]))
+		}
+		if s.cfg.MaxPolicies > 0 && count >= int64(s.cfg.MaxPolicies) {
+			return Policy{}, fmt.Errorf("%w: policy limit %d reached", ErrPolicyLimit, s.cfg.MaxPolicies)
+		}
 		id, err := newPolicyID()
 		if err != nil {
 			return Policy{}, unavailable(err)
@@ -461,7 +585,11 @@ func (s *Store) CreatePolicy(ctx context.Context, p Policy) (Policy, error) {
 			return Policy{}, err
 		}
 		key := s.policyKey(id)
-		ok, _, err := s.commit(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)}, clientv3.OpPut(key, val))
+		cmps = append(cmps, clientv3.Compare(clientv3.CreateRevision(key), "=", 0))
+		ok, _, err := s.commit(ctx, cmps,
+			clientv3.OpPut(key, val),
+			clientv3.OpPut(tkey, id),
+			clientv3.OpPut(s.kPolicyCount, strconv.FormatInt(count+1, 10)))
 		if err != nil {
 			return Policy{}, err
 		}
@@ -470,6 +598,31 @@ func (s *Store) CreatePolicy(ctx context.Context, p Policy) (Policy, error) {
 		}
 	}
 	return Policy{}, contention("create policy")
+}
+
+// maxPatternLen bounds Policy.ReasonPattern.
+const maxPatternLen = 1024
+
+// readPolicyIndex reads, at one revision, the policy target index entry
+// tkey, the policy counter and the number of policies. Every creation and
+// deletion rewrites the counter, so a transaction that finds the counter
+// unchanged knows the number of policies is unchanged too.
+func (s *Store) readPolicyIndex(ctx context.Context, tkey string) ([]record, int64, error) {
+	resp, err := s.cli.Txn(ctx).Then(
+		clientv3.OpGet(tkey),
+		clientv3.OpGet(s.kPolicyCount),
+		clientv3.OpGet(s.kPolicies, clientv3.WithPrefix(), clientv3.WithCountOnly()),
+	).Commit()
+	if err != nil {
+		return nil, 0, unavailable(err)
+	}
+	recs := make([]record, 2)
+	for i := range recs {
+		if kvs := resp.Responses[i].GetResponseRange().GetKvs(); len(kvs) > 0 {
+			recs[i] = record{val: kvs[0].Value, rev: kvs[0].ModRevision}
+		}
+	}
+	return recs, resp.Responses[2].GetResponseRange().GetCount(), nil
 }
 
 // DeletePolicy removes an approval policy and returns it. Requests under it
@@ -488,9 +641,24 @@ func (s *Store) DeletePolicy(ctx context.Context, id string) (Policy, error) {
 			return Policy{}, fmt.Errorf("%w: policy %q", ErrNotFound, id)
 		}
 		p := Policy{ID: id}
-		// A damaged record is deleted all the same.
+		// A damaged record is deleted all the same; its target index entry,
+		// if any, is then stale and CreatePolicy replaces it.
 		_ = json.Unmarshal(recs[0].val, &p)
-		ok, _, err := s.commit(ctx, []clientv3.Cmp{unchanged(key, recs[0])}, clientv3.OpDelete(key))
+		tkey := s.policyTargetKey(p.Scope, p.Target)
+		idx, count, err := s.readPolicyIndex(ctx, tkey)
+		if err != nil {
+			return Policy{}, err
+		}
+		cmps := []clientv3.Cmp{unchanged(key, recs[0]), unchanged(s.kPolicyCount, idx[1])}
+		ops := []clientv3.Op{
+			clientv3.OpDelete(key),
+			clientv3.OpPut(s.kPolicyCount, strconv.FormatInt(max(count-1, 0), 10)),
+		}
+		if idx[0].exists() && string(idx[0].val) == id {
+			cmps = append(cmps, unchanged(tkey, idx[0]))
+			ops = append(ops, clientv3.OpDelete(tkey))
+		}
+		ok, _, err := s.commit(ctx, cmps, ops...)
 		if err != nil {
 			return Policy{}, err
 		}

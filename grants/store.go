@@ -2,7 +2,10 @@ package grants
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -24,11 +27,14 @@ type Store struct {
 	cli *clientv3.Client
 
 	kControl, kPolicies, kRequests, kGrants, kPending string
+	kExpiries, kPolicyTargets, kPolicyCount, kLeader  string
+	replica                                           string // this Store's value on the leader key
 
 	mu sync.RWMutex
 	st *state // guarded by mu
 
 	running   atomic.Bool
+	leading   atomic.Bool // whether this Store is the sweeping leader
 	ready     chan struct{}
 	readyOnce sync.Once
 	isReady   atomic.Bool
@@ -51,8 +57,19 @@ func New(cfg Config) (*Store, error) {
 		kRequests: cfg.Prefix + "requests/",
 		kGrants:   cfg.Prefix + "grants/",
 		kPending:  cfg.Prefix + "pending/",
-		ready:     make(chan struct{}),
+		// The names below must not start with those above: "policies-count"
+		// is not under "policies/".
+		kExpiries:      cfg.Prefix + "expiries/",
+		kPolicyTargets: cfg.Prefix + "policy-targets/",
+		kPolicyCount:   cfg.Prefix + "policies-count",
+		kLeader:        cfg.Prefix + "leader",
+		ready:          make(chan struct{}),
 	}
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	s.replica = "replica-" + hex.EncodeToString(b[:])
 	s.st = s.newState()
 	return s, nil
 }
@@ -61,13 +78,18 @@ func New(cfg Config) (*Store, error) {
 // that values compare equal after a JSON round trip.
 func (s *Store) now() time.Time { return s.cfg.Now().UTC().Round(0) }
 
-// Run keeps the in-memory view current until ctx ends, then returns nil.
+// Run keeps the in-memory view current and takes part in the election of
+// the sweeping leader until ctx ends, then resigns and returns nil.
 //
 // It lists the state at one revision, then applies the watched changes made
 // after that revision; when the watch breaks or its revision has been
 // compacted away it lists again. While a watch runs, a probe every
 // StaleAfter/3 asks etcd for its current revision and waits for the watch to
 // report progress up to it, which keeps Fresh true while nothing changes.
+//
+// At the same time it campaigns, among the Stores sharing Prefix, to be the
+// one that sweeps: while it leads, it writes back every SweepInterval the
+// requests that have expired (see the package documentation).
 //
 // Run must not be called concurrently with itself; a second call returns an
 // error wrapping ErrInvalid.
@@ -76,6 +98,11 @@ func (s *Store) Run(ctx context.Context) error {
 		return fmt.Errorf("%w: Run is already running", ErrInvalid)
 	}
 	defer s.running.Store(false)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	// The election watches on the client's shared stream, not on the
+	// view's own one (below).
+	wg.Go(func() { s.lead(clientv3.WithRequireLeader(ctx)) })
 	// A watch on a member that lost its leader is cancelled instead of
 	// silently serving nothing.
 	ctx = clientv3.WithRequireLeader(ctx)
@@ -493,6 +520,30 @@ func (s *Store) Policy(ctx context.Context, id string) (Policy, error) {
 	return p, nil
 }
 
+// PolicyFor reads from etcd the approval policy for exactly scope and
+// target, through the index that keeps them unique; it reports false when
+// there is none. Unlike Policies, it sees a policy created a moment ago on
+// any replica.
+func (s *Store) PolicyFor(ctx context.Context, scope Scope, target string) (Policy, bool, error) {
+	recs, err := s.read(ctx, s.policyTargetKey(scope, target))
+	if err != nil {
+		return Policy{}, false, err
+	}
+	if !recs[0].exists() {
+		return Policy{}, false, nil
+	}
+	p, err := s.Policy(ctx, string(recs[0].val))
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return Policy{}, false, nil
+	case err != nil:
+		return Policy{}, false, err
+	case p.Scope != scope || p.Target != target:
+		return Policy{}, false, nil
+	}
+	return p, true, nil
+}
+
 // Request reads one request from etcd, with its effective status.
 func (s *Store) Request(ctx context.Context, id string) (Request, error) {
 	r, _, err := s.loadRequest(ctx, id)
@@ -523,7 +574,8 @@ func (s *Store) Requests(ctx context.Context, f Filter) ([]Request, error) {
 		r.settle(now)
 		if (f.Status != "" && r.Status != f.Status) ||
 			(f.Requester != "" && r.Requester != f.Requester) ||
-			(f.Target != "" && r.Target != f.Target) {
+			(f.Target != "" && r.Target != f.Target) ||
+			(f.BreakGlass && !r.BreakGlass) {
 			continue
 		}
 		out = append(out, r)

@@ -43,12 +43,21 @@ type Auditor interface {
 	Write(ctx context.Context, r audit.Record) (audit.Record, error)
 }
 
+// GrantUser counts calls against grants that allow a limited number of
+// uses; only those grants cost an etcd round trip.
+type GrantUser interface {
+	UseGrant(ctx context.Context, grantID string) error
+}
+
 // GateConfig wires the parts one decision needs.
 type GateConfig struct {
 	Verifier Verifier
 	Grants   GrantView
 	Policy   Decider
 	Audit    Auditor
+	// Uses counts uses of grants with a maximum number of uses. Optional;
+	// without it such grants are refused.
+	Uses GrantUser
 	// Now is the clock every decision is taken at. Default time.Now.
 	Now func() time.Time
 	// ReadsWhenStale lets calls that need no grant through while the view of
@@ -208,6 +217,16 @@ func (g *Gate) Check(ctx context.Context, c Call) Verdict {
 			v.Problem = NewProblem(http.StatusServiceUnavailable, "state-unavailable", "elevate cannot confirm grant state right now; the call was refused, try again shortly")
 			return g.finish(ctx, span, v, rec, c.DryRun)
 		}
+		if v.Grant != nil && v.Grant.MaxUses > 0 && !c.DryRun {
+			if prob := g.use(ctx, v.Grant); prob != nil {
+				rec.Event, rec.Status, rec.Reason = "denied", prob.Status, prob.Detail
+				if prob.Status == http.StatusServiceUnavailable {
+					rec.Event = "unavailable"
+				}
+				v.Problem = prob
+				return g.finish(ctx, span, v, rec, false)
+			}
+		}
 		v.Allowed = true
 		rec.Event = "allowed"
 		if c.DryRun {
@@ -232,6 +251,26 @@ func (g *Gate) Check(ctx context.Context, c Call) Verdict {
 		v.Problem.Task, v.Problem.Reason = d.Task, d.Reason
 	}
 	return g.finish(ctx, span, v, rec, c.DryRun)
+}
+
+// use spends one use of a limited grant before the call is forwarded.
+func (g *Gate) use(ctx context.Context, gr *grants.Grant) *Problem {
+	if g.cfg.Uses == nil {
+		return NewProblem(http.StatusForbidden, "grant-used-up", "this grant allows a limited number of calls and uses cannot be counted here")
+	}
+	uctx, s := g.tracer.Start(ctx, "elevate.grant_use")
+	defer s.End()
+	err := g.cfg.Uses.UseGrant(uctx, gr.ID)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, grants.ErrNotApproved) || errors.Is(err, grants.ErrNotFound):
+		return NewProblem(http.StatusForbidden, "grant-used-up", "the grant has no uses left; request a new one")
+	default:
+		s.SetStatus(codes.Error, "grant use not recorded")
+		g.cfg.Logger.Error("grant use failed", "grant", gr.ID, "err", err)
+		return NewProblem(http.StatusServiceUnavailable, "state-unavailable", "the grant's use could not be recorded; the call was refused")
+	}
 }
 
 // Refuse records a call refused before it could be judged (bad path,

@@ -1,12 +1,18 @@
 package proxy
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
+	"os"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Upstream is one admin API behind elevate.
@@ -25,15 +31,96 @@ type Upstream struct {
 	// without Prefix also takes reverse-mode calls whose Host is one of
 	// them. Optional when Prefix is set.
 	Hosts []string `yaml:"hosts"`
+	// CAFile is a PEM bundle trusted for this upstream's TLS certificate.
+	// Default: the system roots. Upstream TLS is always verified.
+	CAFile string `yaml:"ca_file"`
+	// Credential is what elevate presents to the upstream. The caller's own
+	// credentials (Authorization, the credential header, CredentialParams)
+	// are removed first. Optional.
+	Credential *Credential `yaml:"credential"`
+	// PassThrough lets the caller's own Authorization reach the upstream in
+	// forward mode (where elevate's token travels in Proxy-Authorization).
+	// Default false: callers' upstream credentials are removed.
+	PassThrough bool `yaml:"pass_through"`
+	// CredentialParams are query parameters that carry credentials (for
+	// example "api_key"); they are removed before forwarding.
+	CredentialParams []string `yaml:"credential_params"`
+	// AllowWebsocket lets websocket upgrades through after the handshake
+	// request is judged. Default false. h2c upgrades are always refused.
+	AllowWebsocket bool `yaml:"allow_websocket"`
+}
+
+// Credential is an upstream credential held by elevate, never by callers.
+type Credential struct {
+	// Type is basic, bearer or header.
+	Type string `yaml:"type"`
+	// Username for basic.
+	Username string `yaml:"username"`
+	// Header names the header for type header (for example X-Api-Key).
+	Header string `yaml:"header"`
+	// ValueEnv names the environment variable holding the secret (the
+	// password for basic), or
+	ValueEnv string `yaml:"value_env"`
+	// ValueFile names a file holding it (surrounding white space trimmed).
+	ValueFile string `yaml:"value_file"`
+}
+
+// resolve reads the secret and returns the header to set.
+func (c *Credential) resolve(key string) (name, value string, err error) {
+	var secret string
+	switch {
+	case c.ValueEnv != "" && c.ValueFile != "":
+		return "", "", fmt.Errorf("%s: set value_env or value_file, not both", key)
+	case c.ValueEnv != "":
+		v, ok := os.LookupEnv(c.ValueEnv)
+		if !ok || v == "" {
+			return "", "", fmt.Errorf("%s.value_env: environment variable %s is empty or unset", key, c.ValueEnv)
+		}
+		secret = v
+	case c.ValueFile != "":
+		b, err := os.ReadFile(c.ValueFile)
+		if err != nil {
+			return "", "", fmt.Errorf("%s.value_file: %v", key, err)
+		}
+		secret = strings.TrimSpace(string(b))
+		if secret == "" {
+			return "", "", fmt.Errorf("%s.value_file: %s is empty", key, c.ValueFile)
+		}
+	default:
+		return "", "", fmt.Errorf("%s: value_env or value_file is required", key)
+	}
+	if strings.ContainsAny(secret, "\r\n") {
+		return "", "", fmt.Errorf("%s: the secret contains a line break", key)
+	}
+	switch c.Type {
+	case "basic":
+		if c.Username == "" {
+			return "", "", fmt.Errorf("%s.username: required for basic", key)
+		}
+		return "Authorization", "Basic " + base64.StdEncoding.EncodeToString([]byte(c.Username+":"+secret)), nil
+	case "bearer":
+		return "Authorization", "Bearer " + secret, nil
+	case "header":
+		if c.Header == "" || http.CanonicalHeaderKey(c.Header) == "Host" {
+			return "", "", fmt.Errorf("%s.header: required for type header", key)
+		}
+		return http.CanonicalHeaderKey(c.Header), secret, nil
+	}
+	return "", "", fmt.Errorf("%s.type: must be basic, bearer or header", key)
 }
 
 // route is a validated Upstream.
 type route struct {
 	Upstream
-	target *url.URL
-	prefix []string // decoded segments of Prefix
-	base   []string // decoded segments of the target's path
-	hosts  map[string]bool
+	target    *url.URL
+	origin    string   // scheme://host of the target, for Origin rewriting
+	prefix    []string // decoded segments of Prefix
+	base      []string // decoded segments of the target's path
+	hosts     map[string]bool
+	credName  string // header elevate sets; "" when none
+	credValue string
+	params    map[string]bool
+	transport *http.Transport
 }
 
 func validName(s string) bool {
@@ -89,6 +176,40 @@ func newRoutes(ups []Upstream) ([]*route, error) {
 		}
 		if len(r.prefix) == 0 && len(r.hosts) == 0 {
 			return nil, fmt.Errorf("%s: set prefix, hosts or both", key)
+		}
+		r.origin = t.Scheme + "://" + t.Host
+		if u.Credential != nil {
+			if u.PassThrough {
+				return nil, fmt.Errorf("%s: credential and pass_through exclude each other", key)
+			}
+			r.credName, r.credValue, err = u.Credential.resolve(key + ".credential")
+			if err != nil {
+				return nil, err
+			}
+		}
+		r.params = map[string]bool{}
+		for _, p := range u.CredentialParams {
+			r.params[p] = true
+		}
+		var roots *x509.CertPool
+		if u.CAFile != "" {
+			pemBytes, err := os.ReadFile(u.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("%s.ca_file: %v", key, err)
+			}
+			roots = x509.NewCertPool()
+			if !roots.AppendCertsFromPEM(pemBytes) {
+				return nil, fmt.Errorf("%s.ca_file: no PEM certificate in %s", key, u.CAFile)
+			}
+		}
+		r.transport = &http.Transport{
+			Proxy:                 nil, // never chain to another proxy from the environment
+			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots},
+			MaxIdleConns:          256,
+			MaxIdleConnsPerHost:   128,
+			IdleConnTimeout:       90 * time.Second,
+			ExpectContinueTimeout: time.Second,
 		}
 		out = append(out, r)
 	}

@@ -150,10 +150,10 @@ func requestCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "request", Short: "Ask for, decide and list access requests"}
 
 	var (
-		tf               targetFlags
-		reason, duration string
-		start            string
-		quiet            bool
+		tf                targetFlags
+		reason, duration  string
+		start             string
+		quiet, breakGlass bool
 	)
 	newC := &cobra.Command{
 		Use:   "new (--task T | --role R | --role-group G) --reason TEXT [--duration 4h] [--start TIME]",
@@ -167,7 +167,7 @@ func requestCmd(g *globals) *cobra.Command {
 			if strings.TrimSpace(reason) == "" {
 				return errors.New("--reason: required")
 			}
-			body := api.NewRequestBody{Scope: scope, Target: target, Reason: reason, Duration: duration}
+			body := api.NewRequestBody{Scope: scope, Target: target, Reason: reason, Duration: duration, BreakGlass: breakGlass}
 			if duration != "" {
 				if d, err := time.ParseDuration(duration); err != nil || d <= 0 {
 					return fmt.Errorf("--duration: %q is not a positive duration such as 30m or 4h", duration)
@@ -200,9 +200,10 @@ func requestCmd(g *globals) *cobra.Command {
 	newC.Flags().StringVar(&duration, "duration", "", "how long the grant lasts once approved (default 4h)")
 	newC.Flags().StringVar(&start, "start", "", "when the grant starts (RFC 3339); default: at approval")
 	newC.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the request id")
+	newC.Flags().BoolVar(&breakGlass, "break-glass", false, "emergency access for the break-glass group: effective at once, every approver told, marked for review")
 
-	var status string
-	var mine bool
+	var status, requester, target string
+	var mine, onlyBreakGlass bool
 	listC := &cobra.Command{
 		Use:   "list [--status pending|approved|denied|expired|revoked] [--mine]",
 		Short: "List access requests",
@@ -214,6 +215,15 @@ func requestCmd(g *globals) *cobra.Command {
 			}
 			if mine {
 				q.Set("mine", "true")
+			}
+			if onlyBreakGlass {
+				q.Set("break_glass", "true")
+			}
+			if requester != "" {
+				q.Set("requester", requester)
+			}
+			if target != "" {
+				q.Set("target", target)
 			}
 			cl, err := newClient(g)
 			if err != nil {
@@ -238,6 +248,9 @@ func requestCmd(g *globals) *cobra.Command {
 	}
 	listC.Flags().StringVar(&status, "status", "", "only requests in this status")
 	listC.Flags().BoolVar(&mine, "mine", false, "only my requests")
+	listC.Flags().BoolVar(&onlyBreakGlass, "break-glass", false, "only break-glass requests (for review)")
+	listC.Flags().StringVar(&requester, "requester", "", "only requests of this requester")
+	listC.Flags().StringVar(&target, "target", "", "only requests for this task, role or role group")
 
 	getC := &cobra.Command{
 		Use:   "get ID",
@@ -313,10 +326,10 @@ func showRequest(cmd *cobra.Command, g *globals, r grants.Request) error {
 func policyCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "policy", Short: "Manage approval policies (admins)"}
 	var (
-		tf                               targetFlags
-		approval, approvers, maxDuration string
-		approvals                        int
-		requireMFA                       bool
+		tf                                              targetFlags
+		approval, approvers, maxDuration, reasonPattern string
+		approvals, minReason, maxUses                   int
+		requireMFA, requesterMFA                        bool
 	)
 	newC := &cobra.Command{
 		Use:   "new (--task T | --role R | --role-group G) --approval manual|auto [--approvers GROUP] [--approvals N] [--max-duration D] [--require-mfa]",
@@ -339,7 +352,8 @@ func policyCmd(g *globals) *cobra.Command {
 			}
 			var p grants.Policy
 			body := api.PolicyBody{Scope: scope, Target: target, Approval: approval, Approvers: approvers,
-				Approvals: approvals, MaxDuration: maxDuration, RequireMFA: requireMFA}
+				Approvals: approvals, MaxDuration: maxDuration, RequireMFA: requireMFA, RequireRequesterMFA: requesterMFA,
+				MinReasonLength: minReason, ReasonPattern: reasonPattern, MaxUses: maxUses}
 			if err := cl.do(cmd.Context(), "POST", "/v1/policies", body, &p); err != nil {
 				return err
 			}
@@ -352,6 +366,10 @@ func policyCmd(g *globals) *cobra.Command {
 	newC.Flags().IntVar(&approvals, "approvals", 0, "distinct approvers required (default 1)")
 	newC.Flags().StringVar(&maxDuration, "max-duration", "", "longest grant this policy allows")
 	newC.Flags().BoolVar(&requireMFA, "require-mfa", false, "approvers must have signed in with MFA")
+	newC.Flags().BoolVar(&requesterMFA, "require-requester-mfa", false, "requesters must have signed in with MFA")
+	newC.Flags().IntVar(&minReason, "min-reason-length", 0, "shortest acceptable reason")
+	newC.Flags().StringVar(&reasonPattern, "reason-pattern", "", "regular expression the reason must match, e.g. a ticket '^CHG-[0-9]+'")
+	newC.Flags().IntVar(&maxUses, "max-uses", 0, "calls a grant allows before it ends (0: unlimited)")
 
 	listC := &cobra.Command{
 		Use: "list", Short: "List approval policies", Args: cobra.NoArgs,

@@ -12,6 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/elevate-pam/elevate/notify"
 	"github.com/elevate-pam/elevate/proxy"
 	"github.com/elevate-pam/elevate/proxy/identity"
 )
@@ -34,6 +35,7 @@ type Config struct {
 	Requests RequestsConfig `yaml:"requests"`
 	Audit    AuditConfig    `yaml:"audit"`
 	Proxy    ProxyConfig    `yaml:"proxy"`
+	Notify   notify.Config  `yaml:"notify"`
 
 	// Upstreams are the admin APIs behind elevate.
 	Upstreams []proxy.Upstream `yaml:"upstreams"`
@@ -82,6 +84,9 @@ type APIConfig struct {
 	AuditorsGroup string `yaml:"auditors_group"`
 	// MaxBodyBytes bounds side-API bodies. Default 65536.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// BreakGlassGroup may grant itself a task at once with a reason.
+	// Default break-glass in --dev, empty (off) otherwise.
+	BreakGlassGroup string `yaml:"break_glass_group"`
 }
 
 // RequestsConfig bounds access requests.
@@ -92,6 +97,12 @@ type RequestsConfig struct {
 	MaxDuration time.Duration `yaml:"max_duration"`
 	// PendingTTL: an undecided request expires after this. Default 24h.
 	PendingTTL time.Duration `yaml:"pending_ttl"`
+	// BreakGlassDuration of a break-glass grant that names none. Default 1h.
+	BreakGlassDuration time.Duration `yaml:"break_glass_duration"`
+	// BreakGlassMax caps break-glass grants. Default 4h.
+	BreakGlassMax time.Duration `yaml:"break_glass_max"`
+	// MaxPolicies limits the number of approval policies. Default 0 (none).
+	MaxPolicies int `yaml:"max_policies"`
 }
 
 // AuditConfig says where audit records go.
@@ -166,6 +177,9 @@ func (c *Config) defaults(dev bool) {
 	}
 	if c.Requests.PendingTTL == 0 {
 		c.Requests.PendingTTL = 24 * time.Hour
+	}
+	if dev && c.API.BreakGlassGroup == "" {
+		c.API.BreakGlassGroup = "break-glass"
 	}
 	if dev && c.Audit.Path == "" {
 		c.Audit.Path = c.DataDir + "/audit.log"

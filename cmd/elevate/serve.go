@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/elevate-pam/elevate/audit"
 	"github.com/elevate-pam/elevate/grants"
+	"github.com/elevate-pam/elevate/notify"
 	"github.com/elevate-pam/elevate/policy"
 	"github.com/elevate-pam/elevate/proxy"
 	"github.com/elevate-pam/elevate/proxy/api"
@@ -152,12 +154,40 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 	}
 	defer auditLog.Close()
 
+	// Notifications: never block a decision.
+	cfg.Notify.Logger = log
+	notifier, err := notify.New(cfg.Notify)
+	if err != nil {
+		return err
+	}
+	notifyCtx, stopNotify := context.WithCancel(context.Background())
+	notifyDone := make(chan struct{})
+	go func() { notifier.Run(notifyCtx); close(notifyDone) }()
+	defer func() { stopNotify(); <-notifyDone }()
+
 	// Grants, watched into memory; Rego sees control settings and policies.
+	// Expiries are swept by one elected replica and recorded here.
 	var stateLoaded atomic.Bool
 	store, err := grants.New(grants.Config{
 		Client: cli, Prefix: cfg.Etcd.Prefix,
 		DefaultDuration: cfg.Requests.DefaultDuration, MaxDuration: cfg.Requests.MaxDuration,
-		PendingTTL: cfg.Requests.PendingTTL,
+		PendingTTL: cfg.Requests.PendingTTL, MaxPolicies: cfg.Requests.MaxPolicies,
+		BreakGlassDuration: cfg.Requests.BreakGlassDuration, BreakGlassMax: cfg.Requests.BreakGlassMax,
+		OnEvent: func(e grants.Event) {
+			// The side API records and announces the changes its callers
+			// make, with their trace; expiries happen here, once, on the
+			// replica that swept them or spent a grant's last use.
+			if e.Kind != grants.EventExpired {
+				return
+			}
+			rec, err := auditLog.Write(context.Background(), audit.Record{Kind: "lifecycle", Event: e.Kind, Time: e.At,
+				Subject: e.By, Task: e.Request.Target, RequestID: e.Request.ID, PolicyID: e.Request.PolicyID,
+				Comment: e.Comment, After: jsonOf(e.Request)})
+			if err != nil {
+				log.Error("audit write failed", "event", e.Kind, "request", e.Request.ID, "err", err)
+			}
+			notifier.Notify(api.NotifyEvent(e.Kind, e.Request, "", e.By, e.Comment, rec.ID, rec.TraceID, e.At))
+		},
 		OnState: func(c grants.Control, ps []grants.Policy) {
 			if err := engine.SetState(ctx, policyState(c, ps)); err != nil {
 				log.Error("policy state update failed", "err", err)
@@ -190,7 +220,7 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 	}
 
 	gate, err := proxy.NewGate(proxy.GateConfig{
-		Verifier: verifier, Grants: store, Policy: engine, Audit: auditLog, Logger: log,
+		Verifier: verifier, Grants: store, Policy: engine, Audit: auditLog, Uses: store, Logger: log,
 		ReadsWhenStale: cfg.Proxy.ReadsWhenStale, ReadsWithoutAudit: cfg.Proxy.ReadsWithoutAudit,
 	})
 	if err != nil {
@@ -202,7 +232,8 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 	}
 	side, err := api.New(api.Config{
 		AdminsGroup: cfg.API.AdminsGroup, AuditorsGroup: cfg.API.AuditorsGroup, MaxBodyBytes: cfg.API.MaxBodyBytes,
-		Verifier: verifier, Store: store, Catalog: engine, Resolver: px, Gate: gate, Audit: auditLog,
+		BreakGlassGroup: cfg.API.BreakGlassGroup,
+		Verifier:        verifier, Store: store, Catalog: engine, Resolver: px, Gate: gate, Audit: auditLog, Notifier: notifier,
 		Ready:  func() bool { return store.Ready() && stateLoaded.Load() && store.Fresh() },
 		Logger: log,
 	})
@@ -245,6 +276,14 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 	_ = proxySrv.Shutdown(sctx)
 	_ = controlSrv.Shutdown(sctx)
 	return nil
+}
+
+func jsonOf(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil
+	}
+	return b
 }
 
 func policyState(c grants.Control, ps []grants.Policy) policy.State {

@@ -26,6 +26,7 @@ import (
 
 	"github.com/elevate-pam/elevate/audit"
 	"github.com/elevate-pam/elevate/grants"
+	"github.com/elevate-pam/elevate/notify"
 	"github.com/elevate-pam/elevate/policy"
 	"github.com/elevate-pam/elevate/proxy"
 	"github.com/elevate-pam/elevate/proxy/identity"
@@ -37,7 +38,9 @@ type Store interface {
 	Approve(ctx context.Context, id string, by grants.Actor, comment string) (grants.Request, error)
 	Deny(ctx context.Context, id string, by grants.Actor, comment string) (grants.Request, error)
 	Revoke(ctx context.Context, id string, by grants.Actor, comment string) (grants.Request, error)
+	BreakGlass(ctx context.Context, n grants.NewRequest) (grants.Request, error)
 	Request(ctx context.Context, id string) (grants.Request, error)
+	PolicyFor(ctx context.Context, scope grants.Scope, target string) (grants.Policy, bool, error)
 	Requests(ctx context.Context, f grants.Filter) ([]grants.Request, error)
 	CreatePolicy(ctx context.Context, p grants.Policy) (grants.Policy, error)
 	DeletePolicy(ctx context.Context, id string) (grants.Policy, error)
@@ -68,6 +71,11 @@ type AuditLog interface {
 	Query(ctx context.Context, f audit.Filter) (audit.Page, error)
 }
 
+// Notifier tells people about lifecycle changes; it never blocks.
+type Notifier interface {
+	Notify(e notify.Event)
+}
+
 // Config configures the control listener's handler.
 type Config struct {
 	// AdminsGroup may change control settings and approval policies.
@@ -77,6 +85,9 @@ type Config struct {
 	AuditorsGroup string `yaml:"auditors_group"`
 	// MaxBodyBytes bounds request bodies. Default 64 KiB.
 	MaxBodyBytes int64 `yaml:"max_body_bytes"`
+	// BreakGlassGroup may grant itself a task at once, with a reason, for a
+	// bounded time. Empty: break-glass is off.
+	BreakGlassGroup string `yaml:"break_glass_group"`
 
 	Verifier proxy.Verifier `yaml:"-"`
 	Store    Store          `yaml:"-"`
@@ -84,6 +95,8 @@ type Config struct {
 	Resolver Checker        `yaml:"-"`
 	Gate     Judge          `yaml:"-"`
 	Audit    AuditLog       `yaml:"-"`
+	// Notifier, when set, is told about every lifecycle change.
+	Notifier Notifier `yaml:"-"`
 	// Ready reports whether the first etcd sync and policy load are done
 	// and the view is fresh.
 	Ready func() bool `yaml:"-"`
@@ -190,7 +203,7 @@ type caller struct {
 }
 
 func (c caller) actor() grants.Actor {
-	return grants.Actor{Subject: c.Subject, Groups: c.Groups, MFA: c.MFA()}
+	return grants.Actor{Subject: c.Subject, Groups: c.Groups, MFA: c.MFA(), Email: c.Email}
 }
 
 type handler func(w http.ResponseWriter, r *http.Request, c caller)
@@ -236,6 +249,44 @@ func (s *Server) record(ctx context.Context, rec audit.Record) error {
 		return err
 	}
 	return nil
+}
+
+// lifecycle records a lifecycle change and tells the people concerned.
+// email is the requester's address when the caller is the requester.
+func (s *Server) lifecycle(ctx context.Context, rec audit.Record, q grants.Request, email, by, comment string) {
+	rec.Kind = "lifecycle"
+	if rec.Time.IsZero() {
+		rec.Time = s.cfg.Now()
+	}
+	out, err := s.cfg.Audit.Write(ctx, rec)
+	if err != nil {
+		s.cfg.Logger.Error("audit write failed", "event", rec.Event, "request", q.ID, "err", err)
+	}
+	if s.cfg.Notifier != nil && notified[rec.Event] {
+		s.cfg.Notifier.Notify(NotifyEvent(rec.Event, q, email, by, comment, out.ID, out.TraceID, rec.Time))
+	}
+}
+
+// notified are the lifecycle events people are told about.
+var notified = map[string]bool{
+	"request.submitted": true, "request.approved": true, "request.denied": true,
+	"request.revoked": true, "request.expired": true, "request.break_glass": true,
+}
+
+// NotifyEvent shapes a lifecycle change for notification.
+func NotifyEvent(kind string, q grants.Request, email, by, comment, decisionID, traceID string, at time.Time) notify.Event {
+	e := notify.Event{
+		Kind: kind, RequestID: q.ID, Requester: q.Requester, RequesterEmail: email, Scope: string(q.Scope),
+		Target: q.Target, Reason: q.Reason, Approvers: q.Approvers, By: by, Comment: comment,
+		Status: string(q.Status), At: at, DecisionID: decisionID, TraceID: traceID,
+	}
+	if e.RequesterEmail == "" {
+		e.RequesterEmail = q.RequesterEmail
+	}
+	if q.GrantEnd != nil {
+		e.GrantEnd = *q.GrantEnd
+	}
+	return e
 }
 
 // refuse answers a problem and records the refused call.

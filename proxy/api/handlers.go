@@ -114,6 +114,10 @@ type NewRequestBody struct {
 	Reason   string    `json:"reason"`
 	Duration string    `json:"duration,omitempty"`
 	StartAt  time.Time `json:"start_at,omitempty"`
+	// BreakGlass grants at once, without a policy, to members of the
+	// break-glass group; every approver is told and the grant is marked
+	// for review.
+	BreakGlass bool `json:"break_glass,omitempty"`
 }
 
 func (s *Server) submit(w http.ResponseWriter, r *http.Request, c caller) {
@@ -138,7 +142,15 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, c caller) {
 			return
 		}
 	}
-	pol, ok := s.coveringPolicy(grants.Scope(in.Scope), in.Target)
+	if in.BreakGlass {
+		s.breakGlass(w, r, c, in, d)
+		return
+	}
+	pol, ok, err := s.cfg.Store.PolicyFor(r.Context(), grants.Scope(in.Scope), in.Target)
+	if err != nil {
+		s.fail(w, r, c, err)
+		return
+	}
 	if !ok {
 		s.refuse(w, r, c, proxy.NewProblem(http.StatusBadRequest, "not-covered", "target: no approval policy covers "+in.Scope+" "+strconv.Quote(in.Target)+"; nothing to request"))
 		return
@@ -151,11 +163,11 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, c caller) {
 		s.fail(w, r, c, err)
 		return
 	}
-	s.record(r.Context(), audit.Record{Event: "request.submitted", Subject: c.Subject, Groups: c.Groups, Task: req.Target,
-		RequestID: req.ID, PolicyID: req.PolicyID, Reason: req.Reason, After: marshal(req)})
-	if req.Status == grants.Status("approved") {
-		s.record(r.Context(), audit.Record{Event: "request.approved", Subject: "auto", Task: req.Target, RequestID: req.ID,
-			PolicyID: req.PolicyID, Approvers: []string{"auto"}, After: marshal(req)})
+	s.lifecycle(r.Context(), audit.Record{Event: "request.submitted", Subject: c.Subject, Groups: c.Groups, Task: req.Target,
+		RequestID: req.ID, PolicyID: req.PolicyID, Reason: req.Reason, After: marshal(req)}, req, c.Email, c.Subject, "")
+	if req.Status == grants.StatusApproved {
+		s.lifecycle(r.Context(), audit.Record{Event: "request.approved", Subject: grants.AutoApprover, Task: req.Target, RequestID: req.ID,
+			PolicyID: req.PolicyID, Approvers: []string{grants.AutoApprover}, After: marshal(req)}, req, c.Email, grants.AutoApprover, "")
 	}
 	w.Header().Set("Location", "/v1/requests/"+req.ID)
 	writeJSON(w, http.StatusCreated, req)
@@ -163,14 +175,22 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, c caller) {
 
 func validScope(s string) bool { return s == "task" || s == "role" || s == "rolegroup" }
 
-// coveringPolicy finds the approval policy for exactly this scope and target.
-func (s *Server) coveringPolicy(scope grants.Scope, target string) (grants.Policy, bool) {
-	for _, p := range s.cfg.Store.Policies() {
-		if p.Scope == scope && p.Target == target {
-			return p, true
-		}
+func (s *Server) breakGlass(w http.ResponseWriter, r *http.Request, c caller, in NewRequestBody, d time.Duration) {
+	if s.cfg.BreakGlassGroup == "" || !c.InGroup(s.cfg.BreakGlassGroup) {
+		s.refuse(w, r, c, proxy.NewProblem(http.StatusForbidden, "forbidden", "break-glass is for members of "+strconv.Quote(s.cfg.BreakGlassGroup)+" only"))
+		return
 	}
-	return grants.Policy{}, false
+	req, err := s.cfg.Store.BreakGlass(r.Context(), grants.NewRequest{
+		Requester: c.actor(), Scope: grants.Scope(in.Scope), Target: in.Target, Reason: in.Reason, Duration: d, StartAt: in.StartAt,
+	})
+	if err != nil {
+		s.fail(w, r, c, err)
+		return
+	}
+	s.lifecycle(r.Context(), audit.Record{Event: "request.break_glass", Subject: c.Subject, Groups: c.Groups, Task: req.Target,
+		RequestID: req.ID, Reason: req.Reason, After: marshal(req)}, req, c.Email, c.Subject, "")
+	w.Header().Set("Location", "/v1/requests/"+req.ID)
+	writeJSON(w, http.StatusCreated, req)
 }
 
 // canSee says whether c may read request q: admins and auditors see all,
@@ -191,6 +211,7 @@ func (s *Server) listRequests(w http.ResponseWriter, r *http.Request, c caller) 
 	if q.Get("mine") == "true" {
 		f.Requester = c.Subject
 	}
+	f.BreakGlass = q.Get("break_glass") == "true"
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 1000 {
@@ -271,7 +292,7 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, c caller) {
 	for _, a := range q.Approvals {
 		rec.Approvers = append(rec.Approvers, a.By)
 	}
-	s.record(r.Context(), rec)
+	s.lifecycle(r.Context(), rec, q, "", c.Subject, in.Comment)
 	writeJSON(w, http.StatusOK, q)
 }
 
@@ -300,7 +321,13 @@ type PolicyBody struct {
 	Approvers   string `json:"approvers,omitempty"`
 	Approvals   int    `json:"approvals,omitempty"`
 	MaxDuration string `json:"max_duration,omitempty"`
-	RequireMFA  bool   `json:"require_mfa,omitempty"`
+	// RequireMFA: approvers must have signed in with MFA.
+	RequireMFA bool `json:"require_mfa,omitempty"`
+	// RequireRequesterMFA: requesters must have signed in with MFA.
+	RequireRequesterMFA bool   `json:"require_requester_mfa,omitempty"`
+	MinReasonLength     int    `json:"min_reason_length,omitempty"`
+	ReasonPattern       string `json:"reason_pattern,omitempty"`
+	MaxUses             int    `json:"max_uses,omitempty"`
 }
 
 func (s *Server) createPolicy(w http.ResponseWriter, r *http.Request, c caller) {
@@ -329,13 +356,11 @@ func (s *Server) createPolicy(w http.ResponseWriter, r *http.Request, c caller) 
 			return
 		}
 	}
-	if _, dup := s.coveringPolicy(grants.Scope(in.Scope), in.Target); dup {
-		s.refuse(w, r, c, proxy.NewProblem(http.StatusConflict, "conflict", "a policy for this "+in.Scope+" already exists"))
-		return
-	}
 	p, err := s.cfg.Store.CreatePolicy(r.Context(), grants.Policy{
 		Scope: grants.Scope(in.Scope), Target: in.Target, Approval: in.Approval, Approvers: in.Approvers,
 		Approvals: in.Approvals, MaxDuration: grants.Duration(maxd), RequireMFA: in.RequireMFA, CreatedBy: c.Subject,
+		RequireRequesterMFA: in.RequireRequesterMFA, MinReasonLength: in.MinReasonLength,
+		ReasonPattern: in.ReasonPattern, MaxUses: in.MaxUses,
 	})
 	if err != nil {
 		s.fail(w, r, c, err)

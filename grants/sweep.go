@@ -1,0 +1,149 @@
+package grants
+
+import (
+	"context"
+	"encoding/json"
+	"math"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+)
+
+// sweepBatch bounds the expiry index entries one sweep reads at a time.
+const sweepBatch = 100
+
+// Leading reports whether this Store is, at the moment, the one that sweeps
+// expired requests for its prefix.
+func (s *Store) Leading() bool { return s.leading.Load() }
+
+// lead campaigns for leadership until ctx ends, and sweeps while it leads.
+// Losing the session (etcd unreachable longer than ElectionTTL) ends the
+// term; the Store then campaigns again.
+func (s *Store) lead(ctx context.Context) {
+	for ctx.Err() == nil {
+		s.term(ctx)
+		select {
+		case <-ctx.Done():
+		case <-time.After(s.cfg.SweepInterval):
+		}
+	}
+}
+
+// term campaigns once and, when elected, sweeps until ctx ends or the
+// session is lost. The session's lease is revoked on return, which hands
+// leadership to the next campaigner at once.
+func (s *Store) term(ctx context.Context) {
+	ttl := int(math.Ceil(s.cfg.ElectionTTL.Seconds()))
+	sess, err := concurrency.NewSession(s.cli, concurrency.WithTTL(ttl), concurrency.WithContext(context.WithoutCancel(ctx)))
+	if err != nil {
+		return
+	}
+	defer sess.Close()
+	el := concurrency.NewElection(sess, s.kLeader)
+	if err := el.Campaign(ctx, s.replica); err != nil {
+		return
+	}
+	s.leading.Store(true)
+	defer s.leading.Store(false)
+	t := time.NewTicker(s.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		_, _ = s.Sweep(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-sess.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Sweep writes back, once, every request whose status has changed with
+// time: pending requests past their expiry and approved ones past their
+// grant's end become expired, and Config.OnEvent hears of each. It returns
+// how many it expired. The leader calls it every SweepInterval; calling it
+// from several Stores at once is safe, because each write is conditional on
+// the request being unchanged since it was read.
+func (s *Store) Sweep(ctx context.Context) (int, error) {
+	now := s.now()
+	// Keys sort as their stamps do; "~" sorts after the "/" that ends one.
+	end := s.kExpiries + expiryStamp(now) + "~"
+	from := s.kExpiries
+	n := 0
+	for {
+		resp, err := s.cli.Get(ctx, from, clientv3.WithRange(end), clientv3.WithLimit(sweepBatch))
+		if err != nil {
+			return n, unavailable(err)
+		}
+		for _, kv := range resp.Kvs {
+			expired, err := s.expire(ctx, string(kv.Key), kv.ModRevision, string(kv.Value), now)
+			if err != nil {
+				return n, err
+			}
+			if expired {
+				n++
+			}
+		}
+		if !resp.More || len(resp.Kvs) == 0 {
+			return n, nil
+		}
+		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	}
+}
+
+// expire settles the request that the expiry index entry ekey names and, if
+// its status changed, writes it back and removes what it no longer needs.
+func (s *Store) expire(ctx context.Context, ekey string, erev int64, id string, now time.Time) (bool, error) {
+	stale := func() error {
+		_, _, err := s.commit(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(ekey), "=", erev)}, clientv3.OpDelete(ekey))
+		return err
+	}
+	if !validID(id) {
+		return false, stale()
+	}
+	recs, err := s.read(ctx, s.requestKey(id))
+	if err != nil {
+		return false, err
+	}
+	var req Request
+	if !recs[0].exists() || json.Unmarshal(recs[0].val, &req) != nil {
+		return false, stale()
+	}
+	before := req.Status
+	if !req.settle(now) {
+		if s.expiryKey(&req) != ekey {
+			return false, stale()
+		}
+		return false, nil
+	}
+	ikey := s.pendingKey(req.Requester, req.Scope, req.Target)
+	idx, err := s.read(ctx, ikey)
+	if err != nil {
+		return false, err
+	}
+	val, err := encode(req)
+	if err != nil {
+		return false, err
+	}
+	cmps := []clientv3.Cmp{unchanged(s.requestKey(id), recs[0]), unchanged(ikey, idx[0])}
+	ops := []clientv3.Op{clientv3.OpPut(s.requestKey(id), val), clientv3.OpDelete(ekey), clientv3.OpDelete(s.grantKey(id))}
+	if idx[0].exists() {
+		var e pendingEntry
+		if json.Unmarshal(idx[0].val, &e) != nil || e.RequestID == id {
+			ops = append(ops, clientv3.OpDelete(ikey))
+		}
+	}
+	ok, _, err := s.commit(ctx, cmps, ops...)
+	if err != nil || !ok {
+		// Changed since it was read: the next sweep looks again.
+		return false, err
+	}
+	comment := "pending request expired undecided"
+	if before == StatusApproved {
+		comment = "grant ended"
+	}
+	s.emit(EventExpired, req, "", comment, now)
+	return true, nil
+}
