@@ -568,7 +568,13 @@ func TestCatalog(t *testing.T) {
 	cat := e.Catalog()
 	require.Equal(t, policy.TaskInfo{Upstream: "exchange", Read: true, Description: "List mailboxes or read one mailbox"},
 		cat.Tasks[getMailbox])
-	require.Len(t, cat.Tasks, 5)
+	exchange := 0
+	for _, info := range cat.Tasks {
+		if info.Upstream == "exchange" {
+			exchange++
+		}
+	}
+	require.Equal(t, 5, exchange, "tasks of the demo upstream")
 
 	tests := []struct {
 		desc          string

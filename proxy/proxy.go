@@ -14,6 +14,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"errors"
 	"log/slog"
 	"net"
@@ -40,6 +41,9 @@ type Config struct {
 	// UpstreamTimeout bounds waiting for an upstream's response headers.
 	// Default 60s.
 	UpstreamTimeout time.Duration `yaml:"upstream_timeout"`
+	// CA signs the leaf certificates of intercepted HTTPS in forward mode.
+	// Without it, CONNECT is refused for every host.
+	CA *tls.Certificate `yaml:"-"`
 	// Logger receives operational messages. Default slog.Default().
 	Logger *slog.Logger `yaml:"-"`
 }
@@ -62,9 +66,18 @@ type Proxy struct {
 	gate   *Gate
 	routes []*route
 	tr     *http.Transport
+	mitm   func(host string, ctx *goproxy.ProxyCtx) (*tls.Config, error)
 	log    *slog.Logger
 	tracer trace.Tracer
 	prop   propagation.TextMapPropagator
+}
+
+// tunnel is an intercepted CONNECT: every request inside it must be for
+// host, and is judged with the token the CONNECT carried unless it brings
+// its own.
+type tunnel struct {
+	host  string
+	token string
 }
 
 // ctxKey marks a call that arrived in reverse mode, with its original target.
@@ -90,6 +103,9 @@ func New(cfg Config, gate *Gate) (*Proxy, error) {
 		cfg.Logger = slog.Default()
 	}
 	routes, _ := newRoutes(cfg.Upstreams)
+	for _, rt := range routes {
+		rt.transport.ResponseHeaderTimeout = cfg.UpstreamTimeout
+	}
 	p := &Proxy{
 		gate:   gate,
 		routes: routes,
@@ -114,6 +130,10 @@ func New(cfg Config, gate *Gate) (*Proxy, error) {
 	gp.KeepAcceptEncoding = true
 	gp.KeepDestinationHeaders = false
 	gp.NonproxyHandler = http.HandlerFunc(p.reverse)
+	if cfg.CA != nil {
+		gp.CertStore = &certCache{}
+		p.mitm = goproxy.TLSConfigFromCA(cfg.CA)
+	}
 	gp.OnRequest().HandleConnectFunc(p.onConnect)
 	gp.OnRequest().DoFunc(p.onRequest)
 	gp.OnResponse().DoFunc(p.onResponse)
@@ -149,14 +169,45 @@ func (p *Proxy) reverse(w http.ResponseWriter, r *http.Request) {
 	p.gp.ServeHTTP(w, r2)
 }
 
-// onConnect refuses CONNECT: forward-mode HTTPS interception is not
-// configured, and elevate is never an open proxy.
-func (p *Proxy) onConnect(host string, ctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
-	h, _ := normalHost(host)
-	p.gate.Refuse(ctx.Req.Context(), audit.Record{Event: "denied", Method: http.MethodConnect, Host: h,
-		Reason: "CONNECT to a host that is not intercepted"},
-		NewProblem(http.StatusForbidden, "forbidden-target", "elevate does not tunnel to "+host))
-	return goproxy.RejectConnect, host
+// onConnect intercepts CONNECT to the hosts of configured upstreams, after
+// checking the caller's token; every other CONNECT is refused and audited,
+// so elevate is never an open proxy.
+func (p *Proxy) onConnect(hostport string, gctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
+	r := gctx.Req
+	ctx := r.Context()
+	host, ok := normalHost(hostport)
+	rec := audit.Record{Event: "denied", Method: http.MethodConnect, Host: host}
+	reject := func(prob *Problem, extra http.Header) (*goproxy.ConnectAction, string) {
+		gctx.Resp = prob.response(r, extra)
+		return &goproxy.ConnectAction{Action: goproxy.ConnectReject}, hostport
+	}
+	if !ok {
+		rec.Event = "bad_request"
+		return reject(p.gate.Refuse(ctx, rec, NewProblem(http.StatusBadRequest, "bad-host", "the CONNECT target is not a valid host")), nil)
+	}
+	if p.mitm == nil || !p.forwardHost(host) {
+		rec.Reason = "CONNECT to a host that is not configured"
+		return reject(p.gate.Refuse(ctx, rec, NewProblem(http.StatusForbidden, "forbidden-target", "elevate does not tunnel to "+host)), nil)
+	}
+	token, _ := credentialToken(r.Header.Get("Proxy-Authorization"))
+	if _, err := p.gate.verify(ctx, token); err != nil {
+		rec.Event, rec.Reason = "unauthenticated", "CONNECT without a valid token"
+		prob := p.gate.Refuse(ctx, rec, NewProblem(http.StatusProxyAuthRequired, "unauthenticated",
+			"a valid elevate token is required in Proxy-Authorization (Bearer, or Basic with the token as password)"))
+		return reject(prob, http.Header{"Proxy-Authenticate": {`Bearer realm="elevate"`, `Basic realm="elevate"`}})
+	}
+	gctx.UserData = &tunnel{host: host, token: token}
+	return &goproxy.ConnectAction{Action: goproxy.ConnectMitm, TLSConfig: p.mitm}, hostport
+}
+
+// forwardHost reports whether host is one of the upstreams' hosts.
+func (p *Proxy) forwardHost(host string) bool {
+	for _, rt := range p.routes {
+		if rt.hosts[host] {
+			return true
+		}
+	}
+	return false
 }
 
 // judged is what onRequest leaves for onResponse.
@@ -164,27 +215,48 @@ type judged struct {
 	verdict Verdict
 	route   *route
 	start   time.Time
+	// span is the server span of a call inside an intercepted tunnel,
+	// which ServeHTTP does not see; onResponse ends it.
+	span trace.Span
 }
 
 func (p *Proxy) onRequest(r *http.Request, gctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
 	ctx := r.Context()
-	span := trace.SpanFromContext(ctx)
 	rc, isReverse := ctx.Value(ctxKey{}).(reverseCall)
+	tn, inTunnel := gctx.UserData.(*tunnel)
+	j := &judged{start: time.Now()}
+	if inTunnel {
+		// A call read from an intercepted tunnel: ServeHTTP saw only the
+		// CONNECT, so the call gets its own server span here.
+		ctx = p.prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
+		ctx, j.span = p.tracer.Start(ctx, "elevate.proxy "+r.Method, trace.WithSpanKind(trace.SpanKindServer),
+			trace.WithAttributes(semconv.HTTPRequestMethodKey.String(r.Method), semconv.NetworkPeerAddress(remoteIP(r))))
+		r = r.WithContext(ctx)
+	}
+	gctx.UserData = j
+	span := trace.SpanFromContext(ctx)
 
 	var target, hostport string
-	if isReverse {
+	switch {
+	case isReverse:
 		target, hostport = rc.requestURI, rc.host
-	} else {
-		// Absolute form: the request target names the host.
+	default:
+		// Absolute form, or origin form inside a tunnel (which goproxy
+		// made absolute from the Host header).
 		target, hostport = r.URL.EscapedPath(), r.URL.Host
 		if r.URL.RawQuery != "" {
 			target += "?" + r.URL.RawQuery
 		}
-		if r.URL.Scheme != "http" {
+		if inTunnel {
+			if h, ok := normalHost(hostport); !ok || h != tn.host {
+				return r, p.refuse(ctx, r, audit.Record{Event: "denied", Method: r.Method, Host: h},
+					NewProblem(http.StatusMisdirectedRequest, "misdirected", "the request's host is not the host of the tunnel"))
+			}
+		} else if r.URL.Scheme != "http" {
 			return r, p.refuse(ctx, r, audit.Record{Event: "bad_request"}, NewProblem(http.StatusBadRequest, "bad-request", "only http:// targets may be proxied without CONNECT"))
 		}
 	}
-	if prob := refuseShape(r); prob != nil {
+	if prob := refuseShape(r, nil); prob != nil {
 		return r, p.refuse(ctx, r, audit.Record{Event: "bad_request", Method: r.Method}, prob)
 	}
 	res, rec, prob := p.resolve(r.Method, target, hostport, !isReverse)
@@ -192,11 +264,20 @@ func (p *Proxy) onRequest(r *http.Request, gctx *goproxy.ProxyCtx) (*http.Reques
 		return r, p.refuse(ctx, r, rec, prob)
 	}
 	rt, rest := res.route, res.call.Path
+	if prob := refuseShape(r, rt); prob != nil {
+		rec.Event = "bad_request"
+		return r, p.refuse(ctx, r, rec, prob)
+	}
 	span.SetAttributes(attribute.String("elevate.upstream", rt.Name), semconv.URLPath(escapeSegments(rest)))
 
-	token, _ := bearer(r.Header.Get("Authorization"))
-	if !isReverse {
-		token, _ = bearer(r.Header.Get("Proxy-Authorization"))
+	var token string
+	switch {
+	case isReverse:
+		token, _ = credentialToken(r.Header.Get("Authorization"))
+	case r.Header.Get("Proxy-Authorization") != "":
+		token, _ = credentialToken(r.Header.Get("Proxy-Authorization"))
+	case inTunnel:
+		token = tn.token
 	}
 	call := res.call
 	call.Token = token
@@ -208,19 +289,24 @@ func (p *Proxy) onRequest(r *http.Request, gctx *goproxy.ProxyCtx) (*http.Reques
 				extra.Set("WWW-Authenticate", `Bearer realm="elevate", error="invalid_token"`)
 			} else {
 				v.Problem.Status, v.Problem.Title = http.StatusProxyAuthRequired, http.StatusText(http.StatusProxyAuthRequired)
-				extra.Set("Proxy-Authenticate", `Bearer realm="elevate"`)
+				extra["Proxy-Authenticate"] = []string{`Bearer realm="elevate"`, `Basic realm="elevate"`}
 			}
 		}
 		return r, v.Problem.response(r, extra)
 	}
 
-	out := p.outbound(ctx, r, rt, rest, res.rawQuery, call.Host, isReverse)
-	gctx.UserData = &judged{verdict: v, route: rt, start: time.Now()}
+	out := p.outbound(ctx, r, rt, rest, res.rawQuery, call.Host, isReverse, inTunnel)
+	j.verdict, j.route = v, rt
+	gctx.RoundTripper = goproxy.RoundTripperFunc(func(req *http.Request, _ *goproxy.ProxyCtx) (*http.Response, error) {
+		return rt.transport.RoundTrip(req)
+	})
 	return out, nil
 }
 
-// outbound builds the forwarded request from exactly what was judged.
-func (p *Proxy) outbound(ctx context.Context, r *http.Request, rt *route, rest []string, rawQuery, host string, isReverse bool) *http.Request {
+// outbound builds the forwarded request from exactly what was judged: the
+// upstream's own URL, Host and Origin, the caller's credentials removed and
+// the upstream credential, if any, set.
+func (p *Proxy) outbound(ctx context.Context, r *http.Request, rt *route, rest []string, rawQuery, host string, isReverse, inTunnel bool) *http.Request {
 	u := *rt.target
 	full := make([]string, 0, len(rt.base)+len(rest))
 	full = append(append(full, rt.base...), rest...)
@@ -232,11 +318,32 @@ func (p *Proxy) outbound(ctx context.Context, r *http.Request, rt *route, rest [
 	u.RawQuery = rawQuery
 
 	h := cleanHeaders(r.Header)
-	if isReverse {
-		h.Del("Authorization") // the caller's bearer token stays here
+	if isReverse || !rt.PassThrough {
+		// In reverse mode Authorization carries elevate's token; otherwise
+		// it is the caller's own upstream credential.
+		h.Del("Authorization")
+	}
+	if !rt.PassThrough {
+		h.Del("Cookie")
+		if rt.Credential != nil && rt.Credential.Type == "header" {
+			h.Del(rt.credName)
+		}
+	}
+	if rt.credName != "" {
+		h.Set(rt.credName, rt.credValue)
+	}
+	if rt.AllowWebsocket && strings.EqualFold(strings.TrimSpace(r.Header.Get("Upgrade")), "websocket") {
+		// refuseShape let this upgrade through for this route; the
+		// handshake itself was judged like any call.
+		h.Set("Connection", "Upgrade")
+		h.Set("Upgrade", "websocket")
+	}
+	if h.Get("Origin") != "" {
+		// Upstreams that check Origin (Caddy's admin API) see their own.
+		h.Set("Origin", rt.origin)
 	}
 	proto := "http"
-	if r.TLS != nil {
+	if r.TLS != nil || inTunnel && r.URL.Scheme == "https" {
 		proto = "https"
 	}
 	h.Set("X-Forwarded-For", remoteIP(r))
@@ -259,6 +366,17 @@ func (p *Proxy) outbound(ctx context.Context, r *http.Request, rt *route, rest [
 
 func (p *Proxy) onResponse(resp *http.Response, gctx *goproxy.ProxyCtx) *http.Response {
 	j, _ := gctx.UserData.(*judged)
+	if j != nil && j.span != nil {
+		defer func() {
+			if resp != nil {
+				j.span.SetAttributes(semconv.HTTPResponseStatusCode(resp.StatusCode))
+				if resp.StatusCode >= 500 {
+					j.span.SetStatus(codes.Error, http.StatusText(resp.StatusCode))
+				}
+			}
+			j.span.End()
+		}()
+	}
 	if resp == nil {
 		// The upstream could not be reached or failed mid-way.
 		r := gctx.Req
@@ -271,9 +389,14 @@ func (p *Proxy) onResponse(resp *http.Response, gctx *goproxy.ProxyCtx) *http.Re
 		if j != nil {
 			prob.DecisionID = j.verdict.DecisionID
 		}
-		return prob.response(r, nil)
+		resp = prob.response(r, nil)
+		return resp
 	}
-	stripHopHeaders(resp.Header)
+	if j != nil && j.route != nil && resp.StatusCode != http.StatusSwitchingProtocols {
+		// An upstream's answer; elevate's own refusals keep their
+		// challenge headers.
+		stripHopHeaders(resp.Header)
+	}
 	return resp
 }
 
@@ -322,6 +445,14 @@ func (p *Proxy) resolve(method, target, hostport string, forward bool) (resolved
 		rec.Event = "not_found"
 		return resolved{}, rec, NewProblem(http.StatusNotFound, "no-route", "no upstream is configured for this path")
 	}
+	if len(rt.params) > 0 {
+		// Credentials in the query are removed before the call is judged,
+		// so that what is judged is what is forwarded.
+		rawQuery = dropParams(rawQuery, rt.params)
+		for k := range rt.params {
+			query.Del(k)
+		}
+	}
 	return resolved{
 		call:     Call{Method: method, Upstream: rt.Name, Host: host, Path: rest, Query: query},
 		route:    rt,
@@ -362,10 +493,15 @@ func (p *Proxy) refuse(ctx context.Context, r *http.Request, rec audit.Record, p
 }
 
 // refuseShape rejects requests whose framing or protocol could let bytes past
-// the gate that were not judged.
-func refuseShape(r *http.Request) *Problem {
-	if r.Header.Get("Upgrade") != "" || r.Header.Get("HTTP2-Settings") != "" {
-		return NewProblem(http.StatusBadRequest, "upgrade-refused", "protocol upgrades are not allowed through elevate")
+// the gate that were not judged. With rt nil it applies the rules for every
+// call; with the call's route, websocket upgrades pass where the route
+// allows them.
+func refuseShape(r *http.Request, rt *route) *Problem {
+	if up := r.Header.Get("Upgrade"); up != "" || r.Header.Get("HTTP2-Settings") != "" {
+		websocket := strings.EqualFold(strings.TrimSpace(up), "websocket") && r.Header.Get("HTTP2-Settings") == ""
+		if !websocket || (rt != nil && !rt.AllowWebsocket) {
+			return NewProblem(http.StatusBadRequest, "upgrade-refused", "protocol upgrades are not allowed through elevate for this upstream")
+		}
 	}
 	if len(r.Header.Values("Content-Length")) > 1 {
 		return NewProblem(http.StatusBadRequest, "bad-framing", "duplicate Content-Length")
@@ -374,6 +510,23 @@ func refuseShape(r *http.Request) *Problem {
 		return NewProblem(http.StatusBadRequest, "bad-framing", "both Content-Length and Transfer-Encoding")
 	}
 	return nil
+}
+
+// dropParams removes the named parameters from a raw query, keeping every
+// other pair exactly as sent.
+func dropParams(raw string, names map[string]bool) string {
+	if raw == "" {
+		return raw
+	}
+	var kept []string
+	for _, pair := range strings.Split(raw, "&") {
+		k, _, _ := strings.Cut(pair, "=")
+		if name, err := url.QueryUnescape(k); err == nil && names[name] {
+			continue
+		}
+		kept = append(kept, pair)
+	}
+	return strings.Join(kept, "&")
 }
 
 // hopHeaders are connection-scoped and never forwarded (RFC 9110 7.6.1).
@@ -422,6 +575,26 @@ func bearer(v string) (string, bool) {
 	}
 	t := strings.TrimSpace(v[len(p):])
 	return t, t != ""
+}
+
+// credentialToken extracts elevate's token from an Authorization or
+// Proxy-Authorization value: a Bearer token, or the password of Basic
+// credentials, for tools that can only send a user name and a password
+// (the user name is ignored: the token names the caller).
+func credentialToken(v string) (string, bool) {
+	if t, ok := bearer(v); ok {
+		return t, true
+	}
+	const p = "basic "
+	if len(v) < len(p) || !strings.EqualFold(v[:len(p)], p) {
+		return "", false
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(v[len(p):]))
+	if err != nil {
+		return "", false
+	}
+	_, pass, ok := strings.Cut(string(raw), ":")
+	return pass, ok && pass != ""
 }
 
 func remoteIP(r *http.Request) string {

@@ -36,8 +36,9 @@ type problem struct {
 	ExistingID string `json:"existing_id"`
 }
 
-// do sends a JSON request and decodes a JSON answer into out. Any non-2xx
-// answer becomes an error of one line.
+// do sends a JSON request and decodes a JSON answer into out (a *[]byte
+// takes the answer as it is). Any non-2xx answer becomes an error of one
+// line.
 func (c *client) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
@@ -82,6 +83,10 @@ func (c *client) do(ctx context.Context, method, path string, in, out any) error
 		return exitError{code: 1, msg: fmt.Sprintf("%d %s", resp.StatusCode, http.StatusText(resp.StatusCode))}
 	}
 	if out == nil {
+		return nil
+	}
+	if raw, ok := out.(*[]byte); ok {
+		*raw = b
 		return nil
 	}
 	if err := json.Unmarshal(b, out); err != nil {

@@ -53,7 +53,7 @@ func tokenCmd() *cobra.Command {
 	c.Flags().BoolVar(&mfa, "mfa", false, "mark the token as MFA-authenticated (amr contains mfa)")
 	c.Flags().DurationVar(&ttl, "ttl", time.Hour, "token lifetime")
 	c.Flags().StringVar(&email, "email", "", "e-mail address claim")
-	c.Flags().StringVar(&dataDir, "data-dir", ".elevate", "data directory of `serve --dev`")
+	c.Flags().StringVar(&dataDir, "data-dir", ".elevate", "data directory of serve --dev")
 	return c
 }
 

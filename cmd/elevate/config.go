@@ -123,6 +123,14 @@ type ProxyConfig struct {
 	// ReadsWithoutAudit lets calls that need no grant through when the audit
 	// log cannot be written. Default false.
 	ReadsWithoutAudit bool `yaml:"reads_without_audit"`
+	// CACert and CAKey are the PEM files of the CA that signs intercepted
+	// HTTPS in forward mode. Default: DATA_DIR/ca.crt and DATA_DIR/ca.key,
+	// created on first start.
+	CACert string `yaml:"ca_cert"`
+	CAKey  string `yaml:"ca_key"`
+	// PublicURL is the proxy's address as callers reach it, for `elevate
+	// connect`. Default: http:// and the proxy listener's address.
+	PublicURL string `yaml:"public_url"`
 }
 
 // loadConfig reads a YAML file strictly: unknown keys are errors.

@@ -79,6 +79,6 @@ func rootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.server, "server", server, "control listener URL (env ELEVATE_SERVER)")
 	root.PersistentFlags().StringVar(&g.token, "token", os.Getenv("ELEVATE_TOKEN"), "bearer token (env ELEVATE_TOKEN)")
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "table", "output format: table or json")
-	root.AddCommand(serveCmd(), tokenCmd(), whoamiCmd(g), checkCmd(g), requestCmd(g), policyCmd(g), controlCmd(g), auditCmd(g))
+	root.AddCommand(serveCmd(), tokenCmd(), whoamiCmd(g), checkCmd(g), requestCmd(g), policyCmd(g), controlCmd(g), auditCmd(g), caCmd(g), connectCmd(g))
 	return root
 }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -226,14 +229,26 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	px, err := proxy.New(proxy.Config{Upstreams: ups, UpstreamTimeout: cfg.Proxy.UpstreamTimeout, Logger: log}, gate)
+	// Forward-mode HTTPS interception: the CA from config, or one kept in
+	// the data dir.
+	var ca tls.Certificate
+	if cfg.Proxy.CACert != "" || cfg.Proxy.CAKey != "" {
+		ca, err = proxy.LoadCA(cfg.Proxy.CACert, cfg.Proxy.CAKey)
+	} else {
+		ca, err = proxy.LoadOrCreateCA(cfg.DataDir)
+	}
+	if err != nil {
+		return err
+	}
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Certificate[0]})
+	px, err := proxy.New(proxy.Config{Upstreams: ups, UpstreamTimeout: cfg.Proxy.UpstreamTimeout, CA: &ca, Logger: log}, gate)
 	if err != nil {
 		return err
 	}
 	side, err := api.New(api.Config{
 		AdminsGroup: cfg.API.AdminsGroup, AuditorsGroup: cfg.API.AuditorsGroup, MaxBodyBytes: cfg.API.MaxBodyBytes,
-		BreakGlassGroup: cfg.API.BreakGlassGroup,
-		Verifier:        verifier, Store: store, Catalog: engine, Resolver: px, Gate: gate, Audit: auditLog, Notifier: notifier,
+		BreakGlassGroup: cfg.API.BreakGlassGroup, CACert: caPEM, ProxyURL: publicURL(cfg, proxyLn), Upstreams: upstreamInfo(ups),
+		Verifier: verifier, Store: store, Catalog: engine, Resolver: px, Gate: gate, Audit: auditLog, Notifier: notifier,
 		Ready:  func() bool { return store.Ready() && stateLoaded.Load() && store.Fresh() },
 		Logger: log,
 	})
@@ -319,4 +334,20 @@ Try it (Microsoft 365 PAM's four steps) in another terminal, from this directory
 The README walks through it step by step.
 
 `, proxyAddr, controlAddr, dd)
+}
+
+// publicURL is where callers reach the proxy listener.
+func publicURL(cfg Config, ln net.Listener) string {
+	if cfg.Proxy.PublicURL != "" {
+		return strings.TrimSuffix(cfg.Proxy.PublicURL, "/")
+	}
+	return "http://" + ln.Addr().String()
+}
+
+func upstreamInfo(ups []proxy.Upstream) []api.UpstreamInfo {
+	out := make([]api.UpstreamInfo, 0, len(ups))
+	for _, u := range ups {
+		out = append(out, api.UpstreamInfo{Name: u.Name, Prefix: u.Prefix, Hosts: u.Hosts})
+	}
+	return out
 }

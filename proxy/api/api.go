@@ -95,6 +95,13 @@ type Config struct {
 	Resolver Checker        `yaml:"-"`
 	Gate     Judge          `yaml:"-"`
 	Audit    AuditLog       `yaml:"-"`
+	// CACert is the PEM certificate of the forward-mode interception CA,
+	// served at GET /v1/ca. Optional.
+	CACert []byte `yaml:"-"`
+	// ProxyURL is where callers reach the proxy listener.
+	ProxyURL string `yaml:"-"`
+	// Upstreams describe the configured routes to callers.
+	Upstreams []UpstreamInfo `yaml:"-"`
 	// Notifier, when set, is told about every lifecycle change.
 	Notifier Notifier `yaml:"-"`
 	// Ready reports whether the first etcd sync and policy load are done
@@ -104,6 +111,14 @@ type Config struct {
 	Metrics http.Handler     `yaml:"-"`
 	Logger  *slog.Logger     `yaml:"-"`
 	Now     func() time.Time `yaml:"-"`
+}
+
+// UpstreamInfo is what callers may know of an upstream: how to reach it
+// through the proxy.
+type UpstreamInfo struct {
+	Name   string   `json:"name"`
+	Prefix string   `json:"prefix,omitempty"`
+	Hosts  []string `json:"hosts,omitempty"`
 }
 
 // Validate checks settings and wiring; errors name the key.
@@ -153,6 +168,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	m.HandleFunc("GET /{$}", s.home)
 	m.HandleFunc("GET /v1/whoami", s.auth(s.whoami))
+	m.HandleFunc("GET /v1/ca", s.ca)
+	m.HandleFunc("GET /v1/upstreams", s.auth(s.upstreams))
 	m.HandleFunc("POST /v1/check", s.auth(s.check))
 	m.HandleFunc("POST /v1/requests", s.auth(s.submit))
 	m.HandleFunc("GET /v1/requests", s.auth(s.listRequests))

@@ -497,3 +497,23 @@ func (s *Server) queryAudit(w http.ResponseWriter, r *http.Request, c caller) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"records": page.Records, "next": page.Next})
 }
+
+// ca serves the interception CA's certificate; it is public.
+func (s *Server) ca(w http.ResponseWriter, r *http.Request) {
+	if len(s.cfg.CACert) == 0 {
+		proxy.NewProblem(http.StatusNotFound, "not-found", "forward-mode interception has no CA here").Write(w)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	w.Write(s.cfg.CACert)
+}
+
+// upstreams tells callers where the proxy is and how each upstream is
+// routed.
+func (s *Server) upstreams(w http.ResponseWriter, r *http.Request, c caller) {
+	ups := s.cfg.Upstreams
+	if ups == nil {
+		ups = []UpstreamInfo{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"proxy_url": s.cfg.ProxyURL, "upstreams": ups})
+}
