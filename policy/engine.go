@@ -120,6 +120,7 @@ var (
 	keyGated   = ast.StringTerm("gated")
 	keyGrant   = ast.StringTerm("grant")
 	keyReason  = ast.StringTerm("reason")
+	keyRequest = ast.StringTerm("request")
 )
 
 // parseDecision reads the decision document: outcome and reason are
@@ -148,6 +149,18 @@ func parseDecision(v ast.Value) (Decision, error) {
 	}
 	if d.GrantID, ok = stringField(obj, keyGrant, false); !ok {
 		return failed(), fmt.Errorf("%w: grant is not a string", ErrBadDecision)
+	}
+	if t := obj.Get(keyRequest); t != nil {
+		ro, ok := t.Value.(ast.Object)
+		if !ok {
+			return failed(), fmt.Errorf("%w: request is not an object", ErrBadDecision)
+		}
+		scope, ok1 := stringField(ro, keyScope, true)
+		target, ok2 := stringField(ro, keyTarget, true)
+		if !ok1 || !ok2 {
+			return failed(), fmt.Errorf("%w: request needs scope and target strings", ErrBadDecision)
+		}
+		d.Request = &Target{Scope: scope, Target: target}
 	}
 	if t := obj.Get(keyGated); t != nil {
 		b, ok := t.Value.(ast.Boolean)

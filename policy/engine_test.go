@@ -173,8 +173,12 @@ func TestEvalGatingAndGrants(t *testing.T) {
 	byTask := gatedBy("task", searchMailbox)
 	disabled := byTask
 	disabled.Control.Enabled = false
-	required := policy.Decision{Outcome: policy.GrantRequired, Task: searchMailbox, Gated: true,
-		Reason: `task Exchange\Search-Mailbox requires an approved grant`}
+	needs := func(scope, target string) policy.Decision {
+		return policy.Decision{Outcome: policy.GrantRequired, Task: searchMailbox, Gated: true,
+			Reason:  `task Exchange\Search-Mailbox requires an approved grant`,
+			Request: &policy.Target{Scope: scope, Target: target}}
+	}
+	required := needs("task", searchMailbox)
 	notGated := policy.Decision{Outcome: policy.Allow, Task: searchMailbox, Reason: "task is not gated"}
 	granted := func(id string) policy.Decision {
 		return policy.Decision{Outcome: policy.Allow, Task: searchMailbox, Gated: true, GrantID: id,
@@ -189,14 +193,14 @@ func TestEvalGatingAndGrants(t *testing.T) {
 	}{
 		{"enabled, no policy", policy.State{Control: policy.Control{Enabled: true}}, search, notGated},
 		{"policy on the task", byTask, search, required},
-		{"policy on a role holding the task", gatedBy("role", importExport), search, required},
-		{"policy on a role group holding the task", gatedBy("rolegroup", orgManagement), search, required},
+		{"policy on a role holding the task", gatedBy("role", importExport), search, needs("role", importExport)},
+		{"policy on a role group holding the task", gatedBy("rolegroup", orgManagement), search, needs("rolegroup", orgManagement)},
 		{"policy on another task", gatedBy("task", newJournalRule), search, notGated},
 		{"policy on an unknown role", gatedBy("role", `Exchange\Nobody`), search, notGated},
 		{"control disabled", disabled, search, notGated},
 		{"HEAD is gated as GET", gatedBy("task", getMailbox), call("HEAD", "mailboxes"),
 			policy.Decision{Outcome: policy.GrantRequired, Task: getMailbox, Gated: true,
-				Reason: `task Exchange\Get-Mailbox requires an approved grant`}},
+				Reason: `task Exchange\Get-Mailbox requires an approved grant`, Request: &policy.Target{Scope: "task", Target: getMailbox}}},
 		{"system account", byTask, system,
 			policy.Decision{Outcome: policy.Allow, Task: searchMailbox, Gated: true, Reason: "system account"}},
 		{"grant for the task", byTask, holding(search, liveGrant("g1", "task", searchMailbox)), granted("g1")},
@@ -206,7 +210,7 @@ func TestEvalGatingAndGrants(t *testing.T) {
 		{"grant for a role without the task", gatedBy("task", newJournalRule),
 			holding(call("POST", "journal-rules"), liveGrant("g1", "role", importExport)),
 			policy.Decision{Outcome: policy.GrantRequired, Task: newJournalRule, Gated: true,
-				Reason: `task Exchange\New-JournalRule requires an approved grant`}},
+				Reason: `task Exchange\New-JournalRule requires an approved grant`, Request: &policy.Target{Scope: "task", Target: newJournalRule}}},
 		{"expired grant", byTask, holding(search, policy.Grant{ID: "g1", Scope: "task", Target: searchMailbox,
 			NotBefore: t0.Add(-2 * time.Hour), ExpiresAt: t0.Add(-time.Nanosecond)}), required},
 		{"grant ending now", byTask, holding(search, policy.Grant{ID: "g1", Scope: "task", Target: searchMailbox,

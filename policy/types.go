@@ -116,6 +116,15 @@ type Decision struct {
 	Gated   bool    `json:"gated"`           // whether the task needs a grant
 	GrantID string  `json:"grant,omitempty"` // the grant that allowed the call
 	Reason  string  `json:"reason"`
+	// Request is what to ask for when the outcome is GrantRequired: the
+	// scope and target of an approval policy that covers the task.
+	Request *Target `json:"request,omitempty"`
+}
+
+// Target names what a request asks for.
+type Target struct {
+	Scope  string `json:"scope"`
+	Target string `json:"target"`
 }
 
 // Scopes of approval policies and grants.

@@ -243,8 +243,9 @@ func (g *Gate) Check(ctx context.Context, c Call) Verdict {
 		return v
 	case policy.GrantRequired:
 		rec.Event, rec.Status = "grant_required", http.StatusForbidden
-		v.Problem = NewProblem(http.StatusForbidden, "grant-required", fmt.Sprintf("%s needs an approved grant. Request one with: %s", d.Task, requestCommand(d.Task)))
-		v.Problem.Task, v.Problem.Reason, v.Problem.Request = d.Task, d.Reason, requestCommand(d.Task)
+		cmd := requestCommand(d.Task, d.Request)
+		v.Problem = NewProblem(http.StatusForbidden, "grant-required", fmt.Sprintf("%s needs an approved grant. Request one with: %s", d.Task, cmd))
+		v.Problem.Task, v.Problem.Reason, v.Problem.Request = d.Task, d.Reason, cmd
 	default: // policy.Deny and anything unexpected
 		rec.Event, rec.Status = "denied", http.StatusForbidden
 		v.Problem = NewProblem(http.StatusForbidden, "denied", d.Reason)
@@ -331,9 +332,20 @@ func safeReason(err error) string {
 	return "token refused: " + msg
 }
 
-// requestCommand is the command line that asks for a grant for task.
-func requestCommand(task string) string {
-	return "elevate request new --task '" + strings.ReplaceAll(task, "'", `'\''`) + "' --reason '<why>'"
+// requestCommand is the command line that asks for a grant covering task:
+// for what the covering approval policy names, a role or role group
+// included.
+func requestCommand(task string, t *policy.Target) string {
+	flag, target := "--task", task
+	if t != nil && t.Target != "" {
+		switch t.Scope {
+		case policy.ScopeRole:
+			flag, target = "--role", t.Target
+		case policy.ScopeRoleGroup:
+			flag, target = "--role-group", t.Target
+		}
+	}
+	return "elevate request new " + flag + " '" + strings.ReplaceAll(target, "'", `'\''`) + "' --reason '<why>'"
 }
 
 func newID() string {

@@ -16,6 +16,7 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -477,11 +478,9 @@ func (p *Proxy) Resolve(method, rawURL string) (Call, *Problem) {
 	}
 	method = strings.ToUpper(method)
 	if h, ok := normalHost(u.Host); ok {
-		for _, rt := range p.routes {
-			if rt.hosts[h] && len(rt.prefix) == 0 {
-				res, _, prob := p.resolve(method, target, u.Host, true)
-				return res.call, prob
-			}
+		if p.forwardHost(h) {
+			res, _, prob := p.resolve(method, target, u.Host, true)
+			return res.call, prob
 		}
 	}
 	res, _, prob := p.resolve(method, target, u.Host, false)
@@ -503,6 +502,10 @@ func refuseShape(r *http.Request, rt *route) *Problem {
 			return NewProblem(http.StatusBadRequest, "upgrade-refused", "protocol upgrades are not allowed through elevate for this upstream")
 		}
 	}
+	if headerBytes(r.Header) > MaxHeaderBytes {
+		return NewProblem(http.StatusRequestHeaderFieldsTooLarge, "headers-too-large",
+			fmt.Sprintf("the request headers exceed %d bytes", MaxHeaderBytes))
+	}
 	if len(r.Header.Values("Content-Length")) > 1 {
 		return NewProblem(http.StatusBadRequest, "bad-framing", "duplicate Content-Length")
 	}
@@ -510,6 +513,20 @@ func refuseShape(r *http.Request, rt *route) *Problem {
 		return NewProblem(http.StatusBadRequest, "bad-framing", "both Content-Length and Transfer-Encoding")
 	}
 	return nil
+}
+
+// MaxHeaderBytes bounds the request headers elevate accepts, on the
+// listener and inside intercepted tunnels alike.
+const MaxHeaderBytes = 64 << 10
+
+func headerBytes(h http.Header) int {
+	n := 0
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
 }
 
 // dropParams removes the named parameters from a raw query, keeping every

@@ -32,7 +32,7 @@ decision := verdict("deny", concat("; ", sort(deny))) if {
 } else := object.union(verdict("allow", "covered by an approved grant"), {"grant": grant_id}) if {
 	gated
 	grant_id
-} else := verdict("grant_required", sprintf("task %s requires an approved grant", [task])) if {
+} else := object.union(verdict("grant_required", sprintf("task %s requires an approved grant", [task])), {"request": request_target}) if {
 	gated
 } else := verdict("deny", "the policy reached no decision")
 
@@ -99,6 +99,26 @@ policy_covers if {
 }
 
 policy_covers if {
+	some group in task_role_groups
+	count(data.elevate_state.policies.rolegroup[group]) > 0
+}
+
+# What to ask for to be granted the task: the task's own policy first, then
+# a role's, then a role group's, by name.
+request_target := {"scope": "task", "target": task} if {
+	count(data.elevate_state.policies.task[task]) > 0
+} else := {"scope": "role", "target": sort(covering_roles)[0]} if {
+	count(covering_roles) > 0
+} else := {"scope": "rolegroup", "target": sort(covering_role_groups)[0]} if {
+	count(covering_role_groups) > 0
+}
+
+covering_roles contains role if {
+	some role in task_roles
+	count(data.elevate_state.policies.role[role]) > 0
+}
+
+covering_role_groups contains group if {
 	some group in task_role_groups
 	count(data.elevate_state.policies.rolegroup[group]) > 0
 }

@@ -1,7 +1,6 @@
 package test
 
 import (
-	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -82,7 +81,7 @@ func (i issuer) token(t *testing.T, sub string, groups ...string) string {
 // startConfigured runs `elevate serve --config` (no --dev).
 func startConfigured(t *testing.T, config string) *server {
 	t.Helper()
-	s := &server{t: t, dataDir: t.TempDir(), stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}, exited: make(chan error, 1)}
+	s := &server{t: t, dataDir: t.TempDir(), stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, exited: make(chan error, 1)}
 	s.proxyAddr, s.controlAddr = freeAddr(t), freeAddr(t)
 	cfg := filepath.Join(s.dataDir, "elevate.yaml")
 	config = strings.NewReplacer("PROXY_ADDR", s.proxyAddr, "CONTROL_ADDR", s.controlAddr, "DATA_DIR", s.dataDir).Replace(config)

@@ -174,6 +174,13 @@ func TestCredentialBrokering(t *testing.T) {
 		require.True(t, hosts["elsewhere.invalid"], "absolute-URI refusal audited")
 	})
 
+	t.Run("oversized headers", func(t *testing.T) {
+		rep := do(t, "GET", "http://"+s.proxyAddr+"/rmq/api/overview", bob, "", "X-Padding", strings.Repeat("a", 66<<10))
+		require.Equal(t, http.StatusRequestHeaderFieldsTooLarge, rep.status)
+		rep = do(t, "GET", "http://"+s.proxyAddr+"/rmq/api/overview", bob, "", "X-Padding", strings.Repeat("a", 1<<20))
+		require.Equal(t, http.StatusRequestHeaderFieldsTooLarge, rep.status)
+	})
+
 	t.Run("a tunnel serves its own host only", func(t *testing.T) {
 		c, err := net.DialTimeout("tcp", s.proxyAddr, 5*time.Second)
 		require.NoError(t, err)

@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -49,8 +50,8 @@ type server struct {
 	dataDir     string
 	proxyAddr   string
 	controlAddr string
-	stdout      *bytes.Buffer
-	stderr      *bytes.Buffer
+	stdout      *lockedBuffer
+	stderr      *lockedBuffer
 	exited      chan error
 }
 
@@ -67,7 +68,7 @@ func freeAddr(t *testing.T) string {
 func startDev(t *testing.T, extra ...string) *server {
 	t.Helper()
 	s := &server{t: t, dataDir: t.TempDir(), proxyAddr: freeAddr(t), controlAddr: freeAddr(t),
-		stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}, exited: make(chan error, 1)}
+		stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, exited: make(chan error, 1)}
 	args := append([]string{"serve", "--dev", "--data-dir", s.dataDir, "--proxy-addr", s.proxyAddr, "--control-addr", s.controlAddr}, extra...)
 	s.cmd = exec.Command(binary, args...)
 	s.cmd.Stdout, s.cmd.Stderr = s.stdout, s.stderr
@@ -106,6 +107,24 @@ func (s *server) stop() {
 		_ = s.cmd.Process.Kill()
 		<-s.exited
 	}
+}
+
+// lockedBuffer collects a process's output while tests read it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // result of one CLI run.

@@ -88,6 +88,9 @@ func TestLifecycle(t *testing.T) {
 		s.ok(admin, "policy", "new", "--role", importRole, "--approval", "auto")
 		search := proxy + "/exchange/mailboxes/alice/search"
 		require.Eventually(t, func() bool { return do(t, "POST", search, bob, "").status == http.StatusForbidden }, 3*time.Second, 20*time.Millisecond)
+		// The refusal names what to ask for: the role, whose policy covers the task.
+		refusal := do(t, "POST", search, bob, "").json(t)
+		require.Equal(t, "elevate request new --role '"+importRole+"' --reason '<why>'", refusal["request_command"])
 		// A task of the role is not requestable on its own: the policy is for the role.
 		s.refused(bob, "400", "request", "new", "--task", searchTask, "--reason", "x")
 		id := s.request(bob, "--role", importRole, "--reason", "export for legal hold")

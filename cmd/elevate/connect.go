@@ -4,42 +4,55 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/elevate-pam/elevate/proxy"
 	"github.com/elevate-pam/elevate/proxy/api"
 )
 
 func caCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "ca",
+	var dataDir string
+	c := &cobra.Command{
+		Use:   "ca [--data-dir DIR]",
 		Short: "Print the CA certificate that forward-mode HTTPS interception uses",
 		Long: "Prints, in PEM, the certificate of the CA that signs the certificates elevate presents\n" +
-			"for intercepted HTTPS hosts. Give it to tools that use elevate as HTTPS_PROXY,\n" +
-			"for example: elevate ca > elevate-ca.pem; curl --cacert elevate-ca.pem ...",
+			"for intercepted HTTPS hosts: DATA_DIR/ca.crt when it exists, else the one the server\n" +
+			"at --server uses. Give it to tools that use elevate as HTTPS_PROXY, for example:\n" +
+			"  elevate ca > elevate-ca.pem; curl --cacert elevate-ca.pem ...",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := newClient(g)
-			if err != nil {
-				return err
-			}
-			var pemBytes []byte
-			if err := cl.do(cmd.Context(), "GET", "/v1/ca", nil, &pemBytes); err != nil {
-				return err
+			pemBytes, err := os.ReadFile(filepath.Join(dataDir, proxy.CACertFile))
+			switch {
+			case err == nil:
+			case errors.Is(err, fs.ErrNotExist) && !cmd.Flags().Changed("data-dir"):
+				cl, err := newClient(g)
+				if err != nil {
+					return err
+				}
+				if err := cl.do(cmd.Context(), "GET", "/v1/ca", nil, &pemBytes); err != nil {
+					return err
+				}
+			default:
+				return fmt.Errorf("--data-dir: %v", err)
 			}
 			_, err = cmd.OutOrStdout().Write(pemBytes)
 			return err
 		},
 	}
+	c.Flags().StringVar(&dataDir, "data-dir", ".elevate", "data directory of serve --dev")
+	return c
 }
 
 func connectCmd(g *globals) *cobra.Command {

@@ -257,9 +257,9 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 	}
 
 	proxySrv := &http.Server{Handler: px, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
-		MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+		MaxHeaderBytes: proxy.MaxHeaderBytes, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	controlSrv := &http.Server{Handler: side, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
-		MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+		MaxHeaderBytes: proxy.MaxHeaderBytes, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
 	errc := make(chan error, 2)
 	go func() { errc <- controlSrv.Serve(controlLn) }()
 
@@ -278,11 +278,34 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 		printTour(out, cfg, proxyLn.Addr().String(), controlLn.Addr().String())
 	}
 
-	select {
-	case <-ctx.Done():
-	case err := <-errc:
-		if err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return err
+	// SIGHUP reloads the policy bundle from policy.dir; a bundle that does
+	// not compile or fails its checks leaves the running one in place.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case <-hup:
+			if cfg.Policy.Dir == "" {
+				log.Warn("SIGHUP: no policy.dir configured; the embedded bundle stays")
+				continue
+			}
+			if err := engine.Reload(ctx, os.DirFS(cfg.Policy.Dir)); err != nil {
+				log.Error("policy reload refused; the running bundle stays", "dir", cfg.Policy.Dir, "err", err)
+				continue
+			}
+			if _, err := auditLog.Write(ctx, audit.Record{Kind: "lifecycle", Event: "policy.reloaded", Time: time.Now(), Comment: cfg.Policy.Dir}); err != nil {
+				log.Error("audit write failed", "event", "policy.reloaded", "err", err)
+			}
+			log.Info("policy bundle reloaded", "dir", cfg.Policy.Dir)
+		case err := <-errc:
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			break wait
 		}
 	}
 	log.Info("shutting down")

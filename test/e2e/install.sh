@@ -1,5 +1,60 @@
 #!/usr/bin/env bash
-# Installs what the end-to-end tests against real upstream programs need.
-# Nothing yet beyond Go: the tour test runs the built binary only.
+# Installs what the end-to-end tests against real upstream programs need:
+# RabbitMQ (with its management plugin and rabbitmqadmin), Caddy and curl,
+# from Debian. Safe to run again: it installs only what is missing.
+#
+# The tests start their own private instances, so the system services the
+# packages may start are stopped and disabled here.
 set -euo pipefail
-exit 0
+
+need=()
+command -v rabbitmq-server >/dev/null 2>&1 || need+=(rabbitmq-server)
+command -v caddy >/dev/null 2>&1 || need+=(caddy)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+
+if [ "${#need[@]}" -gt 0 ]; then
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "install.sh: missing ${need[*]}; run as root to install them" >&2
+		exit 1
+	fi
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update
+	apt-get install -y --no-install-recommends "${need[@]}"
+fi
+
+# The tests own their instances: no system service may hold the ports,
+# the Erlang port mapper or the node name.
+if [ "$(id -u)" -eq 0 ]; then
+	for svc in rabbitmq-server caddy; do
+		service "$svc" stop >/dev/null 2>&1 || true
+		if command -v systemctl >/dev/null 2>&1; then
+			systemctl disable --now "$svc" >/dev/null 2>&1 || true
+		fi
+	done
+	# Processes of the system services, matched by their exact names only.
+	for name in epmd beam.smp caddy; do
+		for pid in $(pgrep -x "$name" || true); do
+			owner=$(ps -o user= -p "$pid" 2>/dev/null || true)
+			case "$owner" in
+			rabbitmq | caddy) kill "$pid" 2>/dev/null || true ;;
+			esac
+		done
+	done
+fi
+
+# rabbitmqadmin ships inside the management plugin; put it on PATH.
+if ! command -v rabbitmqadmin >/dev/null 2>&1; then
+	admin=$(ls -1d /usr/lib/rabbitmq/lib/rabbitmq_server-*/plugins/rabbitmq_management-*/priv/www/cli/rabbitmqadmin 2>/dev/null | sort -V | tail -n 1 || true)
+	if [ -z "$admin" ]; then
+		echo "install.sh: rabbitmqadmin not found in the rabbitmq_management plugin" >&2
+		exit 1
+	fi
+	chmod 0755 "$admin"
+	ln -sf "$admin" /usr/local/bin/rabbitmqadmin
+fi
+
+echo "rabbitmq-server: $(dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null || echo unknown)"
+echo "caddy: $(caddy version 2>/dev/null | head -n 1)"
+echo "curl: $(curl --version | head -n 1)"
+echo "rabbitmqadmin: $(command -v rabbitmqadmin) ($(rabbitmqadmin --version 2>&1 | head -n 1))"
