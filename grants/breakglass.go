@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
@@ -108,7 +109,7 @@ func (s *Store) UseGrant(ctx context.Context, grantID string) error {
 		}
 		now := s.now()
 		if !recs[0].exists() || !recs[1].exists() {
-			return ErrNotApproved
+			return fmt.Errorf("%w: grant %s", ErrNotApproved, grantID)
 		}
 		var g Grant
 		var req Request
@@ -118,14 +119,17 @@ func (s *Store) UseGrant(ctx context.Context, grantID string) error {
 		if err := decode(recs[1].val, &req, "request "+reqID); err != nil {
 			return err
 		}
-		if req.settle(now); req.Status != StatusApproved || !g.liveAt(now) {
-			return ErrNotApproved
+		if req.settle(now); req.Status != StatusApproved {
+			return fmt.Errorf("%w: grant %s: request is %s", ErrNotApproved, grantID, req.Status)
+		}
+		if !g.liveAt(now) {
+			return fmt.Errorf("%w: grant %s is not live at %s", ErrNotApproved, grantID, now.Format(time.RFC3339))
 		}
 		if g.MaxUses <= 0 {
 			return nil
 		}
 		if g.Uses >= g.MaxUses {
-			return ErrNotApproved
+			return fmt.Errorf("%w: grant %s: all %d uses spent", ErrNotApproved, grantID, g.MaxUses)
 		}
 		g.Uses++
 		cmps := []clientv3.Cmp{unchanged(gkey, recs[0]), unchanged(rkey, recs[1])}
@@ -153,10 +157,18 @@ func (s *Store) UseGrant(ctx context.Context, grantID string) error {
 		if ok {
 			if last {
 				s.dropLease(ctx, recs[0].lease)
-				s.emit(EventExpired, req, "", fmt.Sprintf("all %d uses spent", g.MaxUses), now)
+				s.emit(EventExpired, req, "", usesSpent(g.MaxUses), now)
 			}
 			return nil
 		}
 	}
 	return contention("use grant")
+}
+
+// usesSpent is the comment of the expiry of a grant whose last use is spent.
+func usesSpent(maxUses int) string {
+	if maxUses == 1 {
+		return "its only use spent"
+	}
+	return fmt.Sprintf("all %d uses spent", maxUses)
 }

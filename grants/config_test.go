@@ -28,6 +28,34 @@ func TestConfigValidate(t *testing.T) {
 				require.Equal(t, 7*24*time.Hour, c.MaxDuration)
 				require.Equal(t, 24*time.Hour, c.PendingTTL)
 				require.Equal(t, 3*time.Second, c.StaleAfter)
+				require.Equal(t, time.Second, c.SweepInterval)
+				require.Equal(t, 5*time.Second, c.ElectionTTL)
+				require.Zero(t, c.MaxPolicies)
+				require.Equal(t, time.Hour, c.BreakGlassDuration)
+				require.Equal(t, 4*time.Hour, c.BreakGlassMax)
+			},
+		},
+		{
+			desc: "the break-glass defaults stay under a low cap",
+			cfg:  Config{Client: cli, DefaultDuration: 30 * time.Minute, MaxDuration: 2 * time.Hour, BreakGlassMax: 45 * time.Minute},
+			check: func(t *testing.T, c Config) {
+				require.Equal(t, 45*time.Minute, c.BreakGlassMax)
+				require.Equal(t, 45*time.Minute, c.BreakGlassDuration)
+			},
+		},
+		{
+			desc: "the break-glass cap defaults to a maximum duration below 4h",
+			cfg:  Config{Client: cli, DefaultDuration: 30 * time.Minute, MaxDuration: 2 * time.Hour},
+			check: func(t *testing.T, c Config) {
+				require.Equal(t, 2*time.Hour, c.BreakGlassMax)
+				require.Equal(t, time.Hour, c.BreakGlassDuration)
+			},
+		},
+		{
+			desc: "reviewers are trimmed",
+			cfg:  Config{Client: cli, BreakGlassReviewers: " security "},
+			check: func(t *testing.T, c Config) {
+				require.Equal(t, "security", c.BreakGlassReviewers)
 			},
 		},
 		{
@@ -51,6 +79,15 @@ func TestConfigValidate(t *testing.T) {
 		{desc: "stale after too short to probe", cfg: Config{Client: cli, StaleAfter: time.Millisecond}, wantErr: "grants.stale_after: must be at least 30ms"},
 		{desc: "default duration above the cap", cfg: Config{Client: cli, DefaultDuration: 9 * time.Hour, MaxDuration: 8 * time.Hour}, wantErr: "grants.default_duration: 9h0m0s exceeds grants.max_duration"},
 		{desc: "default duration above the default cap", cfg: Config{Client: cli, DefaultDuration: 200 * time.Hour}, wantErr: "grants.default_duration:"},
+		{desc: "negative sweep interval", cfg: Config{Client: cli, SweepInterval: -time.Second}, wantErr: "grants.sweep_interval: must not be negative"},
+		{desc: "sweep interval too short", cfg: Config{Client: cli, SweepInterval: time.Millisecond}, wantErr: "grants.sweep_interval: must be at least 10ms"},
+		{desc: "negative election ttl", cfg: Config{Client: cli, ElectionTTL: -time.Second}, wantErr: "grants.election_ttl: must not be negative"},
+		{desc: "election ttl too short", cfg: Config{Client: cli, ElectionTTL: 500 * time.Millisecond}, wantErr: "grants.election_ttl: must be at least 1s"},
+		{desc: "negative policy cap", cfg: Config{Client: cli, MaxPolicies: -1}, wantErr: "grants.max_policies: must not be negative"},
+		{desc: "negative break-glass cap", cfg: Config{Client: cli, BreakGlassMax: -time.Hour}, wantErr: "grants.break_glass_max: must not be negative"},
+		{desc: "break-glass cap above the maximum duration", cfg: Config{Client: cli, BreakGlassMax: 200 * time.Hour}, wantErr: "grants.break_glass_max: 200h0m0s exceeds grants.max_duration"},
+		{desc: "negative break-glass duration", cfg: Config{Client: cli, BreakGlassDuration: -time.Hour}, wantErr: "grants.break_glass_duration: must not be negative"},
+		{desc: "break-glass duration above its cap", cfg: Config{Client: cli, BreakGlassDuration: 5 * time.Hour}, wantErr: "grants.break_glass_duration: 5h0m0s exceeds grants.break_glass_max"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {
@@ -134,6 +171,8 @@ func TestErrorFamilies(t *testing.T) {
 		{desc: "already approved is a conflict", err: ErrAlreadyApproved, parent: ErrConflict},
 		{desc: "not approved is a conflict", err: ErrNotApproved, parent: ErrConflict},
 		{desc: "a duplicate is a conflict", err: &DuplicateError{ExistingID: "req-1"}, parent: ErrConflict},
+		{desc: "the policy limit is a conflict", err: ErrPolicyLimit, parent: ErrConflict},
+		{desc: "a second policy for a target is a conflict", err: &PolicyExistsError{ExistingID: "pol-1"}, parent: ErrConflict},
 	}
 	all := []error{ErrInvalid, ErrNotFound, ErrConflict, ErrForbidden, ErrUnavailable}
 	for _, tc := range tests {

@@ -1,19 +1,28 @@
 // Package grants keeps elevate's live access state in etcd: access control
 // settings, approval policies, access requests and the grants they produce.
 //
-// A Store does two jobs. Its mutations (Submit, Approve, Deny, Revoke,
-// CreatePolicy, DeletePolicy, UpdateControl) each commit one etcd transaction
-// guarded by the mod revisions of every record the decision read, so two
-// concurrent decisions on one request cannot both win: the loser re-reads,
-// re-checks the rules and usually finds the request is no longer pending.
-// Its Run loop lists the state once at one revision and then follows a single
-// watch, so that the proxied path reads grants, policies and control settings
-// from memory (LiveGrants, Policies, Control) without an etcd round trip.
+// A Store does three jobs. Its mutations (Submit, Approve, Deny, Revoke,
+// BreakGlass, UseGrant, CreatePolicy, DeletePolicy, UpdateControl) each
+// commit one etcd transaction guarded by the mod revisions of every record
+// the decision read, so two concurrent decisions on one request cannot both
+// win: the loser re-reads, re-checks the rules and usually finds the request
+// is no longer pending. Its Run loop lists the state once at one revision and
+// then follows a single watch, so that the proxied path reads grants,
+// policies and control settings from memory (LiveGrants, Policies, Control)
+// without an etcd round trip. And while Run runs, it takes part in sweeping
+// (below).
 //
 // A grant is bounded twice: its key is attached to an etcd lease that outlives
 // the grant's end by a small margin, and every read compares the grant's
 // window with the clock, so a grant stops being live at its end even while
 // the lease is still running.
+//
+// Time changes a request's status without a transaction: a pending request
+// past its expiry and an approved one past its grant's end read as expired
+// at once. The Stores sharing a prefix elect one leader, which writes these
+// changes back (Sweep) from an index ordered by expiry time, frees the
+// pending index entries and grant keys they held, and reports each change to
+// Config.OnEvent once.
 //
 // # Keys
 //
@@ -25,16 +34,24 @@
 //	PREFIX grants/<grant id>                       Grant, attached to a lease
 //	PREFIX pending/<requester>/<scope>/<target>    index of the one pending request per
 //	                                               requester, scope and target
+//	PREFIX expiries/<time>/<request id>            index of the requests by the time their
+//	                                               status next changes by itself
+//	PREFIX policy-targets/<scope>/<target>         index of the one policy per scope and
+//	                                               target: its ID
+//	PREFIX policies-count                          number of policies, rewritten by every
+//	                                               creation and deletion
+//	PREFIX leader/<lease id>                       the election of the sweeping leader
 //
-// In the pending index the requester and the target are path-escaped
-// (url.PathEscape), so a "/" in either cannot add a key level.
+// In the pending and policy target indexes the requester and the target are
+// path-escaped (url.PathEscape), so a "/" in either cannot add a key level.
 //
 // # Errors
 //
 // Every refusal wraps one of the exported sentinel errors; match them with
 // errors.Is and errors.As. ErrForbidden is the parent of ErrSelfApproval,
 // ErrNotApprover and ErrMFARequired; ErrConflict is the parent of
-// ErrNotPending, ErrAlreadyApproved, ErrNotApproved and *DuplicateError.
+// ErrNotPending, ErrAlreadyApproved, ErrNotApproved, ErrPolicyLimit,
+// *DuplicateError and *PolicyExistsError.
 // ErrUnavailable wraps failures of etcd itself.
 package grants
 

@@ -102,7 +102,8 @@ func (s *Store) Run(ctx context.Context) error {
 	defer wg.Wait()
 	// The election watches on the client's shared stream, not on the
 	// view's own one (below).
-	wg.Go(func() { s.lead(clientv3.WithRequireLeader(ctx)) })
+	lctx := clientv3.WithRequireLeader(ctx)
+	wg.Go(func() { s.lead(lctx) })
 	// A watch on a member that lost its leader is cancelled instead of
 	// silently serving nothing.
 	ctx = clientv3.WithRequireLeader(ctx)

@@ -10,8 +10,13 @@ import (
 	"go.etcd.io/etcd/client/v3/concurrency"
 )
 
-// sweepBatch bounds the expiry index entries one sweep reads at a time.
-const sweepBatch = 100
+const (
+	// sweepBatch bounds the expiry index entries one sweep reads at a time.
+	sweepBatch = 100
+	// resignTimeout bounds the revocation of a term's lease; when it fails
+	// the lease runs out by itself after ElectionTTL.
+	resignTimeout = time.Second
+)
 
 // Leading reports whether this Store is, at the moment, the one that sweeps
 // expired requests for its prefix.
@@ -31,17 +36,53 @@ func (s *Store) lead(ctx context.Context) {
 }
 
 // term campaigns once and, when elected, sweeps until ctx ends or the
-// session is lost. The session's lease is revoked on return, which hands
-// leadership to the next campaigner at once.
+// session is lost. Its lease is revoked on return, which hands leadership to
+// the next campaigner at once.
+//
+// Nothing here may outlast ctx while etcd is unreachable: the lease is
+// granted under ctx, the revocation is bounded, and a campaign cut short is
+// not waited for (the election resigns on the client's own context, which
+// only a reachable etcd or a closed client ends).
 func (s *Store) term(ctx context.Context) {
 	ttl := int(math.Ceil(s.cfg.ElectionTTL.Seconds()))
-	sess, err := concurrency.NewSession(s.cli, concurrency.WithTTL(ttl), concurrency.WithContext(context.WithoutCancel(ctx)))
+	lease, err := s.cli.Grant(ctx, int64(ttl))
 	if err != nil {
 		return
 	}
-	defer sess.Close()
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(s.cfg.ElectionTTL, resignTimeout))
+		defer cancel()
+		_, _ = s.cli.Revoke(rctx, lease.ID)
+	}()
+	// The session's own context outlives ctx: the deferred revocation, not
+	// the session, ends the lease.
+	sess, err := concurrency.NewSession(s.cli, concurrency.WithTTL(ttl), concurrency.WithLease(lease.ID),
+		concurrency.WithContext(context.WithoutCancel(ctx)))
+	if err != nil {
+		return
+	}
+	defer sess.Orphan()
+	// The term ends with ctx or with the session, whichever ends first, so
+	// that a Store cut off from etcd stops sweeping and stops reporting
+	// itself as the leader once its lease has run out.
+	tctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-sess.Done():
+			cancel()
+		case <-tctx.Done():
+		}
+	}()
 	el := concurrency.NewElection(sess, s.kLeader)
-	if err := el.Campaign(ctx, s.replica); err != nil {
+	won := make(chan error, 1)
+	go func() { won <- el.Campaign(tctx, s.replica) }()
+	select {
+	case err := <-won:
+		if err != nil || tctx.Err() != nil {
+			return
+		}
+	case <-tctx.Done():
 		return
 	}
 	s.leading.Store(true)
@@ -49,11 +90,9 @@ func (s *Store) term(ctx context.Context) {
 	t := time.NewTicker(s.cfg.SweepInterval)
 	defer t.Stop()
 	for {
-		_, _ = s.Sweep(ctx)
+		_, _ = s.Sweep(tctx)
 		select {
-		case <-ctx.Done():
-			return
-		case <-sess.Done():
+		case <-tctx.Done():
 			return
 		case <-t.C:
 		}

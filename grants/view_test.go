@@ -351,8 +351,10 @@ func TestConcurrentDecisions(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {
-			f := newFixture(t)
+			var log eventLog
+			f := newFixture(t, withEvents(&log))
 			r := f.pendingRequest(tc.approvals)
+			seen := len(log.all())
 			type result struct {
 				deny bool
 				r    Request
@@ -387,6 +389,7 @@ func TestConcurrentDecisions(t *testing.T) {
 			for res := range results {
 				if res.err != nil {
 					require.ErrorIs(t, res.err, ErrNotPending)
+					require.ErrorIs(t, res.err, ErrConflict)
 					continue
 				}
 				if res.deny {
@@ -401,14 +404,19 @@ func TestConcurrentDecisions(t *testing.T) {
 			}
 			require.Equal(t, 1, outcomes, "exactly one call decided the request")
 			require.Equal(t, approvalsOK, len(final.Approvals), "every accepted approval is recorded")
+			events := log.since(seen)
+			require.Len(t, events, 1, "the one decision is reported once")
+			require.Equal(t, final, events[0].Request)
 			grants, err := f.cli.Get(f.ctx(), f.s.kGrants, clientv3.WithPrefix(), clientv3.WithCountOnly())
 			require.NoError(t, err)
 			switch final.Status {
 			case StatusApproved:
+				require.Equal(t, EventApproved, events[0].Kind)
 				require.Zero(t, denials)
 				require.Len(t, final.Approvals, tc.approvals)
 				require.EqualValues(t, 1, grants.Count)
 			case StatusDenied:
+				require.Equal(t, EventDenied, events[0].Kind)
 				require.Equal(t, 1, denials)
 				require.Less(t, len(final.Approvals), tc.approvals)
 				require.Zero(t, grants.Count)
