@@ -105,6 +105,10 @@ type Call struct {
 	DryRun bool
 }
 
+// CanonicalPath is the judged path after the route prefix, escaped as it
+// is forwarded: an encoded "/" inside a segment stays encoded.
+func (c Call) CanonicalPath() string { return c.displayPath() }
+
 // displayPath is the canonical form of the judged path, as forwarded.
 func (c Call) displayPath() string {
 	p := escapeSegments(c.Path)

@@ -78,7 +78,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request, c caller) {
 	v := s.cfg.Gate.Check(r.Context(), call)
 	out := CheckResult{
 		Allowed: v.Allowed, Outcome: string(v.Decision.Outcome), Task: v.Decision.Task, Gated: v.Decision.Gated,
-		Reason: v.Decision.Reason, GrantID: v.Decision.GrantID, Upstream: call.Upstream, Path: joinPath(call.Path),
+		Reason: v.Decision.Reason, GrantID: v.Decision.GrantID, Upstream: call.Upstream, Path: call.CanonicalPath(),
 		Status: http.StatusOK,
 	}
 	if v.Grant != nil {
@@ -97,7 +97,6 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request, c caller) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func joinPath(segs []string) string { return "/" + strings.Join(segs, "/") }
 
 func bearerOf(r *http.Request) string {
 	v := r.Header.Get("Authorization")
