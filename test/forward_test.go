@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -201,4 +202,31 @@ func TestCredentialBrokering(t *testing.T) {
 		resp.Body.Close()
 		require.Equal(t, http.StatusMisdirectedRequest, resp.StatusCode)
 	})
+}
+
+// TestUpstreamTLS: upstream certificates are verified, against the system
+// roots or the route's ca_file.
+func TestUpstreamTLS(t *testing.T) {
+	up := httptest.NewTLSServer(&recorder{})
+	t.Cleanup(up.Close)
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "upstream-ca.pem")
+	require.NoError(t, os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: up.Certificate().Raw}), 0o644))
+	cfg := filepath.Join(dir, "elevate.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`upstreams:
+  - name: rabbitmq
+    url: %s
+    prefix: /trusted/
+    ca_file: %s
+  - name: caddy
+    url: %s
+    prefix: /untrusted/
+`, up.URL, caFile, up.URL)), 0o600))
+	s := startDev(t, "--config", cfg)
+	bob := s.token("--sub", "bob")
+	rep := do(t, "GET", "http://"+s.proxyAddr+"/trusted/api/overview", bob, "")
+	require.Equal(t, http.StatusOK, rep.status, string(rep.body))
+	rep = do(t, "GET", "http://"+s.proxyAddr+"/untrusted/config/", bob, "")
+	require.Equal(t, http.StatusBadGateway, rep.status, "an unverifiable upstream certificate is never accepted")
+	require.Contains(t, string(rep.body), "upstream-unreachable")
 }
