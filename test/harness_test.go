@@ -64,33 +64,49 @@ func freeAddr(t *testing.T) string {
 }
 
 // startDev runs `elevate serve --dev` on free ports with a temp data dir
-// and waits until /readyz answers 200.
+// and waits until /readyz answers 200. A port taken by another process
+// between choosing and binding it is chosen again.
 func startDev(t *testing.T, extra ...string) *server {
 	t.Helper()
-	s := &server{t: t, dataDir: t.TempDir(), proxyAddr: freeAddr(t), controlAddr: freeAddr(t),
+	dataDir := t.TempDir()
+	for attempt := 1; ; attempt++ {
+		s, err := tryDev(t, dataDir, extra)
+		if err == nil {
+			return s
+		}
+		if !strings.Contains(err.Error(), "address already in use") || attempt == 3 {
+			t.Fatal(err)
+		}
+	}
+}
+
+func tryDev(t *testing.T, dataDir string, extra []string) (*server, error) {
+	t.Helper()
+	s := &server{t: t, dataDir: dataDir, proxyAddr: freeAddr(t), controlAddr: freeAddr(t),
 		stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, exited: make(chan error, 1)}
 	args := append([]string{"serve", "--dev", "--data-dir", s.dataDir, "--proxy-addr", s.proxyAddr, "--control-addr", s.controlAddr}, extra...)
 	s.cmd = exec.Command(binary, args...)
 	s.cmd.Stdout, s.cmd.Stderr = s.stdout, s.stderr
 	require.NoError(t, s.cmd.Start())
 	go func() { s.exited <- s.cmd.Wait() }()
-	t.Cleanup(s.stop)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get("http://" + s.controlAddr + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return s
+				t.Cleanup(s.stop)
+				return s, nil
 			}
 		}
 		select {
 		case err := <-s.exited:
-			t.Fatalf("elevate exited before ready: %v\nstderr:\n%s", err, s.stderr.String())
+			return nil, fmt.Errorf("elevate exited before ready: %v\nstderr:\n%s", err, s.stderr.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("elevate not ready in time\nstderr:\n%s", s.stderr.String())
+			s.stop()
+			return nil, fmt.Errorf("elevate not ready in time\nstderr:\n%s", s.stderr.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

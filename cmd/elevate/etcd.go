@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -25,8 +26,24 @@ type embeddedPorts struct {
 	Peer   int `json:"peer"`
 }
 
-// startEmbeddedEtcd runs a one-member etcd in dir/etcd on loopback.
+// startEmbeddedEtcd runs a one-member etcd in dir/etcd on loopback. A port
+// taken by another process between choosing and binding it is chosen again,
+// a few times.
 func startEmbeddedEtcd(ctx context.Context, dir string, timeout time.Duration) (*embed.Etcd, string, error) {
+	var err error
+	for range 4 {
+		var e *embed.Etcd
+		var url string
+		e, url, err = startEmbeddedOnce(ctx, dir, timeout)
+		inUse := err != nil && (errors.Is(err, syscall.EADDRINUSE) || strings.Contains(err.Error(), "address already in use"))
+		if !inUse {
+			return e, url, err
+		}
+	}
+	return nil, "", err
+}
+
+func startEmbeddedOnce(ctx context.Context, dir string, timeout time.Duration) (*embed.Etcd, string, error) {
 	portsFile := filepath.Join(dir, "etcd-ports.json")
 	var ports embeddedPorts
 	if b, err := os.ReadFile(portsFile); err == nil {
