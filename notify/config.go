@@ -42,7 +42,12 @@ type configError struct {
 	cause error
 }
 
-func (e *configError) Error() string { return e.key + ": " + e.msg }
+func (e *configError) Error() string {
+	if e.cause == nil {
+		return e.key + ": " + e.msg
+	}
+	return e.key + ": " + e.msg + ": " + e.cause.Error()
+}
 
 func (e *configError) Unwrap() []error {
 	if e.cause == nil {
@@ -85,7 +90,8 @@ type Config struct {
 
 // SMTP configures the mail relay.
 type SMTP struct {
-	// Addr is the relay as host:port. Empty turns mail off.
+	// Addr is the relay as host:port. Empty turns mail off, and then no
+	// other key of SMTP may be set.
 	Addr string `yaml:"addr"`
 	// From is the sender address; required when Addr is set.
 	From string `yaml:"from"`
@@ -193,6 +199,11 @@ func (c *Config) Validate() error {
 
 func (s *SMTP) validate() error {
 	if s.Addr == "" {
+		// Mail is off. A relay half configured is a mistake, not a wish
+		// for silence: refuse it rather than send nothing.
+		if s.From != "" || s.Username != "" || s.PasswordFile != "" || s.TLS != "" || s.CAFile != "" || s.Timeout != 0 {
+			return invalid("notify.smtp.addr", "required when other notify.smtp keys are set")
+		}
 		return nil
 	}
 	host, port, err := net.SplitHostPort(s.Addr)

@@ -20,8 +20,7 @@
 // A request's approver group is mapped to a mail address by
 // Config.Groups. A submitted request goes to its group; approved and denied
 // go to the requester (Event.RequesterEmail); revoked and expired go to both.
-// Break-glass goes to the request's group or, when it has none or the group
-// has no address, to every address in Config.Groups. Webhooks receive every
+// Break-glass goes to every address in Config.Groups. Webhooks receive every
 // kind listed in their Events, or all kinds when the list is empty.
 //
 // # Mail
@@ -34,7 +33,9 @@
 // request.approved) and X-Elevate-Request (the request id) for filtering.
 // Break-glass mail is marked urgent. The relay is reached with STARTTLS
 // (mandatory) by default, or implicit TLS; no encryption at all only
-// towards a loopback address. The password is read from a file.
+// towards a loopback address. The password is read from a file. A relay
+// that refuses the sender, a recipient or the message with a 5xx reply
+// ends the delivery at once; other failures mean another attempt.
 //
 // # Webhooks
 //
@@ -43,8 +44,9 @@
 //	{"text": "<one line, Slack-compatible>", "event": {...}}
 //
 // where "event" is the Event with its JSON member names. Any 2xx answer
-// means delivered; any other status (redirects are not followed), a
-// timeout or an error means another attempt. An optional secret header,
+// means delivered. A timeout, an error, 408, 429 or a 5xx means another
+// attempt; a redirect (never followed) or any other 4xx is final, since the
+// endpoint refuses the request itself. An optional secret header,
 // such as a token, is read from a file.
 //
 // # Secrets

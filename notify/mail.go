@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -122,7 +123,20 @@ func (m *mailer) send(ctx context.Context, msg *mail.Msg) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, m.timeout)
 	defer cancel()
-	return c.DialAndSendWithContext(ctx, msg)
+	err = c.DialAndSendWithContext(ctx, msg)
+	switch {
+	case err == nil:
+		return nil
+	case msg.IsDelivered():
+		// The relay took the message; only what came after (RSET, QUIT)
+		// failed. Another attempt would send it twice.
+		return nil
+	}
+	if se, ok := errors.AsType[*mail.SendError](err); ok && se.ErrorCode() >= 500 && se.ErrorCode() <= 599 {
+		// The relay refused the sender, a recipient or the message for good.
+		return permanent(err)
+	}
+	return err
 }
 
 // mailTarget is the delivery of one event to one mail address.

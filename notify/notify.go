@@ -61,7 +61,8 @@ type job struct {
 }
 
 // Notifier tells people and systems about access requests: by mail and by
-// webhook. Notify queues; Run delivers.
+// webhook. Notify queues; Run delivers. Make one with New; a nil *Notifier
+// does nothing.
 type Notifier struct {
 	cfg     Config
 	log     *slog.Logger
@@ -118,16 +119,15 @@ func New(cfg Config) (*Notifier, error) {
 //   - request.submitted: the address of the approver group (e.Approvers);
 //   - request.approved, request.denied: the requester (e.RequesterEmail);
 //   - request.revoked, request.expired: the requester and the approver group;
-//   - request.break_glass: the approver group's address or, when the request
-//     has no group or its group has no address, every address in
-//     Config.Groups, with the mail marked urgent;
+//   - request.break_glass: every address in Config.Groups, with the mail
+//     marked urgent;
 //   - every webhook whose Events list the kind, or is empty.
 //
 // Each address gets its own message, and each delivery is retried on its
 // own. When the queue is full, the oldest waiting delivery is dropped.
 // After Run has ended, deliveries are dropped at once.
 func (n *Notifier) Notify(e Event) {
-	if n == nil {
+	if n == nil || n.wake == nil {
 		return
 	}
 	defer func() {
@@ -158,10 +158,15 @@ func (n *Notifier) Notify(e Event) {
 	n.mu.Unlock()
 	n.signal()
 	for _, d := range dropped {
-		// Under a flood, log the 1st, 2nd, 4th, 8th... drop only.
-		if d&(d-1) == 0 {
-			n.log.Warn("notify: delivery dropped: queue full or notifier stopped", "dropped_total", d)
-		}
+		n.logDrop(d)
+	}
+}
+
+// logDrop logs the drop that brought Stats.Dropped to total. Under a flood
+// only the 1st, 2nd, 4th, 8th... drop is logged.
+func (n *Notifier) logDrop(total uint64) {
+	if total&(total-1) == 0 {
+		n.log.Error("notify: delivery dropped: queue full or notifier stopped", "dropped_total", total)
 	}
 }
 
@@ -230,14 +235,14 @@ func (n *Notifier) recipients(e Event) []string {
 		add(requester)
 		group()
 	case KindBreakGlass:
-		if a, ok := n.cfg.Groups[e.Approvers]; ok {
-			add(a)
-			break
-		}
+		// Nobody approved this: every approver group hears of it.
 		names := slices.Collect(maps.Keys(n.cfg.Groups))
 		sort.Strings(names)
 		for _, g := range names {
 			add(n.cfg.Groups[g])
+		}
+		if len(to) == 0 {
+			n.log.Warn("notify: no approver group address for a break-glass mail", "request", oneLine(e.RequestID))
 		}
 	}
 	return to
@@ -245,6 +250,9 @@ func (n *Notifier) recipients(e Event) []string {
 
 // Stats returns the delivery counters.
 func (n *Notifier) Stats() Stats {
+	if n == nil {
+		return Stats{}
+	}
 	return Stats{
 		Queued:  n.queued.Load(),
 		Sent:    n.sent.Load(),
@@ -260,6 +268,10 @@ func (n *Notifier) Stats() Stats {
 // what is left is dropped. Run returns when that is done. A Notifier runs
 // once: a second call returns at once.
 func (n *Notifier) Run(ctx context.Context) {
+	if n == nil || n.wake == nil {
+		<-ctx.Done()
+		return
+	}
 	if !n.running.CompareAndSwap(false, true) {
 		n.log.Error("notify: Run called more than once")
 		return
@@ -376,8 +388,8 @@ func (n *Notifier) attempt(ctx, hard context.Context, j *job) {
 	d, dropped := n.pushLocked(j)
 	n.mu.Unlock()
 	n.signal()
-	if dropped && d&(d-1) == 0 {
-		n.log.Warn("notify: delivery dropped: queue full or notifier stopped", "dropped_total", d)
+	if dropped {
+		n.logDrop(d)
 	}
 }
 

@@ -92,8 +92,22 @@ func (h *hook) deliver(ctx context.Context, e Event) error {
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("%w %d", errStatus, resp.StatusCode)
+	return statusError(resp.StatusCode)
+}
+
+// statusError classifies the status of an answer: nil for 2xx; a permanent
+// error for a redirect (not followed, so it would repeat) and for a 4xx
+// other than 408 Request Timeout and 429 Too Many Requests (the endpoint
+// refuses the request itself); any other status may pass on a later attempt.
+func statusError(code int) error {
+	switch {
+	case code >= 200 && code <= 299:
+		return nil
+	case code == http.StatusRequestTimeout, code == http.StatusTooManyRequests:
+		return fmt.Errorf("%w %d", errStatus, code)
+	case code >= 300 && code <= 499:
+		return permanent(fmt.Errorf("%w %d", errStatus, code))
+	default:
+		return fmt.Errorf("%w %d", errStatus, code)
 	}
-	return nil
 }
