@@ -201,7 +201,8 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 		},
 	})
 	if err != nil {
-		return err
+		// The store names its settings grants.*; the file calls them requests.*.
+		return errors.New(strings.ReplaceAll(err.Error(), "grants.", "requests."))
 	}
 	storeCtx, stopStore := context.WithCancel(context.Background())
 	storeDone := make(chan error, 1)
