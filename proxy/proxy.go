@@ -106,6 +106,10 @@ func New(cfg Config, gate *Gate) (*Proxy, error) {
 	routes, _ := newRoutes(cfg.Upstreams)
 	for _, rt := range routes {
 		rt.transport.ResponseHeaderTimeout = cfg.UpstreamTimeout
+		tr := rt.transport
+		rt.roundTripper = goproxy.RoundTripperFunc(func(req *http.Request, _ *goproxy.ProxyCtx) (*http.Response, error) {
+			return tr.RoundTrip(req)
+		})
 	}
 	p := &Proxy{
 		gate:   gate,
@@ -298,9 +302,7 @@ func (p *Proxy) onRequest(r *http.Request, gctx *goproxy.ProxyCtx) (*http.Reques
 
 	out := p.outbound(ctx, r, rt, rest, res.rawQuery, call.Host, isReverse, inTunnel)
 	j.verdict, j.route = v, rt
-	gctx.RoundTripper = goproxy.RoundTripperFunc(func(req *http.Request, _ *goproxy.ProxyCtx) (*http.Response, error) {
-		return rt.transport.RoundTrip(req)
-	})
+	gctx.RoundTripper = rt.roundTripper
 	return out, nil
 }
 

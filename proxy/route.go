@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/elazarl/goproxy"
 )
 
 // Upstream is one admin API behind elevate.
@@ -121,6 +123,8 @@ type route struct {
 	credValue string
 	params    map[string]bool
 	transport *http.Transport
+	// roundTripper sends through transport; the engine takes it per call.
+	roundTripper goproxy.RoundTripper
 }
 
 func validName(s string) bool {

@@ -390,34 +390,22 @@ func policyCmd(g *globals) *cobra.Command {
 			return showPolicies(cmd, g, out.Policies, false)
 		},
 	}
-	getC := &cobra.Command{
-		Use: "get ID", Short: "Show one approval policy", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
+	// byID sends method to one policy and shows the policy answered.
+	byID := func(method string) func(*cobra.Command, []string) error {
+		return func(cmd *cobra.Command, args []string) error {
 			cl, err := newClient(g)
 			if err != nil {
 				return err
 			}
 			var p grants.Policy
-			if err := cl.do(cmd.Context(), "GET", "/v1/policies/"+url.PathEscape(args[0]), nil, &p); err != nil {
+			if err := cl.do(cmd.Context(), method, "/v1/policies/"+url.PathEscape(args[0]), nil, &p); err != nil {
 				return err
 			}
 			return showPolicies(cmd, g, []grants.Policy{p}, true)
-		},
+		}
 	}
-	rmC := &cobra.Command{
-		Use: "rm ID", Short: "Remove an approval policy", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := newClient(g)
-			if err != nil {
-				return err
-			}
-			var p grants.Policy
-			if err := cl.do(cmd.Context(), "DELETE", "/v1/policies/"+url.PathEscape(args[0]), nil, &p); err != nil {
-				return err
-			}
-			return showPolicies(cmd, g, []grants.Policy{p}, true)
-		},
-	}
+	getC := &cobra.Command{Use: "get ID", Short: "Show one approval policy", Args: cobra.ExactArgs(1), RunE: byID("GET")}
+	rmC := &cobra.Command{Use: "rm ID", Short: "Remove an approval policy", Args: cobra.ExactArgs(1), RunE: byID("DELETE")}
 	c.AddCommand(newC, listC, getC, rmC)
 	return c
 }

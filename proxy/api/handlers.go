@@ -124,21 +124,14 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, c caller) {
 		s.refuse(w, r, c, p)
 		return
 	}
-	if !validScope(in.Scope) {
-		s.refuse(w, r, c, proxy.NewProblem(http.StatusBadRequest, "invalid", `scope: must be "task", "role" or "rolegroup"`))
+	if p := s.checkTarget(in.Scope, in.Target); p != nil {
+		s.refuse(w, r, c, p)
 		return
 	}
-	if !s.cfg.Catalog.Catalog().Has(in.Scope, in.Target) {
-		s.refuse(w, r, c, proxy.NewProblem(http.StatusBadRequest, "unknown-target", "target: no "+in.Scope+" named "+strconv.Quote(in.Target)+" in the policy catalog"))
+	d, p := positiveDuration("duration", in.Duration, "30m or 4h")
+	if p != nil {
+		s.refuse(w, r, c, p)
 		return
-	}
-	var d time.Duration
-	if in.Duration != "" {
-		var err error
-		if d, err = time.ParseDuration(in.Duration); err != nil || d <= 0 {
-			s.refuse(w, r, c, proxy.NewProblem(http.StatusBadRequest, "invalid", "duration: must be a positive duration such as 30m or 4h"))
-			return
-		}
 	}
 	if in.BreakGlass {
 		s.breakGlass(w, r, c, in, d)
@@ -172,6 +165,30 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, c caller) {
 }
 
 func validScope(s string) bool { return s == "task" || s == "role" || s == "rolegroup" }
+
+// checkTarget refuses a scope that does not exist or a target the loaded
+// catalog does not know.
+func (s *Server) checkTarget(scope, target string) *proxy.Problem {
+	if !validScope(scope) {
+		return proxy.NewProblem(http.StatusBadRequest, "invalid", `scope: must be "task", "role" or "rolegroup"`)
+	}
+	if !s.cfg.Catalog.Catalog().Has(scope, target) {
+		return proxy.NewProblem(http.StatusBadRequest, "unknown-target", "target: no "+scope+" named "+strconv.Quote(target)+" in the policy catalog")
+	}
+	return nil
+}
+
+// positiveDuration parses an optional duration field; "" is 0.
+func positiveDuration(field, v, example string) (time.Duration, *proxy.Problem) {
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, proxy.NewProblem(http.StatusBadRequest, "invalid", field+": must be a positive duration such as "+example)
+	}
+	return d, nil
+}
 
 func (s *Server) breakGlass(w http.ResponseWriter, r *http.Request, c caller, in NewRequestBody, d time.Duration) {
 	if s.cfg.BreakGlassGroup == "" || !c.InGroup(s.cfg.BreakGlassGroup) {
@@ -338,21 +355,14 @@ func (s *Server) createPolicy(w http.ResponseWriter, r *http.Request, c caller) 
 		s.refuse(w, r, c, p)
 		return
 	}
-	if !validScope(in.Scope) {
-		s.refuse(w, r, c, proxy.NewProblem(http.StatusBadRequest, "invalid", `scope: must be "task", "role" or "rolegroup"`))
+	if p := s.checkTarget(in.Scope, in.Target); p != nil {
+		s.refuse(w, r, c, p)
 		return
 	}
-	if !s.cfg.Catalog.Catalog().Has(in.Scope, in.Target) {
-		s.refuse(w, r, c, proxy.NewProblem(http.StatusBadRequest, "unknown-target", "target: no "+in.Scope+" named "+strconv.Quote(in.Target)+" in the policy catalog"))
+	maxd, prob := positiveDuration("max_duration", in.MaxDuration, "8h")
+	if prob != nil {
+		s.refuse(w, r, c, prob)
 		return
-	}
-	var maxd time.Duration
-	if in.MaxDuration != "" {
-		var err error
-		if maxd, err = time.ParseDuration(in.MaxDuration); err != nil || maxd <= 0 {
-			s.refuse(w, r, c, proxy.NewProblem(http.StatusBadRequest, "invalid", "max_duration: must be a positive duration such as 8h"))
-			return
-		}
 	}
 	p, err := s.cfg.Store.CreatePolicy(r.Context(), grants.Policy{
 		Scope: grants.Scope(in.Scope), Target: in.Target, Approval: in.Approval, Approvers: in.Approvers,
