@@ -309,8 +309,8 @@ func (n *Notifier) Run(ctx context.Context) {
 	n.jobs = nil
 	n.mu.Unlock()
 	if left > 0 {
-		n.dropped.Add(uint64(left))
 		n.log.Warn("notify: deliveries left undone at shutdown", "dropped", left)
+		n.dropped.Add(uint64(left))
 	}
 }
 
@@ -370,20 +370,21 @@ func (n *Notifier) attempt(ctx, hard context.Context, j *job) {
 	j.attempts++
 	err := safeDeliver(hard, j)
 	if err == nil {
-		n.sent.Add(1)
+		// Logged before counted: whoever sees the count sees the line.
 		n.log.Debug("notify: delivered", "event", oneLine(j.e.Kind), "request", oneLine(j.e.RequestID), "target", j.t.String(), "attempts", j.attempts)
+		n.sent.Add(1)
 		return
 	}
 	attrs := []any{"event", oneLine(j.e.Kind), "request", oneLine(j.e.RequestID), "target", j.t.String(), "attempts", j.attempts, "error", n.redact(err)}
 	if errors.As(err, new(permanentError)) || j.attempts >= n.cfg.Retries || ctx.Err() != nil {
-		n.failed.Add(1)
 		n.log.Error("notify: delivery failed", attrs...)
+		n.failed.Add(1)
 		return
 	}
 	wait := n.backoff(j.attempts)
 	j.due = time.Now().Add(wait)
-	n.retried.Add(1)
 	n.log.Warn("notify: delivery attempt failed, will retry", append(attrs, "retry_in", wait)...)
+	n.retried.Add(1)
 	n.mu.Lock()
 	d, dropped := n.pushLocked(j)
 	n.mu.Unlock()
