@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/elevate
 PKGS    := ./...
 # Packages with concurrency run under the race detector in CI.
-RACE_PKGS := ./grants/... ./audit/... ./proxy/...
+RACE_PKGS := ./grants/... ./audit/... ./proxy/... ./telemetry/...
 
 .PHONY: build run test test-race e2e lint fmt vet clean
 
@@ -19,8 +19,13 @@ test:
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 15m $(PKGS)
 
+# The binary under the race detector, through the calls that exercise the
+# proxy's concurrent paths (outcome records, tunnels, tracing).
+RACE_E2E := TestCallRecords|TestUpstreamDownOutcome|TestTracesAndMetrics|TestCredentialBrokering|TestTour
+
 test-race:
 	$(GO) test -count=1 -race -timeout 15m $(RACE_PKGS)
+	ELEVATE_TEST_RACE=1 $(GO) test -count=1 -timeout 15m -run '$(RACE_E2E)' ./test/
 
 # Tests against real upstream programs installed from Debian packages.
 e2e: build

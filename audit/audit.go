@@ -52,6 +52,10 @@ type Config struct {
 	MaxBytes int64
 	// Now fills Record.Time when the caller leaves it zero. Default time.Now.
 	Now func() time.Time
+	// OnFsync, when set, is told how long each successful fsync of the log
+	// took (for a latency histogram). It runs on the writer goroutine and
+	// must return quickly.
+	OnFsync func(time.Duration)
 }
 
 // Validate reports the first invalid setting, naming its key.
@@ -488,6 +492,9 @@ func (l *Log) append(b []byte) error {
 		return fmt.Errorf("%s: %w", l.cfg.Path, err)
 	}
 	l.fsyncs.Add(1)
+	if l.cfg.OnFsync != nil {
+		l.cfg.OnFsync(time.Duration(l.lastFsync.Load()))
+	}
 	l.fileMu.Lock()
 	l.size += int64(len(b))
 	l.fileMu.Unlock()

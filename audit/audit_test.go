@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -592,7 +593,12 @@ func TestCloseAndAfter(t *testing.T) {
 
 func TestConcurrentWritersShareFsyncs(t *testing.T) {
 	path := logPath(t)
-	l := open(t, audit.Config{Path: path, MaxBytes: 64 << 10})
+	var told atomic.Uint64
+	l := open(t, audit.Config{Path: path, MaxBytes: 64 << 10, OnFsync: func(d time.Duration) {
+		if d > 0 {
+			told.Add(1)
+		}
+	}})
 	const writers, each = 200, 5
 	var wg sync.WaitGroup
 	got := make([][]audit.Record, writers)
@@ -633,6 +639,7 @@ func TestConcurrentWritersShareFsyncs(t *testing.T) {
 	require.Equal(t, uint64(writers*each), st.Seq)
 	require.Zero(t, st.QueueDepth)
 	require.Less(t, st.Fsyncs, uint64(writers*each), "concurrent records share fsyncs")
+	require.Equal(t, st.Fsyncs, told.Load(), "OnFsync hears of every fsync, with its duration")
 	t.Logf("%d records, %d fsyncs", st.Seq, st.Fsyncs)
 }
 

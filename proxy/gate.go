@@ -8,12 +8,14 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/elevate-pam/elevate/audit"
@@ -76,6 +78,11 @@ type GateConfig struct {
 type Gate struct {
 	cfg    GateConfig
 	tracer trace.Tracer
+
+	decisions metric.Int64Counter     // elevate.decisions{outcome}
+	took      metric.Float64Histogram // elevate.decision.duration
+	upstream  metric.Float64Histogram // elevate.upstream.duration
+	outcomes  sync.WaitGroup          // outcome records being written
 }
 
 // NewGate checks that every part is present.
@@ -89,7 +96,22 @@ func NewGate(cfg GateConfig) (*Gate, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Gate{cfg: cfg, tracer: otel.Tracer("github.com/elevate-pam/elevate/proxy")}, nil
+	g := &Gate{cfg: cfg, tracer: otel.Tracer("github.com/elevate-pam/elevate/proxy")}
+	meter := otel.Meter("github.com/elevate-pam/elevate/proxy")
+	var err error
+	if g.decisions, err = meter.Int64Counter("elevate.decisions", metric.WithUnit("{decision}"),
+		metric.WithDescription("Decisions on proxied calls, by outcome (the audit event).")); err != nil {
+		return nil, fmt.Errorf("proxy: metrics: %w", err)
+	}
+	if g.took, err = meter.Float64Histogram("elevate.decision.duration", metric.WithUnit("s"),
+		metric.WithDescription("Time to decide a proxied call: identity, grants, policy and the durable audit record.")); err != nil {
+		return nil, fmt.Errorf("proxy: metrics: %w", err)
+	}
+	if g.upstream, err = meter.Float64Histogram("elevate.upstream.duration", metric.WithUnit("s"),
+		metric.WithDescription("Time from forwarding an allowed call to the upstream's response headers.")); err != nil {
+		return nil, fmt.Errorf("proxy: metrics: %w", err)
+	}
+	return g, nil
 }
 
 // Call is one HTTP call as elevate judges it: the path already split into
@@ -131,11 +153,25 @@ type Verdict struct {
 	Unauthenticated bool
 	// Grant is the grant that allowed the call, if any.
 	Grant *grants.Grant
+	// Event is the decision as the audit record names it: "allowed",
+	// "denied", "grant_required", "unauthenticated", "unavailable", ...
+	Event string
 }
 
 // Check judges one call. It never returns an allow after an error in
 // identity, grant state, policy or audit.
 func (g *Gate) Check(ctx context.Context, c Call) Verdict {
+	start := time.Now()
+	v := g.check(ctx, c)
+	if !c.DryRun {
+		outcome := metric.WithAttributes(attribute.String("outcome", v.Event))
+		g.decisions.Add(ctx, 1, outcome)
+		g.took.Record(ctx, time.Since(start).Seconds(), outcome)
+	}
+	return v
+}
+
+func (g *Gate) check(ctx context.Context, c Call) Verdict {
 	now := g.cfg.Now()
 	v := Verdict{DecisionID: newID()}
 	span := trace.SpanFromContext(ctx)
@@ -196,7 +232,8 @@ func (g *Gate) Check(ctx context.Context, c Call) Verdict {
 	}
 	v.Decision = d
 	rec.Task, rec.Reason = d.Task, d.Reason
-	span.SetAttributes(attribute.String("elevate.task", d.Task), attribute.String("elevate.outcome", string(d.Outcome)))
+	span.SetAttributes(attribute.String("elevate.task", d.Task), attribute.String("elevate.outcome", string(d.Outcome)),
+		attribute.Bool("elevate.gated", d.Gated))
 
 	switch d.Outcome {
 	case policy.Allow:
@@ -236,13 +273,16 @@ func (g *Gate) Check(ctx context.Context, c Call) Verdict {
 		if c.DryRun {
 			return g.finish(ctx, span, v, rec, true)
 		}
+		// Write-ahead: the record of an allowed call is durable before the
+		// call is forwarded.
 		if err := g.write(ctx, rec); err != nil && (reliesOnState || !g.cfg.ReadsWithoutAudit) {
-			v.Allowed = false
+			v.Allowed, v.Event = false, "unavailable"
 			v.Problem = NewProblem(http.StatusServiceUnavailable, "audit-unavailable", "the audit log cannot be written; the call was refused")
 			v.Problem.DecisionID = v.DecisionID
 			span.SetAttributes(attribute.String("elevate.decision", "unavailable"))
 			return v
 		}
+		v.Event = "allowed"
 		span.SetAttributes(attribute.String("elevate.decision", "allowed"))
 		return v
 	case policy.GrantRequired:
@@ -286,11 +326,14 @@ func (g *Gate) Refuse(ctx context.Context, rec audit.Record, p *Problem) *Proble
 		rec.Reason = p.Detail
 	}
 	v := Verdict{DecisionID: rec.ID, Problem: p}
-	g.finish(ctx, trace.SpanFromContext(ctx), v, rec, false)
+	v = g.finish(ctx, trace.SpanFromContext(ctx), v, rec, false)
+	outcome := metric.WithAttributes(attribute.String("outcome", v.Event))
+	g.decisions.Add(ctx, 1, outcome)
 	return v.Problem
 }
 
 func (g *Gate) finish(ctx context.Context, span trace.Span, v Verdict, rec audit.Record, dry bool) Verdict {
+	v.Event = rec.Event
 	span.SetAttributes(attribute.String("elevate.decision", rec.Event))
 	if v.Problem != nil {
 		v.Problem.DecisionID = v.DecisionID
@@ -358,4 +401,46 @@ func newID() string {
 		return uuid.NewString()
 	}
 	return id.String()
+}
+
+// Outcome is how a forwarded call ended at its upstream.
+type Outcome struct {
+	Status   int           // the upstream's status; 502 when it did not answer
+	Bytes    int64         // response body bytes relayed to the caller
+	Duration time.Duration // from the decision to the end of the response
+	Reason   string        // why the call did not complete, if it did not
+}
+
+// Outcome records how an allowed call ended, as a second record linked to
+// its decision record by Ref. It does not wait for the record to be
+// durable: the caller has had its answer already. Drain waits for the
+// records still being written.
+func (g *Gate) Outcome(ctx context.Context, v Verdict, c Call, o Outcome) {
+	rec := audit.Record{
+		Time: g.cfg.Now(), Kind: audit.KindCall, Event: "outcome", Ref: v.DecisionID,
+		Subject: v.Identity.Subject, Task: v.Decision.Task, Upstream: c.Upstream,
+		Method: c.Method, Host: c.Host, Path: c.displayPath(),
+		Status: o.Status, Bytes: o.Bytes, DurationMS: float64(o.Duration.Microseconds()) / 1000, Reason: o.Reason,
+	}
+	if v.Grant != nil {
+		rec.GrantID, rec.RequestID = v.Grant.ID, v.Grant.RequestID
+	}
+	ctx = context.WithoutCancel(ctx)
+	g.outcomes.Add(1)
+	go func() {
+		defer g.outcomes.Done()
+		if _, err := g.cfg.Audit.Write(ctx, rec); err != nil {
+			g.cfg.Logger.Error("audit write failed", "decision_id", v.DecisionID, "event", rec.Event, "err", err)
+		}
+	}()
+}
+
+// Drain waits until the outcome records handed to Outcome are written (or
+// have failed). Call it after the listeners are shut down and before the
+// audit log is closed.
+func (g *Gate) Drain() { g.outcomes.Wait() }
+
+// observeUpstream records the time an upstream took to answer.
+func (g *Gate) observeUpstream(ctx context.Context, upstream string, d time.Duration) {
+	g.upstream.Record(ctx, d.Seconds(), metric.WithAttributes(attribute.String("upstream", upstream)))
 }

@@ -17,11 +17,14 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/elazarl/goproxy"
@@ -104,13 +107,6 @@ func New(cfg Config, gate *Gate) (*Proxy, error) {
 		cfg.Logger = slog.Default()
 	}
 	routes, _ := newRoutes(cfg.Upstreams)
-	for _, rt := range routes {
-		rt.transport.ResponseHeaderTimeout = cfg.UpstreamTimeout
-		tr := rt.transport
-		rt.roundTripper = goproxy.RoundTripperFunc(func(req *http.Request, _ *goproxy.ProxyCtx) (*http.Response, error) {
-			return tr.RoundTrip(req)
-		})
-	}
 	p := &Proxy{
 		gate:   gate,
 		routes: routes,
@@ -128,6 +124,13 @@ func New(cfg Config, gate *Gate) (*Proxy, error) {
 			ExpectContinueTimeout: time.Second,
 			ForceAttemptHTTP2:     false,
 		},
+	}
+	for _, rt := range routes {
+		rt.transport.ResponseHeaderTimeout = cfg.UpstreamTimeout
+		tr := rt.transport
+		rt.roundTripper = goproxy.RoundTripperFunc(func(req *http.Request, gctx *goproxy.ProxyCtx) (*http.Response, error) {
+			return p.roundTrip(tr, req, gctx)
+		})
 	}
 	gp := goproxy.NewProxyHttpServer()
 	gp.Logger = slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelDebug)
@@ -150,10 +153,7 @@ func New(cfg Config, gate *Gate) (*Proxy, error) {
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx := p.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 	ctx, span := p.tracer.Start(ctx, "elevate.proxy "+r.Method, trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(
-			semconv.HTTPRequestMethodKey.String(r.Method),
-			semconv.NetworkPeerAddress(remoteIP(r)),
-		))
+		trace.WithAttributes(serverAttrs(r)...))
 	defer span.End()
 	sw := &statusWriter{ResponseWriter: w}
 	p.gp.ServeHTTP(sw, r.WithContext(ctx))
@@ -161,6 +161,29 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if sw.status() >= 500 {
 		span.SetStatus(codes.Error, http.StatusText(sw.status()))
 	}
+}
+
+// serverAttrs are the HTTP semantic-convention attributes of a call's
+// server span known before it is judged. Headers that may carry secrets
+// are never read into a span.
+func serverAttrs(r *http.Request) []attribute.KeyValue {
+	scheme := "http"
+	if r.TLS != nil || r.URL.Scheme == "https" {
+		scheme = "https"
+	}
+	attrs := []attribute.KeyValue{
+		semconv.HTTPRequestMethodKey.String(r.Method),
+		semconv.NetworkPeerAddress(remoteIP(r)),
+		semconv.URLScheme(scheme),
+		semconv.NetworkProtocolVersion(fmt.Sprintf("%d.%d", r.ProtoMajor, r.ProtoMinor)),
+	}
+	if h, ok := normalHost(r.Host); ok {
+		attrs = append(attrs, semconv.ServerAddress(h))
+	}
+	if ua := r.UserAgent(); ua != "" {
+		attrs = append(attrs, semconv.UserAgentOriginal(truncate(ua, 256)))
+	}
+	return attrs
 }
 
 // reverse turns an origin-form call into an absolute one for the engine,
@@ -218,11 +241,29 @@ func (p *Proxy) forwardHost(host string) bool {
 // judged is what onRequest leaves for onResponse.
 type judged struct {
 	verdict Verdict
+	call    Call // as judged, without its token
 	route   *route
 	start   time.Time
 	// span is the server span of a call inside an intercepted tunnel,
-	// which ServeHTTP does not see; onResponse ends it.
-	span trace.Span
+	// which ServeHTTP does not see; it ends with the call.
+	span    trace.Span
+	endOnce sync.Once
+}
+
+// end ends the server span of a call inside a tunnel, once.
+func (j *judged) end(status int) {
+	if j == nil || j.span == nil {
+		return
+	}
+	j.endOnce.Do(func() {
+		if status != 0 {
+			j.span.SetAttributes(semconv.HTTPResponseStatusCode(status))
+		}
+		if status >= 500 {
+			j.span.SetStatus(codes.Error, http.StatusText(status))
+		}
+		j.span.End()
+	})
 }
 
 func (p *Proxy) onRequest(r *http.Request, gctx *goproxy.ProxyCtx) (*http.Request, *http.Response) {
@@ -235,7 +276,7 @@ func (p *Proxy) onRequest(r *http.Request, gctx *goproxy.ProxyCtx) (*http.Reques
 		// CONNECT, so the call gets its own server span here.
 		ctx = p.prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
 		ctx, j.span = p.tracer.Start(ctx, "elevate.proxy "+r.Method, trace.WithSpanKind(trace.SpanKindServer),
-			trace.WithAttributes(semconv.HTTPRequestMethodKey.String(r.Method), semconv.NetworkPeerAddress(remoteIP(r))))
+			trace.WithAttributes(serverAttrs(r)...))
 		r = r.WithContext(ctx)
 	}
 	gctx.UserData = j
@@ -301,7 +342,8 @@ func (p *Proxy) onRequest(r *http.Request, gctx *goproxy.ProxyCtx) (*http.Reques
 	}
 
 	out := p.outbound(ctx, r, rt, rest, res.rawQuery, call.Host, isReverse, inTunnel)
-	j.verdict, j.route = v, rt
+	call.Token = ""
+	j.verdict, j.route, j.call = v, rt, call
 	gctx.RoundTripper = rt.roundTripper
 	return out, nil
 }
@@ -352,7 +394,6 @@ func (p *Proxy) outbound(ctx context.Context, r *http.Request, rt *route, rest [
 	h.Set("X-Forwarded-For", remoteIP(r))
 	h.Set("X-Forwarded-Host", host)
 	h.Set("X-Forwarded-Proto", proto)
-	p.prop.Inject(ctx, propagation.HeaderCarrier(h))
 
 	out, _ := http.NewRequestWithContext(ctx, r.Method, u.String(), nil)
 	out.URL = &u
@@ -369,16 +410,10 @@ func (p *Proxy) outbound(ctx context.Context, r *http.Request, rt *route, rest [
 
 func (p *Proxy) onResponse(resp *http.Response, gctx *goproxy.ProxyCtx) *http.Response {
 	j, _ := gctx.UserData.(*judged)
-	if j != nil && j.span != nil {
-		defer func() {
-			if resp != nil {
-				j.span.SetAttributes(semconv.HTTPResponseStatusCode(resp.StatusCode))
-				if resp.StatusCode >= 500 {
-					j.span.SetStatus(codes.Error, http.StatusText(resp.StatusCode))
-				}
-			}
-			j.span.End()
-		}()
+	if j != nil && j.route == nil && resp != nil {
+		// elevate's own answer (a refusal): the call ends here. A
+		// forwarded call ends with its response body (see roundTrip).
+		defer j.end(resp.StatusCode)
 	}
 	if resp == nil {
 		// The upstream could not be reached or failed mid-way.
@@ -399,8 +434,87 @@ func (p *Proxy) onResponse(resp *http.Response, gctx *goproxy.ProxyCtx) *http.Re
 		// An upstream's answer; elevate's own refusals keep their
 		// challenge headers.
 		stripHopHeaders(resp.Header)
+		// The caller can quote the decision, as with a refusal.
+		resp.Header.Set("Elevate-Decision-Id", j.verdict.DecisionID)
 	}
 	return resp
+}
+
+// roundTrip forwards an allowed call to its upstream inside a client span
+// whose context travels to the upstream as traceparent, and arranges for
+// the call's outcome record once the response body has been relayed.
+func (p *Proxy) roundTrip(tr http.RoundTripper, req *http.Request, gctx *goproxy.ProxyCtx) (*http.Response, error) {
+	j, _ := gctx.UserData.(*judged)
+	attrs := []attribute.KeyValue{semconv.HTTPRequestMethodKey.String(req.Method), semconv.ServerAddress(req.URL.Hostname()),
+		semconv.URLPath(req.URL.EscapedPath()), semconv.URLScheme(req.URL.Scheme)}
+	if port, err := strconv.Atoi(req.URL.Port()); err == nil {
+		attrs = append(attrs, semconv.ServerPort(port))
+	}
+	ctx, span := p.tracer.Start(req.Context(), "elevate.upstream "+req.Method,
+		trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
+	p.prop.Inject(ctx, propagation.HeaderCarrier(req.Header))
+	start := time.Now()
+	resp, err := tr.RoundTrip(req.WithContext(ctx))
+	if j != nil && j.route != nil {
+		p.gate.observeUpstream(ctx, j.route.Name, time.Since(start))
+	}
+	done := func(status int, n int64, reason string) {
+		span.End()
+		if j == nil || j.route == nil {
+			return
+		}
+		p.gate.Outcome(ctx, j.verdict, j.call, Outcome{Status: status, Bytes: n, Duration: time.Since(j.start), Reason: reason})
+		j.end(status)
+	}
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, "the upstream did not answer")
+		done(http.StatusBadGateway, 0, "the upstream did not answer")
+		return nil, err
+	}
+	span.SetAttributes(semconv.HTTPResponseStatusCode(resp.StatusCode))
+	if resp.StatusCode >= 500 {
+		span.SetStatus(codes.Error, http.StatusText(resp.StatusCode))
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols || resp.Body == nil || resp.Body == http.NoBody {
+		// An upgraded connection's body is the connection itself: the
+		// outcome is the switch.
+		done(resp.StatusCode, 0, "")
+		return resp, nil
+	}
+	resp.Body = &countingBody{rc: resp.Body, done: func(n int64, reason string) { done(resp.StatusCode, n, reason) }}
+	return resp, nil
+}
+
+// countingBody counts the bytes of a response body as they are relayed and
+// reports once, at its end or when it is closed.
+type countingBody struct {
+	rc   io.ReadCloser
+	n    int64
+	once sync.Once
+	done func(n int64, reason string)
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	b.n += int64(n)
+	switch {
+	case errors.Is(err, io.EOF):
+		b.finish("")
+	case err != nil:
+		b.finish("the upstream's response was cut short")
+	}
+	return n, err
+}
+
+func (b *countingBody) Close() error {
+	err := b.rc.Close()
+	b.finish("the response was not relayed in full")
+	return err
+}
+
+func (b *countingBody) finish(reason string) {
+	b.once.Do(func() { b.done(b.n, reason) })
 }
 
 // resolved is a call target turned into what the gate judges.

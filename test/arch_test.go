@@ -8,12 +8,12 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestLeafPackages keeps the architecture honest: policy, grants and audit
+// TestLeafPackages keeps the architecture honest: policy, grants, audit and telemetry
 // are leaves that import no other package of this module and never the
 // proxy engine; goproxy types stay inside proxy/.
 func TestLeafPackages(t *testing.T) {
 	const module = "github.com/elevate-pam/elevate"
-	for _, leaf := range []string{"policy", "grants", "audit"} {
+	for _, leaf := range []string{"policy", "grants", "audit", "telemetry"} {
 		t.Run(leaf, func(t *testing.T) {
 			out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", module+"/"+leaf).CombinedOutput()
 			require.NoError(t, err, string(out))

@@ -32,7 +32,12 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "elevate")
-	build := exec.Command("go", "build", "-o", binary, "github.com/elevate-pam/elevate/cmd/elevate")
+	args := []string{"build", "-o", binary}
+	if os.Getenv("ELEVATE_TEST_RACE") != "" {
+		// make test-race: the binary itself runs under the race detector.
+		args = append(args, "-race")
+	}
+	build := exec.Command("go", append(args, "github.com/elevate-pam/elevate/cmd/elevate")...)
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building elevate:", err)
@@ -122,6 +127,9 @@ func (s *server) stop() {
 	case <-time.After(15 * time.Second):
 		_ = s.cmd.Process.Kill()
 		<-s.exited
+	}
+	if strings.Contains(s.stderr.String(), "WARNING: DATA RACE") {
+		s.t.Errorf("the race detector fired in elevate:\n%s", s.stderr.String())
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -498,15 +497,19 @@ func controlCmd(g *globals) *cobra.Command {
 
 func auditCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "audit", Short: "Query and verify the audit log"}
-	var subject, task, decision, request, since, until string
+	var subject, task, decision, request, trace, since, until, cursor string
 	var limit int
+	var all bool
 	queryC := &cobra.Command{
-		Use:   "query [--subject S] [--task T] [--decision D] [--request ID] [--since T] [--until T]",
+		Use:   "query [--subject S] [--task T] [--decision D] [--request ID] [--trace ID] [--since T] [--until T] [--limit N] [--cursor C | --all]",
 		Short: "Query audit records (auditors see all, others their own)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			q := url.Values{}
-			for k, v := range map[string]string{"subject": subject, "task": task, "decision": decision, "request": request} {
+			if all && cursor != "" {
+				return errors.New("--all and --cursor: give one or the other")
+			}
+			for k, v := range map[string]string{"subject": subject, "task": task, "decision": decision, "request": request, "trace": trace} {
 				if v != "" {
 					q.Set(k, v)
 				}
@@ -528,12 +531,27 @@ func auditCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var out struct {
+			type page struct {
 				Records []audit.Record `json:"records"`
 				Next    string         `json:"next"`
 			}
-			if err := cl.do(cmd.Context(), "GET", "/v1/audit?"+q.Encode(), nil, &out); err != nil {
-				return err
+			var out page
+			for {
+				if cursor != "" {
+					q.Set("cursor", cursor)
+				}
+				var p page
+				if err := cl.do(cmd.Context(), "GET", "/v1/audit?"+q.Encode(), nil, &p); err != nil {
+					return err
+				}
+				out.Records, out.Next = append(out.Records, p.Records...), p.Next
+				if !all || p.Next == "" {
+					break
+				}
+				cursor = p.Next
+			}
+			if out.Records == nil {
+				out.Records = []audit.Record{}
 			}
 			if g.output == "json" {
 				return printJSON(cmd.OutOrStdout(), out)
@@ -542,7 +560,13 @@ func auditCmd(g *globals) *cobra.Command {
 			for _, r := range out.Records {
 				rows = append(rows, []string{ts(r.Time), r.Event, r.Subject, r.Task, r.Method + " " + r.Path, statusText(r.Status), r.RequestID, r.TraceID})
 			}
-			return table(cmd.OutOrStdout(), []string{"TIME", "EVENT", "SUBJECT", "TASK", "CALL", "STATUS", "REQUEST", "TRACE"}, rows)
+			if err := table(cmd.OutOrStdout(), []string{"TIME", "EVENT", "SUBJECT", "TASK", "CALL", "STATUS", "REQUEST", "TRACE"}, rows); err != nil {
+				return err
+			}
+			if out.Next != "" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "more records: --cursor %s (or --all)\n", out.Next)
+			}
+			return nil
 		},
 	}
 	queryC.Flags().StringVar(&subject, "subject", "", "only records of this subject")
@@ -551,7 +575,10 @@ func auditCmd(g *globals) *cobra.Command {
 	queryC.Flags().StringVar(&request, "request", "", "only records of this access request")
 	queryC.Flags().StringVar(&since, "since", "", "from this time (RFC 3339, or a duration ago such as 1h)")
 	queryC.Flags().StringVar(&until, "until", "", "up to this time (RFC 3339, or a duration ago)")
-	queryC.Flags().IntVar(&limit, "limit", 0, "at most this many records (default 100)")
+	queryC.Flags().StringVar(&trace, "trace", "", "only records of this trace id")
+	queryC.Flags().IntVar(&limit, "limit", 0, "records per page, 1 to 1000 (default 100)")
+	queryC.Flags().StringVar(&cursor, "cursor", "", "the page after this cursor (printed after a full page)")
+	queryC.Flags().BoolVar(&all, "all", false, "follow every page")
 
 	var dataDir string
 	verifyC := &cobra.Command{
@@ -560,7 +587,9 @@ func auditCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			files := args
 			if len(files) == 0 {
-				files = rotatedSet(filepath.Join(dataDir, "audit.log"))
+				// One path: Verify reads its whole rotated set, oldest first,
+				// and names a missing file.
+				files = []string{filepath.Join(dataDir, "audit.log")}
 			}
 			rep, err := audit.Verify(files...)
 			if err != nil {
@@ -576,19 +605,6 @@ func auditCmd(g *globals) *cobra.Command {
 	verifyC.Flags().StringVar(&dataDir, "data-dir", ".elevate", "data directory whose audit.log to verify when no FILE is given")
 	c.AddCommand(queryC, verifyC)
 	return c
-}
-
-// rotatedSet lists PATH's rotated files oldest first, then PATH.
-func rotatedSet(path string) []string {
-	var older []string
-	for i := 1; ; i++ {
-		p := path + "." + strconv.Itoa(i)
-		if _, err := os.Stat(p); err != nil {
-			break
-		}
-		older = append([]string{p}, older...)
-	}
-	return append(older, path)
 }
 
 func parseWhen(v string) (time.Time, error) {

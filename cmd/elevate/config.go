@@ -15,6 +15,7 @@ import (
 	"github.com/elevate-pam/elevate/notify"
 	"github.com/elevate-pam/elevate/proxy"
 	"github.com/elevate-pam/elevate/proxy/identity"
+	"github.com/elevate-pam/elevate/telemetry"
 )
 
 // Config is the file given to `elevate serve --config`. Every field says its
@@ -36,6 +37,9 @@ type Config struct {
 	Audit    AuditConfig    `yaml:"audit"`
 	Proxy    ProxyConfig    `yaml:"proxy"`
 	Notify   notify.Config  `yaml:"notify"`
+	// Telemetry configures trace sampling; export follows the OTEL_*
+	// environment variables.
+	Telemetry telemetry.Config `yaml:"telemetry"`
 
 	// Upstreams are the admin APIs behind elevate.
 	Upstreams []proxy.Upstream `yaml:"upstreams"`
@@ -229,6 +233,9 @@ func (c *Config) validate(dev bool) error {
 	}
 	if !dev && len(c.Upstreams) == 0 {
 		return errors.New("upstreams: at least one upstream is required (or run with --dev)")
+	}
+	if err := c.Telemetry.Validate(); err != nil {
+		return err
 	}
 	if c.Policy.Dir != "" {
 		if st, err := os.Stat(c.Policy.Dir); err != nil || !st.IsDir() {

@@ -22,6 +22,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"go.opentelemetry.io/otel"
+
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/elevate-pam/elevate/audit"
 	"github.com/elevate-pam/elevate/grants"
 	"github.com/elevate-pam/elevate/notify"
@@ -30,6 +34,7 @@ import (
 	"github.com/elevate-pam/elevate/proxy/api"
 	"github.com/elevate-pam/elevate/proxy/identity"
 	"github.com/elevate-pam/elevate/rego"
+	"github.com/elevate-pam/elevate/telemetry"
 )
 
 type serveFlags struct {
@@ -90,11 +95,22 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 		return fmt.Errorf("data_dir: %w", err)
 	}
 
-	shutdownTracing, err := setupTracing(ctx)
+	cfg.Telemetry.Logger = log
+	tel, err := telemetry.Setup(ctx, cfg.Telemetry)
 	if err != nil {
 		return err
 	}
-	defer shutdownTracing()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		_ = tel.Shutdown(sctx)
+	}()
+	meter := otel.Meter(telemetry.MeterName)
+	fsyncs, err := meter.Float64Histogram("elevate.audit.fsync.duration", metric.WithUnit("s"),
+		metric.WithDescription("Time each fsync of the audit log took; concurrent records share one."))
+	if err != nil {
+		return err
+	}
 
 	// Listeners first: a taken port is the most common start-up mistake.
 	proxyLn, err := net.Listen("tcp", cfg.ProxyAddr)
@@ -151,7 +167,8 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 	}
 
 	// Audit.
-	auditLog, err := audit.Open(audit.Config{Path: cfg.Audit.Path, MaxBytes: cfg.Audit.MaxBytes})
+	auditLog, err := audit.Open(audit.Config{Path: cfg.Audit.Path, MaxBytes: cfg.Audit.MaxBytes,
+		OnFsync: func(d time.Duration) { fsyncs.Record(context.Background(), d.Seconds()) }})
 	if err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
@@ -183,9 +200,12 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 			if e.Kind != grants.EventExpired {
 				return
 			}
-			rec, err := auditLog.Write(context.Background(), audit.Record{Kind: "lifecycle", Event: e.Kind, Time: e.At,
+			rec := audit.Record{Kind: "lifecycle", Event: e.Kind, Time: e.At,
 				Subject: e.By, Task: e.Request.Target, RequestID: e.Request.ID, PolicyID: e.Request.PolicyID,
-				Comment: e.Comment, After: jsonOf(e.Request)})
+				Comment: e.Comment, After: jsonOf(e.Request)}
+			ectx, span := api.EventSpan(context.Background(), otel.Tracer("github.com/elevate-pam/elevate"), rec)
+			rec, err := auditLog.Write(ectx, rec)
+			span.End()
 			if err != nil {
 				log.Error("audit write failed", "event", e.Kind, "request", e.Request.ID, "err", err)
 			}
@@ -208,6 +228,19 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 	storeDone := make(chan error, 1)
 	go func() { storeDone <- store.Run(storeCtx) }()
 	defer func() { stopStore(); <-storeDone }()
+
+	for _, g := range []struct {
+		name, unit, desc string
+		f                func() int64
+	}{
+		{"elevate.grants.live", "{grant}", "Grants live now, in this replica's view.", func() int64 { n, _ := store.Counts(); return int64(n) }},
+		{"elevate.requests.pending", "{request}", "Requests waiting for a decision, in this replica's view.", func() int64 { _, n := store.Counts(); return int64(n) }},
+		{"elevate.audit.queue", "{record}", "Audit records accepted and not yet durable.", func() int64 { return int64(auditLog.Stats().QueueDepth) }},
+	} {
+		if err := tel.Gauge(g.name, g.unit, g.desc, g.f); err != nil {
+			return err
+		}
+	}
 
 	// Upstreams.
 	ups := cfg.Upstreams
@@ -250,8 +283,9 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 		AdminsGroup: cfg.API.AdminsGroup, AuditorsGroup: cfg.API.AuditorsGroup, MaxBodyBytes: cfg.API.MaxBodyBytes,
 		BreakGlassGroup: cfg.API.BreakGlassGroup, CACert: caPEM, ProxyURL: publicURL(cfg, proxyLn), Upstreams: upstreamInfo(ups),
 		Verifier: verifier, Store: store, Catalog: engine, Resolver: px, Gate: gate, Audit: auditLog, Notifier: notifier,
-		Ready:  func() bool { return store.Ready() && stateLoaded.Load() && store.Fresh() },
-		Logger: log,
+		Ready:   func() bool { return store.Ready() && stateLoaded.Load() && store.Fresh() },
+		Metrics: tel.MetricsHandler(),
+		Logger:  log,
 	})
 	if err != nil {
 		return err
@@ -314,6 +348,7 @@ wait:
 	defer cancel()
 	_ = proxySrv.Shutdown(sctx)
 	_ = controlSrv.Shutdown(sctx)
+	gate.Drain() // outcome records reach the log before it closes
 	return nil
 }
 

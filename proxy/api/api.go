@@ -20,6 +20,7 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
 	"go.opentelemetry.io/otel/trace"
@@ -255,13 +256,33 @@ func (s *Server) auth(h handler) http.HandlerFunc {
 	}
 }
 
+// EventSpan starts the span of a lifecycle event: a child of the side-API
+// call that caused it, or a root span for changes nobody asked for
+// (expiries). Its attributes name the event, never a secret.
+func EventSpan(ctx context.Context, tracer trace.Tracer, rec audit.Record) (context.Context, trace.Span) {
+	attrs := []attribute.KeyValue{attribute.String("elevate.event", rec.Event)}
+	for _, kv := range [][2]string{{"elevate.subject", rec.Subject}, {"elevate.task", rec.Task},
+		{"elevate.request_id", rec.RequestID}, {"elevate.policy_id", rec.PolicyID}, {"elevate.grant_id", rec.GrantID}} {
+		if kv[1] != "" {
+			attrs = append(attrs, attribute.String(kv[0], kv[1]))
+		}
+	}
+	if len(rec.Approvers) > 0 {
+		attrs = append(attrs, attribute.StringSlice("elevate.approvers", rec.Approvers))
+	}
+	return tracer.Start(ctx, "elevate.lifecycle "+rec.Event, trace.WithAttributes(attrs...))
+}
+
 // record writes a lifecycle audit record; it reports failure to the caller.
 func (s *Server) record(ctx context.Context, rec audit.Record) error {
 	rec.Kind = "lifecycle"
 	if rec.Time.IsZero() {
 		rec.Time = s.cfg.Now()
 	}
+	ctx, span := EventSpan(ctx, s.tracer, rec)
+	defer span.End()
 	if _, err := s.cfg.Audit.Write(ctx, rec); err != nil {
+		span.SetStatus(codes.Error, "audit write failed")
 		s.cfg.Logger.Error("audit write failed", "event", rec.Event, "err", err)
 		return err
 	}
@@ -275,8 +296,11 @@ func (s *Server) lifecycle(ctx context.Context, rec audit.Record, q grants.Reque
 	if rec.Time.IsZero() {
 		rec.Time = s.cfg.Now()
 	}
+	ctx, span := EventSpan(ctx, s.tracer, rec)
+	defer span.End()
 	out, err := s.cfg.Audit.Write(ctx, rec)
 	if err != nil {
+		span.SetStatus(codes.Error, "audit write failed")
 		s.cfg.Logger.Error("audit write failed", "event", rec.Event, "request", q.ID, "err", err)
 	}
 	if s.cfg.Notifier != nil && notified[rec.Event] {

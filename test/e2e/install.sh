@@ -58,3 +58,4 @@ echo "rabbitmq-server: $(dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/nu
 echo "caddy: $(caddy version 2>/dev/null | head -n 1)"
 echo "curl: $(curl --version | head -n 1)"
 echo "rabbitmqadmin: $(command -v rabbitmqadmin) ($(rabbitmqadmin --version 2>&1 | head -n 1))"
+"$(dirname "$0")/jaeger.sh" | sed 's/^/jaeger: /'
