@@ -74,11 +74,15 @@ type Issuer struct {
 	Audience []string `yaml:"audience"`
 	// JWKSURL is a JWK Set URL, fetched at start-up and every
 	// RefreshInterval. It must use https, except on a loopback host. A token
-	// from such an issuer must name its key with "kid".
+	// from such an issuer must name its key with "kid". If a fetch fails, the
+	// last keys fetched stay in use; until one succeeds, the issuer has no
+	// keys and its tokens are refused.
 	JWKSURL string `yaml:"jwks_url"`
 	// RefreshInterval is how often JWKSURL is fetched again. Default 5m;
-	// between 1s and 24h. A new kid is trusted, and a removed one refused,
-	// from the next fetch on; an unknown kid never causes a fetch.
+	// between 1s and 24h. A token naming a kid that the keys lack also
+	// causes a fetch, at most one every 30s per issuer, without waiting for
+	// the previous one; within that gap such tokens are refused at once. A
+	// new kid is trusted, and a removed one refused, from the next fetch on.
 	RefreshInterval time.Duration `yaml:"refresh_interval"`
 	// PEMFiles are files that each hold one public key, as a PKIX "PUBLIC
 	// KEY" or a "CERTIFICATE" PEM block. A key's kid is the file's base name

@@ -4,24 +4,30 @@
 //
 // A token is accepted only when all of these hold:
 //
-//   - it is at most 16 KiB long and made of three base64url parts;
+//   - it is at most 16 KiB long and made of three base64url parts, without
+//     padding or white space, whose header and payload are each one JSON
+//     object in valid UTF-8 with no key twice (JSON parsers disagree on
+//     which of two equal keys wins);
 //   - its "iss" names a configured issuer exactly (the unverified "iss" only
 //     picks the issuer's keys; it is checked again after the signature);
 //   - its "alg" header is in that issuer's allow-list ("none" and HS* never
 //     are) and fits the type and size of the key that verifies it;
 //   - its "kid" names a key of that issuer (a single-key issuer also accepts a
 //     token without "kid"); "jku", "x5u", "jwk" and "x5c" headers are ignored,
-//     never fetched nor trusted, and a "crit" header refuses the token;
+//     never fetched nor trusted, and a "crit" or "cty" header (an extension
+//     this package cannot honour, or a nested token) refuses the token;
 //   - "exp", "iss" and "aud" are present, "aud" holds one of the issuer's
 //     audiences, "exp" has not passed and "nbf" and "iat" are not in the
-//     future, each allowing for the configured leeway;
+//     future, each allowing for the configured leeway; "exp", "nbf" and
+//     "iat" are numbers between 0 and the end of the year 9999;
 //   - the subject claim is a non-empty string and the groups, amr and email
 //     claims, when present, have the expected types.
 //
-// Keys come from a JWKS URL (refreshed in the background), from PEM files, or
-// from code (the dev issuer). Every refusal wraps ErrUnauthenticated and ends
-// with a short reason that is safe to show to the caller; the token itself
-// never appears in an error.
+// Keys come from a JWKS URL (fetched again in the background, and on a token
+// naming an unknown kid at most every 30s), from PEM files, or from code (the
+// dev issuer). Every refusal wraps ErrUnauthenticated and ends with a short
+// reason that is safe to show to the caller; the token itself never appears
+// in an error.
 //
 // Verified tokens are kept in a bounded cache keyed by their SHA-256 digest.
 // Every hit is checked again against the clock, the leeway and the issuer's
@@ -88,6 +94,7 @@ const (
 	reasonWrongIssuer   refusal = "wrong issuer"
 	reasonAlgorithm     refusal = "signing algorithm not allowed"
 	reasonCrit          refusal = "critical header not supported"
+	reasonContentType   refusal = "content type header not supported"
 	reasonUnknownKey    refusal = "unknown signing key"
 	reasonKeyMismatch   refusal = "signing key does not fit the algorithm"
 	reasonSignature     refusal = "invalid signature"

@@ -4,18 +4,23 @@ import (
 	"context"
 	"crypto"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/MicahParks/jwkset"
 	"github.com/MicahParks/keyfunc/v3"
 	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/time/rate"
 )
 
 const (
@@ -24,6 +29,13 @@ const (
 	// maxJWKSSize bounds the body of a JWKS response; a longer one fails to
 	// parse and the last keys stay in use.
 	maxJWKSSize = 1 << 20
+	// unknownKIDGap is the least time between two fetches of an issuer's
+	// JWKS URL caused by tokens naming a kid the issuer's set lacks.
+	unknownKIDGap = 30 * time.Second
+	// maxNumericDate is the largest exp, nbf or iat accepted: the end of the
+	// year 9999, in seconds since the epoch. Larger values, and negative
+	// ones, are refused before any conversion could overflow.
+	maxNumericDate = 253402300799
 )
 
 // Verifier verifies bearer tokens. It is safe for concurrent use.
@@ -42,14 +54,19 @@ type issuer struct {
 	algs      []string
 	static    map[string]crypto.PublicKey // by kid (PEM files and keys in code)
 	single    crypto.PublicKey            // the only static key, if there is one
-	jwks      keyfunc.Keyfunc             // JWKS issuers
+	jwks      keyfunc.Keyfunc             // JWKS issuers: the keys last fetched
+	refetch   keyfunc.Keyfunc             // JWKS issuers: fetches the set again, then looks up
+	gate      *fetchGate                  // JWKS issuers: spaces out the fetches of refetch
 	gen       *atomic.Uint64              // moves whenever the key set changes
 	validator *jwt.Validator
 }
 
 // New checks cfg, loads the issuers' PEM files and fetches their JWKS URLs
-// once, then returns a Verifier. JWKS URLs are fetched again in the
-// background until ctx ends; after that the last keys fetched stay in use.
+// once, then returns a Verifier. Each fetch takes at most 10s. A JWKS URL
+// that cannot be fetched does not fail New: it is logged, and the issuer
+// refuses every token until a later fetch succeeds. JWKS URLs are fetched
+// again in the background until ctx ends; after that the last keys fetched
+// stay in use. New fails if ctx ends before it returns.
 func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -82,6 +99,10 @@ func New(ctx context.Context, cfg Config) (*Verifier, error) {
 	if cfg.CacheSize > 0 {
 		v.cache = newTokenCache(cfg.CacheSize)
 	}
+	if err := ctx.Err(); err != nil {
+		stop()
+		return nil, fmt.Errorf("identity: %w", err)
+	}
 	return v, nil
 }
 
@@ -106,11 +127,9 @@ func (v *Verifier) newIssuer(ctx context.Context, ic Issuer) (*issuer, error) {
 
 	switch {
 	case ic.JWKSURL != "":
-		kf, err := newJWKS(ctx, ic, is.gen, v.cfg)
-		if err != nil {
+		if err := is.fetchJWKS(ctx, ic, v.cfg); err != nil {
 			return nil, err
 		}
-		is.jwks = kf
 		return is, nil
 	case len(ic.PEMFiles) > 0:
 		is.static = make(map[string]crypto.PublicKey)
@@ -158,36 +177,77 @@ func keysEqual(a, b crypto.PublicKey) bool {
 	return ok && ea.Equal(b)
 }
 
-// newJWKS fetches the issuer's JWK Set once and keeps it fresh until ctx ends.
-func newJWKS(ctx context.Context, ic Issuer, gen *atomic.Uint64, cfg Config) (keyfunc.Keyfunc, error) {
+// fetchJWKS fetches the issuer's JWK Set once and keeps it fresh until ctx
+// ends: every RefreshInterval, and when a token names a kid the set lacks, at
+// most once per unknownKIDGap. A failed fetch keeps the last keys; a failed
+// first fetch leaves the issuer without keys.
+func (is *issuer) fetchJWKS(ctx context.Context, ic Issuer, cfg Config) error {
 	interval := ic.RefreshInterval
 	if interval == 0 {
 		interval = defaultRefreshInterval
 	}
-	logger := cfg.Logger
+	logger, gen := cfg.Logger, is.gen
+	shownURL := ic.JWKSURL
+	if u, err := url.Parse(ic.JWKSURL); err == nil {
+		shownURL = u.Redacted() // no password in the logs
+	}
 	storage, err := jwkset.NewStorageFromHTTP(ic.JWKSURL, jwkset.HTTPClientStorageOptions{
-		Client:          jwksClient(),
-		Ctx:             ctx,
-		HTTPTimeout:     jwksTimeout,
-		RefreshInterval: interval,
+		Client:                    jwksClient(),
+		Ctx:                       ctx,
+		HTTPTimeout:               jwksTimeout,
+		NoErrorReturnFirstHTTPReq: true,
+		RefreshInterval:           interval,
 		RefreshErrorHandler: func(ctx context.Context, err error) {
-			logger.WarnContext(ctx, "JWKS refresh failed; the last keys stay in use",
-				"issuer", ic.Issuer, "jwks_url", ic.JWKSURL, "err", err)
+			msg := "JWKS refresh failed; the last keys stay in use"
+			if gen.Load() == 0 {
+				msg = "JWKS fetch failed; the issuer's tokens are refused until a fetch succeeds"
+			}
+			logger.WarnContext(ctx, msg, "issuer", ic.Issuer, "jwks_url", shownURL, "err", err)
 		},
 		Storage: &countingStorage{MemoryJWKSet: jwkset.NewMemoryStorage(), gen: gen},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("jwks_url: %w", err)
+		return fmt.Errorf("jwks_url: %w", err)
 	}
-	kf, err := keyfunc.New(keyfunc.Options{
-		Ctx:          ctx,
-		Storage:      storage,
-		UseWhitelist: []jwkset.USE{jwkset.UseSig, ""},
+	// refetching looks a kid up and, if the set lacks it, fetches the set
+	// again and looks once more; the gate decides when it may be used.
+	refetching, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
+		HTTPURLs:          map[string]jwkset.Storage{ic.JWKSURL: storage},
+		RefreshUnknownKID: rate.NewLimiter(rate.Inf, 1),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("jwks_url: %w", err)
+		return fmt.Errorf("jwks_url: %w", err)
 	}
-	return kf, nil
+	use := []jwkset.USE{jwkset.UseSig, ""}
+	if is.jwks, err = keyfunc.New(keyfunc.Options{Ctx: ctx, Storage: storage, UseWhitelist: use}); err != nil {
+		return fmt.Errorf("jwks_url: %w", err)
+	}
+	if is.refetch, err = keyfunc.New(keyfunc.Options{Ctx: ctx, Storage: refetching, UseWhitelist: use}); err != nil {
+		return fmt.Errorf("jwks_url: %w", err)
+	}
+	is.gate = &fetchGate{gap: unknownKIDGap, now: cfg.Now}
+	return nil
+}
+
+// fetchGate lets one fetch through per gap of its clock, and refuses the
+// others without waiting.
+type fetchGate struct {
+	gap  time.Duration
+	now  func() time.Time
+	mu   sync.Mutex
+	last time.Time // of the last fetch let through; zero before the first
+}
+
+func (g *fetchGate) allow() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.now()
+	// A clock set back before the last fetch does not hold fetches off.
+	if !g.last.IsZero() && !now.Before(g.last) && now.Sub(g.last) < g.gap {
+		return false
+	}
+	g.last = now
+	return true
 }
 
 // countingStorage moves gen after every change of the key set, so that
@@ -244,7 +304,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Identity, error) {
 		return Identity{}, ErrNoToken
 	}
 	if len(token) > maxTokenSize {
-		return Identity{}, refuse(reasonTooLarge)
+		return Identity{}, refuse(reasonTooLarge) // before hashing or parsing
 	}
 	if ctx.Err() != nil {
 		return Identity{}, refuse(reasonCancelled)
@@ -272,6 +332,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Identity, error) {
 
 // verify does a full verification. Errors are always a refusal.
 func (v *Verifier) verify(ctx context.Context, token string) (*cacheEntry, error) {
+	if err := checkFront(token); err != nil {
+		return nil, err
+	}
 	var (
 		is  *issuer
 		gen uint64
@@ -280,6 +343,9 @@ func (v *Verifier) verify(ctx context.Context, token string) (*cacheEntry, error
 	tok, err := v.parser.ParseWithClaims(token, claims, func(t *jwt.Token) (any, error) {
 		if _, ok := t.Header["crit"]; ok {
 			return nil, reasonCrit
+		}
+		if _, ok := t.Header["cty"]; ok {
+			return nil, reasonContentType // a nested token, or not claims
 		}
 		// The unverified iss only picks the keys; check verifies it again.
 		name, ok := claims["iss"].(string)
@@ -336,6 +402,10 @@ func (is *issuer) key(ctx context.Context, t *jwt.Token) (any, error) {
 			return nil, reasonUnknownKey
 		}
 		key, err := is.jwks.KeyfuncCtx(ctx)(t)
+		if errors.Is(err, jwkset.ErrKeyNotFound) && is.gate.allow() {
+			// Perhaps a key the issuer added since the last fetch.
+			key, err = is.refetch.KeyfuncCtx(ctx)(t)
+		}
 		switch {
 		case errors.Is(err, jwkset.ErrKeyNotFound):
 			return nil, reasonUnknownKey
@@ -416,10 +486,30 @@ func registered(c jwt.MapClaims) (jwt.RegisteredClaims, error) {
 	rc.ExpiresAt, errs[2] = c.GetExpirationTime()
 	rc.NotBefore, errs[3] = c.GetNotBefore()
 	rc.IssuedAt, errs[4] = c.GetIssuedAt()
-	if errors.Join(errs[:]...) != nil {
+	if errors.Join(errs[:]...) != nil || !dateInRange(c["exp"]) || !dateInRange(c["nbf"]) || !dateInRange(c["iat"]) {
 		return jwt.RegisteredClaims{}, reasonBadClaims
 	}
 	return rc, nil
+}
+
+// dateInRange reports whether a date claim is absent or a number of seconds
+// between 0 and maxNumericDate.
+func dateInRange(raw any) bool {
+	var f float64
+	switch x := raw.(type) {
+	case nil:
+		return true
+	case float64:
+		f = x
+	case json.Number:
+		var err error
+		if f, err = x.Float64(); err != nil {
+			return false
+		}
+	default:
+		return false
+	}
+	return !math.IsNaN(f) && f >= 0 && f <= maxNumericDate
 }
 
 // identity reads the caller from verified claims.
