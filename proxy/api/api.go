@@ -1,9 +1,11 @@
 // Package api serves elevate's control listener: the side API under /v1/,
 // health and readiness, and the console's entry page.
 //
-// Every /v1/ call carries the same bearer tokens as proxied calls. Bad input
-// answers RFC 9457 problem+json and changes nothing; every change and every
-// refused change is written to the audit log.
+// Every /v1/ call carries the same bearer tokens as proxied calls and is
+// rate-limited per caller (Config.RateLimit). Bodies are read strictly:
+// one JSON object, known fields each once, within Config.MaxBodyBytes. Bad
+// input answers RFC 9457 problem+json and changes nothing; every change and
+// every refused change is written to the audit log.
 package api
 
 import (
@@ -11,10 +13,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -89,6 +92,15 @@ type Config struct {
 	// BreakGlassGroup may grant itself a task at once, with a reason, for a
 	// bounded time. Empty: break-glass is off.
 	BreakGlassGroup string `yaml:"break_glass_group"`
+	// RateLimit is the sustained number of /v1/ calls per second each
+	// caller may make: per token subject, and per client address (IPv6:
+	// per /64) for calls without a valid token. Over it, calls answer 429
+	// with Retry-After. Default 20; a negative value turns the limit off.
+	// /healthz, /readyz, /metrics and the console page are not limited.
+	RateLimit float64 `yaml:"rate_limit"`
+	// RateBurst is how many calls a caller may make at once before
+	// RateLimit applies. Default twice RateLimit, at least 1.
+	RateBurst int `yaml:"rate_burst"`
 
 	Verifier proxy.Verifier `yaml:"-"`
 	Store    Store          `yaml:"-"`
@@ -136,6 +148,18 @@ func (c *Config) Validate() error {
 	if c.MaxBodyBytes < 1024 {
 		return errors.New("api.max_body_bytes: must be at least 1024")
 	}
+	if math.IsNaN(c.RateLimit) || math.IsInf(c.RateLimit, 0) {
+		return errors.New("api.rate_limit: must be a number of calls per second (negative: no limit)")
+	}
+	if c.RateLimit == 0 {
+		c.RateLimit = DefaultRateLimit
+	}
+	if c.RateBurst < 0 {
+		return errors.New("api.rate_burst: must not be negative")
+	}
+	if c.RateLimit > 0 && c.RateBurst == 0 {
+		c.RateBurst = max(1, int(math.Ceil(2*c.RateLimit)))
+	}
 	if c.Verifier == nil || c.Store == nil || c.Catalog == nil || c.Resolver == nil || c.Gate == nil || c.Audit == nil || c.Ready == nil {
 		return errors.New("api: verifier, store, catalog, resolver, gate, audit and readiness are required")
 	}
@@ -153,6 +177,8 @@ type Server struct {
 	cfg    Config
 	mux    *http.ServeMux
 	tracer trace.Tracer
+	// limits is nil when rate limiting is off.
+	limits *limiter
 }
 
 // New builds the handler.
@@ -161,6 +187,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), tracer: otel.Tracer("github.com/elevate-pam/elevate/proxy/api")}
+	if cfg.RateLimit > 0 {
+		s.limits = newLimiter(cfg.RateLimit, cfg.RateBurst)
+	}
 	m := s.mux
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
 	m.HandleFunc("GET /readyz", s.readyz)
@@ -198,7 +227,78 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "no-store")
-	s.mux.ServeHTTP(w, r.WithContext(ctx))
+	r = r.WithContext(ctx)
+	if strings.HasPrefix(r.URL.Path, "/v1/") {
+		// The caller is identified once, before the limit and the handler.
+		a := s.authenticate(r)
+		if !s.admit(w, r, a) {
+			return
+		}
+		r = r.WithContext(context.WithValue(r.Context(), authKey{}, a))
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// authResult is the outcome of checking a call's bearer token.
+type authResult struct {
+	id     identity.Identity
+	err    error // identity.ErrNoToken without a token
+	hadTok bool
+}
+
+type authKey struct{}
+
+// authenticate verifies the bearer token of r, if any.
+func (s *Server) authenticate(r *http.Request) authResult {
+	tok := bearerOf(r)
+	if tok == "" {
+		return authResult{err: identity.ErrNoToken}
+	}
+	id, err := s.cfg.Verifier.Verify(r.Context(), tok)
+	return authResult{id: id, err: err, hadTok: true}
+}
+
+// admit applies the rate limit to a /v1/ call: by subject when the token
+// is valid, by client address otherwise. A refusal answers 429 with
+// Retry-After; the first refusal of a caller in each auditEvery is
+// audited, with the count of those left out since the last record.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, a authResult) bool {
+	if s.limits == nil {
+		return true
+	}
+	key := clientKey(r.RemoteAddr)
+	if a.err == nil {
+		key = "sub:" + a.id.Subject
+	}
+	now := s.cfg.Now()
+	v := s.limits.take(key, now)
+	if v.allowed {
+		return true
+	}
+	p := proxy.NewProblem(http.StatusTooManyRequests, "rate-limited",
+		fmt.Sprintf("too many calls: at most %g per second (bursts of %d) per caller; retry later", s.cfg.RateLimit, s.cfg.RateBurst))
+	if v.audit {
+		reason := "rate limit exceeded by "
+		if a.err == nil {
+			reason += "subject " + a.id.Subject
+		} else {
+			reason += "client " + strings.TrimPrefix(strings.TrimPrefix(key, "addr:"), "net:")
+		}
+		if v.suppressed > 0 {
+			reason += fmt.Sprintf(" (%d more refusals since the last record)", v.suppressed)
+		}
+		rec := audit.Record{Event: "api.rate_limited", Time: now, Method: r.Method, Path: r.URL.Path, Status: p.Status, Reason: reason}
+		if a.err == nil {
+			rec.Subject, rec.Groups = a.id.Subject, a.id.Groups
+		}
+		if out, err := s.cfg.Audit.Write(r.Context(), withKind(rec)); err == nil {
+			p.DecisionID = out.ID
+		}
+	}
+	trace.SpanFromContext(r.Context()).SetAttributes(attribute.Bool("elevate.rate_limited", true))
+	w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(v.retryAfter)))
+	p.Write(w)
+	return false
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
@@ -226,24 +326,18 @@ func (c caller) actor() grants.Actor {
 
 type handler func(w http.ResponseWriter, r *http.Request, c caller)
 
-// auth verifies the bearer token; a failure is 401 with a challenge and an
-// audit record.
+// auth requires a valid bearer token; a failure is 401 with a challenge and
+// an audit record.
 func (s *Server) auth(h handler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		tok := ""
-		if v := r.Header.Get("Authorization"); len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
-			tok = strings.TrimSpace(v[7:])
+		a, ok := r.Context().Value(authKey{}).(authResult)
+		if !ok {
+			a = s.authenticate(r)
 		}
-		var (
-			id  identity.Identity
-			err = identity.ErrNoToken
-		)
-		if tok != "" {
-			id, err = s.cfg.Verifier.Verify(r.Context(), tok)
-		}
+		id, err := a.id, a.err
 		if err != nil {
 			reason := "a valid bearer token is required"
-			if tok != "" {
+			if a.hadTok {
 				reason = "the bearer token was refused"
 			}
 			s.record(r.Context(), audit.Record{Event: "unauthenticated", Method: r.Method, Path: r.URL.Path, Status: 401, Reason: reason})
@@ -378,43 +472,6 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, c caller, err erro
 // and never reaches here.
 func userText(err error) string {
 	return err.Error()
-}
-
-// decode reads exactly one JSON object with no unknown fields.
-func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) *proxy.Problem {
-	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
-		return proxy.NewProblem(http.StatusUnsupportedMediaType, "unsupported-media-type", "send application/json")
-	}
-	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return proxy.NewProblem(http.StatusRequestEntityTooLarge, "too-large", fmt.Sprintf("the body is larger than %d bytes", s.cfg.MaxBodyBytes))
-		}
-		return proxy.NewProblem(http.StatusBadRequest, "malformed-json", "the body is not valid JSON for this endpoint: "+jsonErrText(err))
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return proxy.NewProblem(http.StatusBadRequest, "malformed-json", "the body must hold exactly one JSON object")
-	}
-	return nil
-}
-
-func jsonErrText(err error) string {
-	var ute *json.UnmarshalTypeError
-	var se *json.SyntaxError
-	switch {
-	case errors.As(err, &ute):
-		return fmt.Sprintf("field %q has the wrong type", ute.Field)
-	case errors.As(err, &se):
-		return "syntax error"
-	case errors.Is(err, io.EOF):
-		return "empty body"
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return "unknown field " + strings.TrimPrefix(err.Error(), "json: unknown field ")
-	}
-	return "malformed"
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

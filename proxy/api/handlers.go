@@ -9,6 +9,7 @@ import (
 
 	"github.com/elevate-pam/elevate/audit"
 	"github.com/elevate-pam/elevate/grants"
+	"github.com/elevate-pam/elevate/policy"
 	"github.com/elevate-pam/elevate/proxy"
 )
 
@@ -59,12 +60,8 @@ type CheckResult struct {
 
 func (s *Server) check(w http.ResponseWriter, r *http.Request, c caller) {
 	var in CheckRequest
-	if p := s.decode(w, r, &in); p != nil {
+	if p := s.readBody(w, r, &in, false); p != nil {
 		s.refuse(w, r, c, p)
-		return
-	}
-	if in.Method == "" || strings.ContainsAny(in.Method, " \t/") || in.URL == "" {
-		s.refuse(w, r, c, proxy.NewProblem(http.StatusBadRequest, "invalid", "method and url are required"))
 		return
 	}
 	call, prob := s.cfg.Resolver.Resolve(in.Method, in.URL)
@@ -120,19 +117,11 @@ type NewRequestBody struct {
 
 func (s *Server) submit(w http.ResponseWriter, r *http.Request, c caller) {
 	var in NewRequestBody
-	if p := s.decode(w, r, &in); p != nil {
+	if p := s.readBody(w, r, &in, false); p != nil {
 		s.refuse(w, r, c, p)
 		return
 	}
-	if p := s.checkTarget(in.Scope, in.Target); p != nil {
-		s.refuse(w, r, c, p)
-		return
-	}
-	d, p := positiveDuration("duration", in.Duration, "30m or 4h")
-	if p != nil {
-		s.refuse(w, r, c, p)
-		return
-	}
+	d, _ := positiveDuration("duration", in.Duration, "") // validated
 	if in.BreakGlass {
 		s.breakGlass(w, r, c, in, d)
 		return
@@ -168,11 +157,11 @@ func validScope(s string) bool { return s == "task" || s == "role" || s == "role
 
 // checkTarget refuses a scope that does not exist or a target the loaded
 // catalog does not know.
-func (s *Server) checkTarget(scope, target string) *proxy.Problem {
+func checkTarget(cat policy.Catalog, scope, target string) *proxy.Problem {
 	if !validScope(scope) {
 		return proxy.NewProblem(http.StatusBadRequest, "invalid", `scope: must be "task", "role" or "rolegroup"`)
 	}
-	if !s.cfg.Catalog.Catalog().Has(scope, target) {
+	if !cat.Has(scope, target) {
 		return proxy.NewProblem(http.StatusBadRequest, "unknown-target", "target: no "+scope+" named "+strconv.Quote(target)+" in the policy catalog")
 	}
 	return nil
@@ -282,14 +271,8 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, c caller) {
 		return
 	}
 	var in DecisionBody
-	if r.ContentLength != 0 {
-		if p := s.decode(w, r, &in); p != nil {
-			s.refuse(w, r, c, p)
-			return
-		}
-	}
-	if len(in.Comment) > 2000 {
-		s.refuse(w, r, c, proxy.NewProblem(http.StatusBadRequest, "invalid", "comment: at most 2000 characters"))
+	if p := s.readBody(w, r, &in, true); p != nil {
+		s.refuse(w, r, c, p)
 		return
 	}
 	id := r.PathValue("id")
@@ -351,19 +334,11 @@ func (s *Server) createPolicy(w http.ResponseWriter, r *http.Request, c caller) 
 		return
 	}
 	var in PolicyBody
-	if p := s.decode(w, r, &in); p != nil {
+	if p := s.readBody(w, r, &in, false); p != nil {
 		s.refuse(w, r, c, p)
 		return
 	}
-	if p := s.checkTarget(in.Scope, in.Target); p != nil {
-		s.refuse(w, r, c, p)
-		return
-	}
-	maxd, prob := positiveDuration("max_duration", in.MaxDuration, "8h")
-	if prob != nil {
-		s.refuse(w, r, c, prob)
-		return
-	}
+	maxd, _ := positiveDuration("max_duration", in.MaxDuration, "") // validated
 	p, err := s.cfg.Store.CreatePolicy(r.Context(), grants.Policy{
 		Scope: grants.Scope(in.Scope), Target: in.Target, Approval: in.Approval, Approvers: in.Approvers,
 		Approvals: in.Approvals, MaxDuration: grants.Duration(maxd), RequireMFA: in.RequireMFA, CreatedBy: c.Subject,
@@ -425,25 +400,9 @@ func (s *Server) patchControl(w http.ResponseWriter, r *http.Request, c caller) 
 		return
 	}
 	var in ControlBody
-	if p := s.decode(w, r, &in); p != nil {
+	if p := s.readBody(w, r, &in, false); p != nil {
 		s.refuse(w, r, c, p)
 		return
-	}
-	if in.Enabled == nil && in.DefaultApprovers == nil && in.SystemAccounts == nil {
-		s.refuse(w, r, c, proxy.NewProblem(http.StatusBadRequest, "invalid", "nothing to change: set enabled, default_approvers or system_accounts"))
-		return
-	}
-	if in.DefaultApprovers != nil && strings.TrimSpace(*in.DefaultApprovers) != *in.DefaultApprovers {
-		s.refuse(w, r, c, proxy.NewProblem(http.StatusBadRequest, "invalid", "default_approvers: no leading or trailing spaces"))
-		return
-	}
-	if in.SystemAccounts != nil {
-		for _, a := range *in.SystemAccounts {
-			if strings.TrimSpace(a) == "" || strings.TrimSpace(a) != a {
-				s.refuse(w, r, c, proxy.NewProblem(http.StatusBadRequest, "invalid", "system_accounts: names must be non-empty without surrounding spaces"))
-				return
-			}
-		}
 	}
 	before, after, err := s.cfg.Store.UpdateControl(r.Context(), grants.ControlPatch{
 		Enabled: in.Enabled, DefaultApprovers: in.DefaultApprovers, SystemAccounts: in.SystemAccounts,
