@@ -5,7 +5,7 @@ PKGS    := ./...
 # Packages with concurrency run under the race detector in CI.
 RACE_PKGS := ./grants/... ./audit/... ./proxy/... ./telemetry/...
 
-.PHONY: build run test test-race e2e lint fmt vet clean
+.PHONY: build run test test-race e2e fuzz bench lint fmt vet clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/elevate
@@ -27,10 +27,29 @@ test-race:
 	$(GO) test -count=1 -race -timeout 15m $(RACE_PKGS)
 	ELEVATE_TEST_RACE=1 $(GO) test -count=1 -timeout 15m -run '$(RACE_E2E)' ./test/
 
+# Every fuzz target of the module, each for FUZZTIME. New findings are
+# written under the package's testdata/fuzz and then run by `make test`.
+FUZZTIME ?= 30s
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		list=$$($(GO) test -list '^Fuzz' $$pkg) || { echo "$$list"; exit 1; }; \
+		for target in $$(echo "$$list" | grep '^Fuzz'); do \
+			echo "== $$target ($$pkg, $(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
+
 # Tests against real upstream programs installed from Debian packages.
 e2e: build
 	./test/e2e/install.sh
 	$(GO) test -count=1 -tags e2e -timeout 30m ./test/...
+
+# The comparative performance harness: elevate against the upstream called
+# directly, httputil.ReverseProxy and nginx+njs+OPA, plus propagation,
+# scale, audit, start-up and the Go benchmarks (docs/performance.md).
+# Installs what it needs; BENCH_QUICK=1 for a short run that checks it works.
+bench:
+	./bench/run.sh
 
 lint: vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -8,12 +8,12 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestLeafPackages keeps the architecture honest: policy, grants, audit and telemetry
+// TestLeafPackages keeps the architecture honest: policy, grants, audit, telemetry and certs
 // are leaves that import no other package of this module and never the
 // proxy engine; goproxy types stay inside proxy/.
 func TestLeafPackages(t *testing.T) {
 	const module = "github.com/elevate-pam/elevate"
-	for _, leaf := range []string{"policy", "grants", "audit", "telemetry"} {
+	for _, leaf := range []string{"policy", "grants", "audit", "telemetry", "certs"} {
 		t.Run(leaf, func(t *testing.T) {
 			out, err := exec.Command("go", "list", "-deps", "-f", "{{.ImportPath}}", module+"/"+leaf).CombinedOutput()
 			require.NoError(t, err, string(out))

@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -24,7 +27,19 @@ func newClient(g *globals) (*client, error) {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("--server: %q is not an http(s) URL", g.server)
 	}
-	return &client{g: g, http: &http.Client{Timeout: 30 * time.Second}}, nil
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	if g.caFile != "" {
+		b, err := os.ReadFile(g.caFile)
+		if err != nil {
+			return nil, fmt.Errorf("--ca-file: %w", err)
+		}
+		tr.TLSClientConfig.RootCAs = x509.NewCertPool()
+		if !tr.TLSClientConfig.RootCAs.AppendCertsFromPEM(b) {
+			return nil, fmt.Errorf("--ca-file: %s holds no PEM certificate", g.caFile)
+		}
+	}
+	return &client{g: g, http: &http.Client{Timeout: 30 * time.Second, Transport: tr}}, nil
 }
 
 // problem is the part of an RFC 9457 answer the CLI shows.

@@ -56,9 +56,42 @@ type EtcdConfig struct {
 	// StartTimeout bounds waiting for etcd at start-up; then elevate exits
 	// non-zero. Default 15s.
 	StartTimeout time.Duration `yaml:"start_timeout"`
-	// Username and PasswordFile authenticate to etcd (optional).
+	// CAFile holds the PEM certificates that etcd's server certificates
+	// must chain to. Default: the system's roots. Needs https:// endpoints.
+	CAFile string `yaml:"ca_file"`
+	// CertFile and KeyFile are a PEM client certificate and its key, for
+	// an etcd that runs with --client-cert-auth. Renewed files are used
+	// from the next connection on. Default: none. Need https:// endpoints.
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// Username authenticates to an etcd with auth enabled, with the
+	// password read from PasswordFile or from the environment variable
+	// named by PasswordEnv (exactly one). Default: none.
 	Username     string `yaml:"username"`
 	PasswordFile string `yaml:"password_file"`
+	PasswordEnv  string `yaml:"password_env"`
+}
+
+// ListenerConfig is what the proxy and the control listener each set for
+// themselves.
+type ListenerConfig struct {
+	// TLSCertFile and TLSKeyFile, both PEM, make the listener serve TLS 1.2
+	// or later. Renewed files are picked up without a restart: at the first
+	// handshake a second or more after they change, or at SIGHUP; a pair
+	// that does not load leaves the running certificate in place and is
+	// logged. Default: plain HTTP.
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
+	// ReadHeaderTimeout bounds the TLS handshake and reading a request's
+	// headers. Default 10s.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	// ReadTimeout bounds reading a whole request, body included. Default
+	// 30s on the control listener; none on the proxy listener, whose
+	// bodies stream to the upstream.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// IdleTimeout closes a keep-alive connection that sends no new request
+	// for this long. Default 120s.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
 }
 
 // IdentityConfig says which tokens are accepted.
@@ -91,6 +124,14 @@ type APIConfig struct {
 	// BreakGlassGroup may grant itself a task at once with a reason.
 	// Default break-glass in --dev, empty (off) otherwise.
 	BreakGlassGroup string `yaml:"break_glass_group"`
+	// RateLimit is each caller's sustained /v1/ calls per second. Default
+	// 20; negative turns the limit off.
+	RateLimit float64 `yaml:"rate_limit"`
+	// RateBurst is how many calls a caller may make at once. Default twice
+	// rate_limit.
+	RateBurst int `yaml:"rate_burst"`
+	// The control listener's TLS and timeouts.
+	ListenerConfig `yaml:",inline"`
 }
 
 // RequestsConfig bounds access requests.
@@ -133,8 +174,11 @@ type ProxyConfig struct {
 	CACert string `yaml:"ca_cert"`
 	CAKey  string `yaml:"ca_key"`
 	// PublicURL is the proxy's address as callers reach it, for `elevate
-	// connect`. Default: http:// and the proxy listener's address.
+	// connect`. Default: http:// (https:// with TLS) and the proxy
+	// listener's address.
 	PublicURL string `yaml:"public_url"`
+	// The proxy listener's TLS and timeouts.
+	ListenerConfig `yaml:",inline"`
 }
 
 // loadConfig reads a YAML file strictly: unknown keys are errors.
@@ -178,6 +222,17 @@ func (c *Config) defaults(dev bool) {
 	if c.Etcd.StartTimeout == 0 {
 		c.Etcd.StartTimeout = 15 * time.Second
 	}
+	for _, l := range []*ListenerConfig{&c.Proxy.ListenerConfig, &c.API.ListenerConfig} {
+		if l.ReadHeaderTimeout == 0 {
+			l.ReadHeaderTimeout = 10 * time.Second
+		}
+		if l.IdleTimeout == 0 {
+			l.IdleTimeout = 120 * time.Second
+		}
+	}
+	if c.API.ReadTimeout == 0 {
+		c.API.ReadTimeout = 30 * time.Second
+	}
 	if c.Identity.Leeway == 0 {
 		c.Identity.Leeway = 30 * time.Second
 	}
@@ -219,6 +274,15 @@ func (c *Config) validate(dev bool) error {
 	if c.Etcd.DialTimeout < 0 || c.Etcd.StartTimeout < 0 {
 		return errors.New("etcd.dial_timeout, etcd.start_timeout: must be positive")
 	}
+	if err := c.Etcd.validate(dev); err != nil {
+		return err
+	}
+	if err := c.Proxy.ListenerConfig.validate("proxy"); err != nil {
+		return err
+	}
+	if err := c.API.ListenerConfig.validate("api"); err != nil {
+		return err
+	}
 	if !dev && len(c.Identity.Issuers) == 0 {
 		return errors.New("identity.issuers: at least one issuer is required (or run with --dev)")
 	}
@@ -240,6 +304,65 @@ func (c *Config) validate(dev bool) error {
 	if c.Policy.Dir != "" {
 		if st, err := os.Stat(c.Policy.Dir); err != nil || !st.IsDir() {
 			return fmt.Errorf("policy.dir: %q is not a directory", c.Policy.Dir)
+		}
+	}
+	return nil
+}
+
+// validate checks the TLS and auth settings against the endpoints; errors
+// name the key.
+func (e EtcdConfig) validate(dev bool) error {
+	var https, plain bool
+	for _, ep := range e.Endpoints {
+		https = https || strings.HasPrefix(ep, "https://")
+		plain = plain || strings.HasPrefix(ep, "http://")
+	}
+	if https && plain {
+		return errors.New("etcd.endpoints: all http:// or all https://, not both")
+	}
+	tlsKey := ""
+	switch {
+	case e.CAFile != "":
+		tlsKey = "etcd.ca_file"
+	case e.CertFile != "":
+		tlsKey = "etcd.cert_file"
+	case e.KeyFile != "":
+		tlsKey = "etcd.key_file"
+	}
+	if tlsKey != "" && !https {
+		// The etcd client ignores TLS settings for http:// endpoints.
+		return fmt.Errorf("%s: needs https:// etcd.endpoints", tlsKey)
+	}
+	if (e.CertFile == "") != (e.KeyFile == "") {
+		return errors.New("etcd.cert_file, etcd.key_file: give both or neither")
+	}
+	if e.PasswordFile != "" && e.PasswordEnv != "" {
+		return errors.New("etcd.password_file, etcd.password_env: give one, not both")
+	}
+	if e.Username == "" && (e.PasswordFile != "" || e.PasswordEnv != "") {
+		return errors.New("etcd.username: required with a password")
+	}
+	if e.Username != "" && e.PasswordFile == "" && e.PasswordEnv == "" {
+		return errors.New("etcd.password_file or etcd.password_env: required with etcd.username")
+	}
+	if dev && len(e.Endpoints) == 0 && (tlsKey != "" || e.Username != "") {
+		return errors.New("etcd.endpoints: TLS and auth settings need the endpoints they are for (--dev alone runs an embedded etcd without them)")
+	}
+	return nil
+}
+
+// validate checks one listener's settings; errors name the key under
+// section.
+func (l ListenerConfig) validate(section string) error {
+	if (l.TLSCertFile == "") != (l.TLSKeyFile == "") {
+		return fmt.Errorf("%[1]s.tls_cert_file, %[1]s.tls_key_file: give both or neither", section)
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"read_header_timeout", l.ReadHeaderTimeout}, {"read_timeout", l.ReadTimeout}, {"idle_timeout", l.IdleTimeout}} {
+		if d.v < 0 {
+			return fmt.Errorf("%s.%s: must not be negative", section, d.key)
 		}
 	}
 	return nil

@@ -105,7 +105,7 @@ func connectCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("--listen: %v", err)
 			}
-			srv := &http.Server{Handler: connectHandler(target, *up, g.token), ReadHeaderTimeout: 10 * time.Second}
+			srv := &http.Server{Handler: connectHandler(target, *up, g.token, cl.http.Transport), ReadHeaderTimeout: 10 * time.Second}
 			fmt.Fprintf(cmd.ErrOrStderr(), "elevate: serving %s on http://%s through %s\n", up.Name, ln.Addr(), target)
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -128,8 +128,9 @@ func connectCmd(g *globals) *cobra.Command {
 
 // connectHandler forwards every call to the upstream's route on the proxy:
 // under its prefix, or with its host as Host when it has none. The caller's
-// own Authorization is replaced by the token.
-func connectHandler(proxyURL *url.URL, up api.UpstreamInfo, token string) http.Handler {
+// own Authorization is replaced by the token. tr is the CLI's transport, so
+// a proxy listener serving TLS from a private CA is trusted by --ca-file.
+func connectHandler(proxyURL *url.URL, up api.UpstreamInfo, token string, tr http.RoundTripper) http.Handler {
 	prefix := strings.TrimSuffix(up.Prefix, "/")
 	rp := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -148,6 +149,7 @@ func connectHandler(proxyURL *url.URL, up api.UpstreamInfo, token string) http.H
 			pr.Out.Header.Set("Authorization", "Bearer "+token)
 		},
 		FlushInterval: -1,
+		Transport:     tr,
 	}
 	return rp
 }

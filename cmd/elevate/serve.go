@@ -27,6 +27,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/elevate-pam/elevate/audit"
+	"github.com/elevate-pam/elevate/certs"
 	"github.com/elevate-pam/elevate/grants"
 	"github.com/elevate-pam/elevate/notify"
 	"github.com/elevate-pam/elevate/policy"
@@ -123,6 +124,15 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 		return fmt.Errorf("control_addr: %w", err)
 	}
 	defer controlLn.Close()
+	// Then the certificates, before waiting for anything.
+	proxyCerts, err := listenerCerts("proxy", cfg.Proxy.ListenerConfig, log)
+	if err != nil {
+		return err
+	}
+	controlCerts, err := listenerCerts("api", cfg.API.ListenerConfig, log)
+	if err != nil {
+		return err
+	}
 
 	// Live state.
 	endpoints := cfg.Etcd.Endpoints
@@ -134,7 +144,7 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 		defer e.Close()
 		endpoints = []string{url}
 	}
-	cli, err := connectEtcd(ctx, cfg.Etcd, endpoints)
+	cli, err := connectEtcd(ctx, cfg.Etcd, endpoints, log)
 	if err != nil {
 		return err
 	}
@@ -281,7 +291,7 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 	}
 	side, err := api.New(api.Config{
 		AdminsGroup: cfg.API.AdminsGroup, AuditorsGroup: cfg.API.AuditorsGroup, MaxBodyBytes: cfg.API.MaxBodyBytes,
-		BreakGlassGroup: cfg.API.BreakGlassGroup, CACert: caPEM, ProxyURL: publicURL(cfg, proxyLn), Upstreams: upstreamInfo(ups),
+		BreakGlassGroup: cfg.API.BreakGlassGroup, RateLimit: cfg.API.RateLimit, RateBurst: cfg.API.RateBurst, CACert: caPEM, ProxyURL: publicURL(cfg, proxyLn), Upstreams: upstreamInfo(ups),
 		Verifier: verifier, Store: store, Catalog: engine, Resolver: px, Gate: gate, Audit: auditLog, Notifier: notifier,
 		Ready:   func() bool { return store.Ready() && stateLoaded.Load() && store.Fresh() },
 		Metrics: tel.MetricsHandler(),
@@ -291,12 +301,10 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 		return err
 	}
 
-	proxySrv := &http.Server{Handler: px, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
-		MaxHeaderBytes: proxy.MaxHeaderBytes, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
-	controlSrv := &http.Server{Handler: side, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second,
-		MaxHeaderBytes: proxy.MaxHeaderBytes, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	proxySrv := newServer(cfg.Proxy.ListenerConfig, proxyCerts, px, log)
+	controlSrv := newServer(cfg.API.ListenerConfig, controlCerts, side, log)
 	errc := make(chan error, 2)
-	go func() { errc <- controlSrv.Serve(controlLn) }()
+	go func() { errc <- serveOn(controlSrv, controlLn) }()
 
 	// The proxy serves only after the first full sync and policy load.
 	readyCtx, cancel := context.WithTimeout(ctx, cfg.Etcd.StartTimeout)
@@ -305,16 +313,18 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("etcd: first sync did not finish: %w", err)
 	}
-	go func() { errc <- proxySrv.Serve(proxyLn) }()
+	go func() { errc <- serveOn(proxySrv, proxyLn) }()
 
 	log.Info("elevate ready", "proxy", proxyLn.Addr().String(), "control", controlLn.Addr().String(),
 		"startup", time.Since(started).Round(time.Millisecond).String())
 	if f.dev {
-		printTour(out, cfg, proxyLn.Addr().String(), controlLn.Addr().String())
+		printTour(out, cfg, baseURL(proxySrv, proxyLn), baseURL(controlSrv, controlLn))
 	}
 
-	// SIGHUP reloads the policy bundle from policy.dir; a bundle that does
-	// not compile or fails its checks leaves the running one in place.
+	// SIGHUP reads the listeners' certificate files again and reloads the
+	// policy bundle from policy.dir; a pair that does not load, or a bundle
+	// that does not compile or fails its checks, leaves the running one in
+	// place.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -324,6 +334,11 @@ wait:
 		case <-ctx.Done():
 			break wait
 		case <-hup:
+			for _, r := range []*certs.Reloader{proxyCerts, controlCerts} {
+				if r != nil {
+					_ = r.Reload() // failures are logged by the reloader
+				}
+			}
 			if cfg.Policy.Dir == "" {
 				log.Warn("SIGHUP: no policy.dir configured; the embedded bundle stays")
 				continue
@@ -369,36 +384,81 @@ func policyState(c grants.Control, ps []grants.Policy) policy.State {
 }
 
 // printTour shows a new user the way from a refused call to an approved one.
-func printTour(w io.Writer, cfg Config, proxyAddr, controlAddr string) {
+func printTour(w io.Writer, cfg Config, proxyURL, controlURL string) {
 	dd := cfg.DataDir
 	if abs, err := filepath.Abs(dd); err == nil {
 		dd = abs
 	}
 	fmt.Fprintf(w, `
 elevate is running in dev mode.
-  proxy    http://%[1]s   (demo Exchange API under /exchange/)
-  control  http://%[2]s   (side API under /v1/)
+  proxy    %[1]s   (demo Exchange API under /exchange/)
+  control  %[2]s   (side API under /v1/)
   data     %[3]s   (embedded etcd, dev issuer key, audit.log)
 
 Try it (Microsoft 365 PAM's four steps) in another terminal, from this directory:
-  export PATH=$PWD/bin:$PATH ELEVATE_SERVER=http://%[2]s
+  export PATH=$PWD/bin:$PATH ELEVATE_SERVER=%[2]s
   ADMIN=$(elevate token --sub ada --groups admins,approvers)
   BOB=$(elevate token --sub bob)
   elevate --token "$ADMIN" control enable --approvers approvers                        # 1-2
   elevate --token "$ADMIN" policy new --task 'Exchange\New-MoveRequest' --approval manual  # 3
-  curl -s -X POST -H "Authorization: Bearer $BOB" http://%[1]s/exchange/mailboxes/alice/move-requests  # 403
+  curl -s -X POST -H "Authorization: Bearer $BOB" %[1]s/exchange/mailboxes/alice/move-requests  # 403
   ID=$(elevate --token "$BOB" request new --task 'Exchange\New-MoveRequest' --reason 'move alice' --duration 2m -q)
   elevate --token "$ADMIN" request approve "$ID" --comment ok                          # 4
-  curl -s -X POST -H "Authorization: Bearer $BOB" http://%[1]s/exchange/mailboxes/alice/move-requests  # 201
+  curl -s -X POST -H "Authorization: Bearer $BOB" %[1]s/exchange/mailboxes/alice/move-requests  # 201
 The README walks through it step by step.
 
-`, proxyAddr, controlAddr, dd)
+`, proxyURL, controlURL, dd)
 }
 
 // publicURL is where callers reach the proxy listener.
 func publicURL(cfg Config, ln net.Listener) string {
 	if cfg.Proxy.PublicURL != "" {
 		return strings.TrimSuffix(cfg.Proxy.PublicURL, "/")
+	}
+	if cfg.Proxy.TLSCertFile != "" {
+		return "https://" + ln.Addr().String()
+	}
+	return "http://" + ln.Addr().String()
+}
+
+// listenerCerts loads a listener's certificate files; nil without TLS.
+func listenerCerts(section string, l ListenerConfig, log *slog.Logger) (*certs.Reloader, error) {
+	if l.TLSCertFile == "" {
+		return nil, nil
+	}
+	r, err := certs.New(certs.Config{CertFile: l.TLSCertFile, KeyFile: l.TLSKeyFile, Logger: log.With("listener", section)})
+	if err != nil {
+		return nil, fmt.Errorf("%[1]s.tls_cert_file, %[1]s.tls_key_file: %[2]w", section, err)
+	}
+	return r, nil
+}
+
+// newServer builds the server of one listener: its timeouts, HTTP/1.1 only
+// (no h2 or h2c to judge), and TLS from its certificates when it has them.
+func newServer(l ListenerConfig, r *certs.Reloader, h http.Handler, log *slog.Logger) *http.Server {
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	srv := &http.Server{Handler: h, Protocols: &protocols,
+		ReadHeaderTimeout: l.ReadHeaderTimeout, ReadTimeout: l.ReadTimeout, IdleTimeout: l.IdleTimeout,
+		MaxHeaderBytes: proxy.MaxHeaderBytes, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+	if r != nil {
+		srv.TLSConfig = r.TLSConfig()
+	}
+	return srv
+}
+
+// serveOn serves ln, in TLS when the server has a TLS configuration.
+func serveOn(srv *http.Server, ln net.Listener) error {
+	if srv.TLSConfig != nil {
+		return srv.ServeTLS(ln, "", "")
+	}
+	return srv.Serve(ln)
+}
+
+// baseURL is how a caller on this host reaches ln.
+func baseURL(srv *http.Server, ln net.Listener) string {
+	if srv.TLSConfig != nil {
+		return "https://" + ln.Addr().String()
 	}
 	return "http://" + ln.Addr().String()
 }
