@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // ErrAmbiguousPath is wrapped by every path that elevate refuses to judge
@@ -29,10 +32,25 @@ const maxPathBytes = 8 << 10
 // encoded slash ("%2F") stays inside its segment as data: RabbitMQ's default
 // vhost "/" travels as "%2F" and is one segment. A trailing "/" yields a final
 // empty segment, so "/config/" is ["config", ""]. Everything that servers
-// disagree on is refused: dot segments in any encoding (".", "..", "%2e",
-// "%2E%2e", "..;x"), double-encoded separators or dots ("%252F", "%252e"),
-// backslashes (raw or "%5C"), NUL and other control bytes, raw non-ASCII bytes,
-// raw "#", invalid escapes and empty segments in the middle ("//").
+// disagree on is refused, so that no upstream can read a judged path as
+// another one:
+//
+//   - dot segments in any encoding (".", "..", "%2e", "%2E%2e", "..;x"), also
+//     between encoded slashes ("a%2F..%2Fb");
+//   - double-encoded separators or dots ("%252F", "%252e");
+//   - backslashes (raw or "%5C"), and an encoded "?" or "#", which a server
+//     that decodes before it routes reads as the end of the path;
+//   - a segment that starts with ";" (empty to servers that strip path
+//     parameters);
+//   - NUL and other control bytes, raw non-ASCII bytes, raw "#", invalid
+//     escapes and empty segments in the middle ("//");
+//   - decoded bytes that are not valid UTF-8, such as the overlong "%C0%AE"
+//     that lax decoders read as ".";
+//   - characters that Unicode compatibility normalisation (NFKC) turns into
+//     a separator, a dot, "%" or ";" (the fullwidth solidus "%EF%BC%8F",
+//     the two-dot leader "%E2%80%A5", ...), and look-alikes of "/", "\"
+//     and "." that some servers map by code page (division and fraction
+//     slash, yen and won sign, ideographic full stop).
 func parsePath(escaped string) ([]string, error) {
 	if escaped == "" || escaped[0] != '/' {
 		return nil, badPath("path must start with /")
@@ -85,6 +103,9 @@ func decodeSegment(raw string) (string, error) {
 		b.WriteByte(c)
 	}
 	seg := b.String()
+	if !utf8.ValidString(seg) {
+		return "", badPath("encoded bytes that are not valid UTF-8")
+	}
 	// A decoded segment that still holds an escape would mean something
 	// else to a server that decodes twice.
 	for i := 0; i+2 < len(seg); i++ {
@@ -92,10 +113,75 @@ func decodeSegment(raw string) (string, error) {
 			return "", badPath("double-encoded escape")
 		}
 	}
+	if strings.ContainsAny(seg, "?#") {
+		return "", badPath("encoded ? or # in a segment")
+	}
 	if isDotSegment(seg) {
 		return "", badPath("dot segment")
 	}
+	if strings.HasPrefix(seg, ";") {
+		return "", badPath("segment with a parameter and no name")
+	}
+	if strings.Contains(seg, "/") {
+		for _, piece := range strings.Split(seg, "/") {
+			if isDotSegment(piece) {
+				return "", badPath("dot segment between encoded slashes")
+			}
+		}
+	}
+	if lookAlike(seg) {
+		return "", badPath("look-alike of a separator or a dot")
+	}
 	return seg, nil
+}
+
+// lookAlikes are characters that NFKC leaves alone but that servers map to
+// "/", "\" or "." by best-fit code pages or confusable folding.
+var lookAlikes = map[rune]bool{
+	'\u2044': true, // fraction slash
+	'\u2215': true, // division slash
+	'\u29F8': true, // big solidus
+	'\u2216': true, // set minus
+	'\u29F5': true, // reverse solidus operator
+	'\u29F9': true, // big reverse solidus
+	'\u00A5': true, // yen sign, a backslash in Japanese code pages
+	'\u20A9': true, // won sign, a backslash in Korean code pages
+	'\u3002': true, // ideographic full stop
+}
+
+// normalised are the ASCII characters a segment may not gain through NFKC.
+const normalised = "/\\?#%;."
+
+// lookAlike reports whether a decoded segment holds a look-alike of a
+// separator or a dot: one of lookAlikes, or a character that NFKC turns
+// into one of the characters of normalised.
+func lookAlike(seg string) bool {
+	ascii := true
+	for i := 0; i < len(seg); i++ {
+		if seg[i] >= utf8.RuneSelf {
+			ascii = false
+			break
+		}
+	}
+	if ascii {
+		return false
+	}
+	for _, r := range seg {
+		if lookAlikes[r] {
+			return true
+		}
+	}
+	n := norm.NFKC.String(seg)
+	if n == seg {
+		return false
+	}
+	for i := 0; i < len(normalised); i++ {
+		c := normalised[i : i+1]
+		if strings.Count(n, c) != strings.Count(seg, c) {
+			return true
+		}
+	}
+	return false
 }
 
 // isDotSegment reports "." and ".." and the matrix-parameter forms some

@@ -19,7 +19,8 @@ func TestParsePath(t *testing.T) {
 		{"encoded slash stays in its segment", "/api/vhosts/%2F", []string{"api", "vhosts", "/"}},
 		{"encoded slash lower case", "/api/queues/%2f/q1", []string{"api", "queues", "/", "q1"}},
 		{"escaped space and unicode", "/a%20b/%C3%A9", []string{"a b", "\u00e9"}},
-		{"encoded question mark and hash are data", "/a%3Fb/c%23d", []string{"a?b", "c#d"}},
+		{"encoded question mark", "/a%3Fb/c", nil},
+		{"encoded hash", "/a/c%23d", nil},
 		{"semicolon is data", "/a;b", []string{"a;b"}},
 		{"dots inside a name", "/v1.2/..x/x..", []string{"v1.2", "..x", "x.."}},
 		{"no leading slash", "mailboxes", nil},
@@ -48,6 +49,36 @@ func TestParsePath(t *testing.T) {
 		{"leading double slash", "//evil.example/a", nil},
 		{"raw hash", "/a#b", nil},
 		{"raw non-ASCII", "/a\xc3\xa9", nil},
+		{"dot dot between encoded slashes", "/api/users/x%2F..%2Fdefinitions", nil},
+		{"dot between encoded slashes", "/a/x%2F.%2Fy", nil},
+		{"dot dot after an encoded slash", "/a/x%2F..", nil},
+		{"dot dot with parameter between encoded slashes", "/a/x%2F..;p%2Fy", nil},
+		{"dots inside names between encoded slashes", "/a/x%2F..y%2F...", []string{"a", "x/..y/..."}},
+		{"leading parameter", "/a/;x/b", nil},
+		{"parameter only", "/a/;", nil},
+		{"parameter after a name", "/a/b;x", []string{"a", "b;x"}},
+		{"overlong dot", "/a/%C0%AE%C0%AE/b", nil},
+		{"overlong slash", "/a/x%C0%AFy", nil},
+		{"three-byte overlong dot", "/a/%E0%80%AE", nil},
+		{"surrogate", "/a/%ED%A0%80", nil},
+		{"invalid byte", "/a/%FF", nil},
+		{"truncated sequence", "/a/caf%C3", nil},
+		{"fullwidth solidus", "/a/x%EF%BC%8Fy", nil},
+		{"fullwidth full stops", "/a/%EF%BC%8E%EF%BC%8E", nil},
+		{"two dot leader", "/a/%E2%80%A5", nil},
+		{"fullwidth reverse solidus", "/a/x%EF%BC%BCy", nil},
+		{"fullwidth question mark", "/a/x%EF%BC%9F", nil},
+		{"fullwidth percent", "/a/%EF%BC%85%32%65", nil},
+		{"greek question mark is a semicolon", "/a/..%CD%BE", nil},
+		{"one dot leader inside a name", "/a/x%E2%80%A4y", nil},
+		{"division slash", "/a/x%E2%88%95y", nil},
+		{"fraction slash", "/a/x%E2%81%84y", nil},
+		{"yen sign", "/a/x%C2%A5y", nil},
+		{"won sign", "/a/x%E2%82%A9y", nil},
+		{"ideographic full stop", "/a/%E3%80%82%E3%80%82", nil},
+		{"ligature without separators", "/a/%EF%AC%81le", []string{"a", "\ufb01le"}},
+		{"fullwidth letters", "/a/%EF%BD%81", []string{"a", "\uff41"}},
+		{"combining accent", "/a/e%CC%81", []string{"a", "e\u0301"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.desc, func(t *testing.T) {
@@ -73,7 +104,7 @@ func TestEscapeSegmentsRoundTrip(t *testing.T) {
 		{"slash inside a segment", []string{"api", "vhosts", "/"}, "/api/vhosts/%2F"},
 		{"percent", []string{"100%"}, "/100%25"},
 		{"space and unicode", []string{"a b", "\u00e9"}, "/a%20b/%C3%A9"},
-		{"query and hash characters", []string{"a?b", "c#d"}, "/a%3Fb/c%23d"},
+		{"percent and colon", []string{"50%:x@y"}, "/50%25:x@y"},
 		{"sub-delimiters stay", []string{"a;b=c,d"}, "/a;b=c,d"},
 		{"trailing slash", []string{"config", ""}, "/config/"},
 	}
@@ -86,6 +117,15 @@ func TestEscapeSegmentsRoundTrip(t *testing.T) {
 			require.Equal(t, tc.segs, back)
 		})
 	}
+}
+
+// TestEscapeSegmentsEncodesQueryAndHash: "?" and "#" inside a segment are
+// encoded, and such a path is not taken back.
+func TestEscapeSegmentsEncodesQueryAndHash(t *testing.T) {
+	got := escapeSegments([]string{"a?b", "c#d"})
+	require.Equal(t, "/a%3Fb/c%23d", got)
+	_, err := parsePath(got)
+	require.ErrorIs(t, err, ErrAmbiguousPath)
 }
 
 func FuzzParsePath(f *testing.F) {

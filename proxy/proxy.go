@@ -203,7 +203,7 @@ func (p *Proxy) reverse(w http.ResponseWriter, r *http.Request) {
 func (p *Proxy) onConnect(hostport string, gctx *goproxy.ProxyCtx) (*goproxy.ConnectAction, string) {
 	r := gctx.Req
 	ctx := r.Context()
-	host, ok := normalHost(hostport)
+	host, ok := connectHost(r.RequestURI, hostport)
 	rec := audit.Record{Event: "denied", Method: http.MethodConnect, Host: host}
 	reject := func(prob *Problem, extra http.Header) (*goproxy.ConnectAction, string) {
 		gctx.Resp = prob.response(r, extra)
@@ -226,6 +226,26 @@ func (p *Proxy) onConnect(hostport string, gctx *goproxy.ProxyCtx) (*goproxy.Con
 	}
 	gctx.UserData = &tunnel{host: host, token: token}
 	return &goproxy.ConnectAction{Action: goproxy.ConnectMitm, TLSConfig: p.mitm}, hostport
+}
+
+// connectHost is the normalised host of a CONNECT target, which must be in
+// authority form (host:port, RFC 9110 9.3.6) as it arrived on the request
+// line; goproxy's hostport is what Go's parser made of it, which may drop a
+// path.
+func connectHost(requestURI, hostport string) (string, bool) {
+	if requestURI == "" {
+		requestURI = hostport
+	}
+	h, port, err := net.SplitHostPort(requestURI)
+	if err != nil || port == "" || len(port) > 5 {
+		return "", false
+	}
+	for i := 0; i < len(port); i++ {
+		if port[i] < '0' || port[i] > '9' {
+			return "", false
+		}
+	}
+	return normalHost(h)
 }
 
 // forwardHost reports whether host is one of the upstreams' hosts.
@@ -288,13 +308,22 @@ func (p *Proxy) onRequest(r *http.Request, gctx *goproxy.ProxyCtx) (*http.Reques
 		target, hostport = rc.requestURI, rc.host
 	default:
 		// Absolute form, or origin form inside a tunnel (which goproxy
-		// made absolute from the Host header).
-		target, hostport = r.URL.EscapedPath(), r.URL.Host
-		if r.URL.RawQuery != "" {
-			target += "?" + r.URL.RawQuery
-		}
+		// made absolute from the Host header). The path is judged as it
+		// arrived on the request line, never as re-encoded by a parser.
+		target, hostport = requestTarget(r), r.URL.Host
 		if inTunnel {
-			if h, ok := normalHost(hostport); !ok || h != tn.host {
+			// Inside a tunnel the Host header names the host, and it must
+			// be a plain host: goproxy builds the URL by pasting it before
+			// the path.
+			if r.Host != "" {
+				hostport = r.Host
+			}
+			h, ok := normalHost(hostport)
+			if !ok {
+				return r, p.refuse(ctx, r, audit.Record{Event: "bad_request", Method: r.Method},
+					NewProblem(http.StatusBadRequest, "bad-host", "the Host is not a valid host name"))
+			}
+			if h != tn.host {
 				return r, p.refuse(ctx, r, audit.Record{Event: "denied", Method: r.Method, Host: h},
 					NewProblem(http.StatusMisdirectedRequest, "misdirected", "the request's host is not the host of the tunnel"))
 			}
@@ -353,12 +382,7 @@ func (p *Proxy) onRequest(r *http.Request, gctx *goproxy.ProxyCtx) (*http.Reques
 // the upstream credential, if any, set.
 func (p *Proxy) outbound(ctx context.Context, r *http.Request, rt *route, rest []string, rawQuery, host string, isReverse, inTunnel bool) *http.Request {
 	u := *rt.target
-	full := make([]string, 0, len(rt.base)+len(rest))
-	full = append(append(full, rt.base...), rest...)
-	u.RawPath = escapeSegments(full)
-	if u.RawPath == "" {
-		u.RawPath = "/"
-	}
+	u.RawPath = forwardPath(rt, rest)
 	u.Path, _ = url.PathUnescape(u.RawPath)
 	u.RawQuery = rawQuery
 
@@ -408,6 +432,18 @@ func (p *Proxy) outbound(ctx context.Context, r *http.Request, rt *route, rest [
 	return out
 }
 
+// forwardPath is the escaped path an allowed call is forwarded to: the
+// upstream URL's own path, then the judged segments after the prefix, in
+// the one canonical encoding.
+func forwardPath(rt *route, rest []string) string {
+	full := make([]string, 0, len(rt.base)+len(rest))
+	full = append(append(full, rt.base...), rest...)
+	if p := escapeSegments(full); p != "" {
+		return p
+	}
+	return "/"
+}
+
 func (p *Proxy) onResponse(resp *http.Response, gctx *goproxy.ProxyCtx) *http.Response {
 	j, _ := gctx.UserData.(*judged)
 	if j != nil && j.route == nil && resp != nil {
@@ -436,6 +472,13 @@ func (p *Proxy) onResponse(resp *http.Response, gctx *goproxy.ProxyCtx) *http.Re
 		stripHopHeaders(resp.Header)
 		// The caller can quote the decision, as with a refusal.
 		resp.Header.Set("Elevate-Decision-Id", j.verdict.DecisionID)
+	}
+	if len(gctx.Req.TransferEncoding) > 0 && resp.StatusCode != http.StatusSwitchingProtocols {
+		// A chunked request may also have carried a Content-Length, which
+		// the HTTP server drops without telling; RFC 9112 6.3 then asks
+		// for the connection to be closed after the response, so that no
+		// byte of a disputed body can be read as the next request.
+		resp.Header.Set("Connection", "close")
 	}
 	return resp
 }
@@ -517,6 +560,34 @@ func (b *countingBody) finish(reason string) {
 	b.once.Do(func() { b.done(b.n, reason) })
 }
 
+// requestTarget is the path and query of a proxied call exactly as they
+// arrived on the request line: the origin form as it is, the path and query
+// of an absolute form after its scheme and authority. What is not a request
+// line target falls back to the parsed URL.
+func requestTarget(r *http.Request) string {
+	uri := r.RequestURI
+	switch {
+	case uri == "":
+		target := r.URL.EscapedPath()
+		if r.URL.RawQuery != "" {
+			target += "?" + r.URL.RawQuery
+		}
+		return target
+	case strings.HasPrefix(uri, "/"):
+		return uri
+	}
+	_, rest, ok := strings.Cut(uri, "://")
+	if !ok {
+		return uri // not a path: refused by parsePath
+	}
+	// The authority ends where Go's parser ends it: at the first "/" or
+	// "?". An empty path is refused like any path without a leading "/".
+	if i := strings.IndexAny(rest, "/?"); i >= 0 {
+		return rest[i:]
+	}
+	return ""
+}
+
 // resolved is a call target turned into what the gate judges.
 type resolved struct {
 	call     Call
@@ -536,6 +607,10 @@ func (p *Proxy) resolve(method, target, hostport string, forward bool) (resolved
 		return resolved{}, rec, NewProblem(http.StatusBadRequest, "bad-host", "the Host is not a valid host name")
 	}
 	rec.Host = host
+	if !canonicalMethod(method) {
+		rec.Event = "bad_request"
+		return resolved{}, rec, NewProblem(http.StatusBadRequest, "bad-method", "the method must be an upper-case token such as GET")
+	}
 	rawPath, rawQuery, _ := strings.Cut(target, "?")
 	segs, err := parsePath(rawPath)
 	if err != nil {
@@ -549,9 +624,16 @@ func (p *Proxy) resolve(method, target, hostport string, forward bool) (resolved
 	}
 	rec.Path = escapeSegments(segs)
 	query, err := url.ParseQuery(rawQuery)
-	if err != nil {
+	if err != nil || strings.ContainsRune(rawQuery, '#') {
 		rec.Event = "bad_request"
 		return resolved{}, rec, NewProblem(http.StatusBadRequest, "bad-query", "the query string is malformed")
+	}
+	for k := range query {
+		if methodOverrideParams[strings.ToLower(k)] {
+			rec.Event = "bad_request"
+			return resolved{}, rec, NewProblem(http.StatusBadRequest, "method-override",
+				"method override parameters are refused: send the method itself")
+		}
 	}
 	rt, rest, err := match(p.routes, host, segs, forward)
 	if err != nil {
@@ -601,6 +683,30 @@ func (p *Proxy) Resolve(method, rawURL string) (Call, *Problem) {
 	}
 	res, _, prob := p.resolve(method, target, u.Host, false)
 	return res.call, prob
+}
+
+// canonicalMethod reports whether m is a method as catalogs list them: an
+// upper-case token. A server that reads methods without regard to case
+// would otherwise run "delete" as DELETE while it was judged as neither.
+func canonicalMethod(m string) bool {
+	if m == "" || len(m) > 32 {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		c := m[i]
+		if !('A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// methodOverrideParams are query parameters that frameworks read as the
+// method (compared in lower case). A call carrying one is refused: the
+// query is forwarded as sent, and the upstream might run another method
+// than the one judged.
+var methodOverrideParams = map[string]bool{
+	"_method": true, "x-http-method-override": true, "x-http-method": true, "x-method-override": true,
 }
 
 func (p *Proxy) refuse(ctx context.Context, r *http.Request, rec audit.Record, prob *Problem) *http.Response {
@@ -674,6 +780,8 @@ var spoofable = []string{
 	"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Port",
 	"X-Forwarded-Prefix", "X-Forwarded-Uri", "X-Forwarded-Path", "X-Real-Ip", "X-Original-Url",
 	"X-Rewrite-Url", "X-Original-Uri", "X-Http-Method-Override", "X-Http-Method", "X-Method-Override",
+	"X-Forwarded-Method", "X-Original-Method", "X-Forwarded-Server", "X-Forwarded-Scheme", "X-Forwarded-Ssl",
+	"X-Url-Scheme", "X-Client-Ip", "True-Client-Ip", "X-Cluster-Client-Ip",
 }
 
 // cleanHeaders copies h without hop-by-hop headers, without every header the

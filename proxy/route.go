@@ -223,7 +223,8 @@ func newRoutes(ups []Upstream) ([]*route, error) {
 }
 
 // normalHost lower-cases a host, drops the port and one trailing dot, and
-// rejects anything that is not a plain DNS name or IP literal.
+// rejects anything that is not a plain DNS name (letters, digits, "-" and
+// "." between non-empty labels) or IP literal.
 func normalHost(hostport string) (string, bool) {
 	h := hostport
 	if host, _, err := net.SplitHostPort(hostport); err == nil {
@@ -238,6 +239,11 @@ func normalHost(hostport string) (string, bool) {
 	}
 	for _, c := range h {
 		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '.') {
+			return "", false
+		}
+	}
+	for _, label := range strings.Split(h, ".") {
+		if label == "" || len(label) > 63 {
 			return "", false
 		}
 	}

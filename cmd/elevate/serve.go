@@ -440,7 +440,10 @@ func newServer(l ListenerConfig, r *certs.Reloader, h http.Handler, log *slog.Lo
 	protocols.SetHTTP1(true)
 	srv := &http.Server{Handler: h, Protocols: &protocols,
 		ReadHeaderTimeout: l.ReadHeaderTimeout, ReadTimeout: l.ReadTimeout, IdleTimeout: l.IdleTimeout,
-		MaxHeaderBytes: proxy.MaxHeaderBytes, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
+		MaxHeaderBytes: proxy.MaxHeaderBytes, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		// "OPTIONS *" reaches the handler, which refuses it, instead of
+		// being answered by net/http.
+		DisableGeneralOptionsHandler: true}
 	if r != nil {
 		srv.TLSConfig = r.TLSConfig()
 	}
