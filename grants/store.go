@@ -174,7 +174,7 @@ func (s *Store) session(ctx context.Context) bool {
 	p := &progress{signal: make(chan struct{}, 1)}
 	// The probe derives its context from wctx, so its progress requests go
 	// to the gRPC stream that carries this watch.
-	wg.Go(func() { s.probe(wctx, p) })
+	wg.Go(func() { s.probe(wctx, p, cancel) })
 	// The watch starts at the listed revision itself rather than the next
 	// one, skipping the events already listed: etcd withholds progress
 	// notifications from a watcher whose start revision lies ahead of the
@@ -246,42 +246,71 @@ func (p *progress) set(rev int64) {
 	}
 }
 
-func (s *Store) probe(ctx context.Context, p *progress) {
+// silentProbes is how many probes in a row may find etcd answering while
+// the watch reports no progress before the watch is dropped and the state
+// listed again.
+const silentProbes = 2
+
+// probe confirms the view every StaleAfter/3. When etcd answers reads but
+// the watch stays silent, the watch is dead in a way etcd does not report:
+// after etcd restarts, the client resumes a watch at a revision past
+// etcd's own when nothing was written meanwhile, and etcd sends such a
+// watch no progress. end then stops the session, which lists again and
+// starts a new watch at the listed revision.
+func (s *Store) probe(ctx context.Context, p *progress, end context.CancelFunc) {
 	every := s.cfg.StaleAfter / 3
 	t := time.NewTicker(every)
 	defer t.Stop()
+	silent := 0
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		s.probeOnce(ctx, p, every)
+		switch s.probeOnce(ctx, p, every) {
+		case probeConfirmed:
+			silent = 0
+		case probeSilent:
+			if silent++; silent >= silentProbes {
+				end()
+				return
+			}
+		}
 	}
 }
+
+type probeResult int
+
+const (
+	probeConfirmed probeResult = iota
+	probeUnreachable
+	probeSilent
+)
 
 // probeOnce confirms the view as of the probe's start: a linearizable read
 // learns etcd's current revision, and the watch must then report progress
 // up to that revision before the timeout.
-func (s *Store) probeOnce(ctx context.Context, p *progress, timeout time.Duration) {
+func (s *Store) probeOnce(ctx context.Context, p *progress, timeout time.Duration) probeResult {
 	start := s.now()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	resp, err := s.cli.Get(ctx, s.kControl, clientv3.WithCountOnly())
 	if err != nil {
-		return
+		return probeUnreachable
 	}
 	if err := s.cli.RequestProgress(ctx); err != nil {
-		return
+		return probeUnreachable
 	}
 	for p.rev.Load() < resp.Header.Revision {
 		select {
 		case <-p.signal:
 		case <-ctx.Done():
-			return
+			return probeSilent
 		}
 	}
 	s.confirm(start)
+	return probeConfirmed
 }
 
 // Ready reports whether the first full sync is done.
