@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -149,7 +150,8 @@ type env struct {
 	engine    *policy.Engine
 }
 
-var testPrefixes sync.Map
+// envSeq numbers the envs of a test binary.
+var envSeq atomic.Int64
 
 // newEnv builds the side API; mut adjusts its Config before New.
 func newEnv(t *testing.T, mut func(*Config)) *env {
@@ -170,9 +172,9 @@ func newEnv(t *testing.T, mut func(*Config)) *env {
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{sharedEtcd(t)}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = cli.Close() })
-	prefix := "/" + strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()) + "/"
-	_, dup := testPrefixes.LoadOrStore(prefix, true)
-	require.False(t, dup, "one env per test")
+	// Each env gets a prefix of its own, also when a test runs again
+	// (go test -count=N) against the same shared etcd.
+	prefix := fmt.Sprintf("/%s-%d/", strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()), envSeq.Add(1))
 	store, err := grants.New(grants.Config{Client: cli, Prefix: prefix,
 		OnState: func(c grants.Control, ps []grants.Policy) {
 			st := policy.State{Control: policy.Control{Enabled: c.Enabled, DefaultApprovers: c.DefaultApprovers, SystemAccounts: c.SystemAccounts}}
