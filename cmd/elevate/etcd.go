@@ -63,7 +63,9 @@ func startEmbeddedOnce(ctx context.Context, dir string, timeout time.Duration) (
 		}
 		ports.Peer = p
 	}
-	if ports.Client == 0 || !portFree(ports.Client) {
+	// The two ports must differ: two calls for a free port may well be
+	// given the same one, and a member cannot bind it twice.
+	for ports.Client == 0 || ports.Client == ports.Peer || !portFree(ports.Client) {
 		p, err := freePort()
 		if err != nil {
 			return nil, "", err
