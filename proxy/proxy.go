@@ -175,7 +175,7 @@ func serverAttrs(r *http.Request) []attribute.KeyValue {
 		semconv.HTTPRequestMethodKey.String(r.Method),
 		semconv.NetworkPeerAddress(remoteIP(r)),
 		semconv.URLScheme(scheme),
-		semconv.NetworkProtocolVersion(fmt.Sprintf("%d.%d", r.ProtoMajor, r.ProtoMinor)),
+		semconv.NetworkProtocolVersion(strings.TrimPrefix(r.Proto, "HTTP/")),
 	}
 	if h, ok := normalHost(r.Host); ok {
 		attrs = append(attrs, semconv.ServerAddress(h))

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,37 +17,21 @@ import (
 	"testing"
 	"time"
 
+	"github.com/elevate-pam/elevate/internal/etcdtest"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/stretchr/testify/require"
-	"go.etcd.io/etcd/server/v3/embed"
-	"go.uber.org/zap"
 )
 
 // startEtcd runs a real one-member etcd in this test process; stop may be
 // called any number of times.
 func startEtcd(t *testing.T) (stop func(), endpoint string) {
 	t.Helper()
-	cfg := embed.NewConfig()
-	cfg.Dir = t.TempDir()
-	cfg.LogLevel = "error"
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	cu, _ := url.Parse("http://" + freeAddr(t))
-	pu, _ := url.Parse("http://" + freeAddr(t))
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
-	cfg.InitialCluster = cfg.Name + "=" + pu.String()
-	cfg.TickMs, cfg.ElectionMs = 10, 100
-	e, err := embed.StartEtcd(cfg)
+	e, endpoint, err := etcdtest.Start(t.TempDir(), "default")
 	require.NoError(t, err)
-	select {
-	case <-e.Server.ReadyNotify():
-	case <-time.After(20 * time.Second):
-		t.Fatal("etcd not ready")
-	}
 	var once sync.Once
 	stop = func() { once.Do(e.Close) }
 	t.Cleanup(stop)
-	return stop, cu.String()
+	return stop, endpoint
 }
 
 // issuer is a test-owned token issuer with a real RSA key.

@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/elevate-pam/elevate/audit"
 	"github.com/elevate-pam/elevate/grants"
+	"github.com/elevate-pam/elevate/internal/etcdtest"
 	"github.com/elevate-pam/elevate/policy"
 	"github.com/elevate-pam/elevate/proxy"
 	"github.com/elevate-pam/elevate/proxy/identity"
@@ -61,63 +61,13 @@ func sharedEtcd(t testing.TB) string {
 			etcdErr = err
 			return
 		}
-		for range 3 { // a free port can be taken between probing and binding
-			var e *embed.Etcd
-			if e, etcdURL, etcdErr = startEtcd(dir); etcdErr == nil {
-				etcdDone = func() { e.Close(); os.RemoveAll(dir) }
-				return
-			}
-			_ = os.RemoveAll(dir)
+		var e *embed.Etcd
+		if e, etcdURL, etcdErr = etcdtest.Start(dir, "api-test"); etcdErr == nil {
+			etcdDone = func() { e.Close(); os.RemoveAll(dir) }
 		}
 	})
 	require.NoError(t, etcdErr, "embedded etcd")
 	return etcdURL
-}
-
-func startEtcd(dir string) (*embed.Etcd, string, error) {
-	free := func() (url.URL, error) {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return url.URL{}, err
-		}
-		defer l.Close()
-		return url.URL{Scheme: "http", Host: l.Addr().String()}, nil
-	}
-	client, err := free()
-	if err != nil {
-		return nil, "", err
-	}
-	peer, err := free()
-	if err != nil {
-		return nil, "", err
-	}
-	cfg := embed.NewConfig()
-	cfg.Name = "api-test"
-	cfg.Dir = dir
-	cfg.LogLevel = "error"
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	cfg.UnsafeNoFsync = true
-	cfg.TickMs = 10
-	cfg.ElectionMs = 100
-	cfg.ListenClientUrls = []url.URL{client}
-	cfg.AdvertiseClientUrls = []url.URL{client}
-	cfg.ListenPeerUrls = []url.URL{peer}
-	cfg.AdvertisePeerUrls = []url.URL{peer}
-	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
-	e, err := embed.StartEtcd(cfg)
-	if err != nil {
-		return nil, "", err
-	}
-	select {
-	case <-e.Server.ReadyNotify():
-		return e, client.String(), nil
-	case err := <-e.Err():
-		e.Close()
-		return nil, "", err
-	case <-time.After(20 * time.Second):
-		e.Close()
-		return nil, "", errors.New("etcd did not become ready within 20s")
-	}
 }
 
 // clock is the API's clock; tests move it by hand.
