@@ -386,20 +386,7 @@ func TestFailClosedEtcdDown(t *testing.T) {
 	}
 	moves, reads := up.moves(), up.reads()
 
-	t.Run("gated call refused, not forwarded", func(t *testing.T) {
-		for _, s := range []*server{strict, lenient} {
-			fcRequireProblem(t, s.fcMove(t, a.bob), http.StatusServiceUnavailable, "state-unavailable")
-		}
-		require.Equal(t, moves, up.moves())
-	})
-	t.Run("read refused by default", func(t *testing.T) {
-		fcRequireProblem(t, strict.fcRead(t, a.bob), http.StatusServiceUnavailable, "state-unavailable")
-		require.Equal(t, reads, up.reads())
-	})
-	t.Run("read allowed with reads_when_stale", func(t *testing.T) {
-		require.Equal(t, http.StatusOK, lenient.fcRead(t, a.bob).status)
-		require.Equal(t, reads+1, up.reads())
-	})
+	fcRefusesWhileDown(t, []*server{strict, lenient}, strict, lenient, up, a, moves, reads, "state-unavailable", "reads_when_stale")
 	t.Run("no grant: still refused as before", func(t *testing.T) {
 		fcRequireProblem(t, lenient.fcMove(t, a.carol), http.StatusForbidden, "grant-required")
 	})
@@ -414,6 +401,29 @@ func TestFailClosedEtcdDown(t *testing.T) {
 				30*time.Second, 50*time.Millisecond, "stderr:\n%s", s.stderr)
 			require.Equal(t, http.StatusOK, s.fcRead(t, a.bob).status)
 		}
+	})
+}
+
+// fcRefusesWhileDown runs the checks every row that loses state or audit
+// shares: a gated call is refused with problem on each of down and never
+// forwarded; a read is refused too by default (strict) and let through by
+// the config switch named switchName (lenient). moves and reads are the
+// upstream's counts before.
+func fcRefusesWhileDown(t *testing.T, down []*server, strict, lenient *server, up *fcUpstream, a fcActors, moves, reads int, problem, switchName string) {
+	t.Helper()
+	t.Run("gated call refused, not forwarded", func(t *testing.T) {
+		for _, s := range down {
+			fcRequireProblem(t, s.fcMove(t, a.bob), http.StatusServiceUnavailable, problem)
+		}
+		require.Equal(t, moves, up.moves())
+	})
+	t.Run("read refused by default", func(t *testing.T) {
+		fcRequireProblem(t, strict.fcRead(t, a.bob), http.StatusServiceUnavailable, problem)
+		require.Equal(t, reads, up.reads())
+	})
+	t.Run("read allowed with "+switchName, func(t *testing.T) {
+		require.Equal(t, http.StatusOK, lenient.fcRead(t, a.bob).status)
+		require.Equal(t, reads+1, up.reads())
 	})
 }
 
@@ -483,20 +493,7 @@ func TestFailClosedEtcdSlow(t *testing.T) {
 	}
 	moves, reads := up.moves(), up.reads()
 
-	t.Run("gated call refused, not forwarded", func(t *testing.T) {
-		for _, s := range slowed {
-			fcRequireProblem(t, s.fcMove(t, a.bob), http.StatusServiceUnavailable, "state-unavailable")
-		}
-		require.Equal(t, moves, up.moves())
-	})
-	t.Run("read refused by default", func(t *testing.T) {
-		fcRequireProblem(t, strict.fcRead(t, a.bob), http.StatusServiceUnavailable, "state-unavailable")
-		require.Equal(t, reads, up.reads())
-	})
-	t.Run("read allowed with reads_when_stale", func(t *testing.T) {
-		require.Equal(t, http.StatusOK, lenient.fcRead(t, a.bob).status)
-		require.Equal(t, reads+1, up.reads())
-	})
+	fcRefusesWhileDown(t, slowed, strict, lenient, up, a, moves, reads, "state-unavailable", "reads_when_stale")
 
 	t.Run("revoked while slow: never allowed again", func(t *testing.T) {
 		r := direct.cli(a.admin, "request", "revoke", a.requestID, "--comment", "no longer needed")
@@ -687,20 +684,7 @@ func TestFailClosedAuditFull(t *testing.T) {
 	}
 	moves, reads := up.moves(), up.reads()
 
-	t.Run("gated call refused, not forwarded", func(t *testing.T) {
-		for _, s := range full {
-			fcRequireProblem(t, s.fcMove(t, a.bob), http.StatusServiceUnavailable, "audit-unavailable")
-		}
-		require.Equal(t, moves, up.moves())
-	})
-	t.Run("read refused by default", func(t *testing.T) {
-		fcRequireProblem(t, strict.fcRead(t, a.bob), http.StatusServiceUnavailable, "audit-unavailable")
-		require.Equal(t, reads, up.reads())
-	})
-	t.Run("read allowed with reads_without_audit", func(t *testing.T) {
-		require.Equal(t, http.StatusOK, lenient.fcRead(t, a.bob).status)
-		require.Equal(t, reads+1, up.reads())
-	})
+	fcRefusesWhileDown(t, full, strict, lenient, up, a, moves, reads, "audit-unavailable", "reads_without_audit")
 	t.Run("refusals stay refusals", func(t *testing.T) {
 		for _, s := range full {
 			fcRequireProblem(t, s.fcMove(t, a.carol), http.StatusForbidden, "grant-required")
