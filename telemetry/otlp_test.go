@@ -1,14 +1,11 @@
 package telemetry_test
 
 import (
-	"compress/gzip"
 	"context"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,99 +13,14 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
-	collmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
-	colltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
-	"google.golang.org/protobuf/proto"
 
+	"github.com/elevate-pam/elevate/internal/otlptest"
 	"github.com/elevate-pam/elevate/telemetry"
 )
 
-// receiver is an OTLP/HTTP collector that keeps what it is sent.
-type receiver struct {
-	mu      sync.Mutex
-	spans   []*tracepb.Span
-	service []string // service.name of each resource received
-	metrics []string // metric names
-}
-
-func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost || r.Header.Get("Content-Type") != "application/x-protobuf" {
-		http.Error(w, "want a protobuf POST", http.StatusUnsupportedMediaType)
-		return
-	}
-	var body io.Reader = r.Body
-	if r.Header.Get("Content-Encoding") == "gzip" {
-		zr, err := gzip.NewReader(r.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		body = zr
-	}
-	raw, err := io.ReadAll(body)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	var resp proto.Message
-	switch r.URL.Path {
-	case "/v1/traces":
-		var req colltrace.ExportTraceServiceRequest
-		if err := proto.Unmarshal(raw, &req); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		rc.mu.Lock()
-		for _, rs := range req.ResourceSpans {
-			for _, kv := range rs.GetResource().GetAttributes() {
-				if kv.Key == "service.name" {
-					rc.service = append(rc.service, kv.GetValue().GetStringValue())
-				}
-			}
-			for _, ss := range rs.ScopeSpans {
-				rc.spans = append(rc.spans, ss.Spans...)
-			}
-		}
-		rc.mu.Unlock()
-		resp = &colltrace.ExportTraceServiceResponse{}
-	case "/v1/metrics":
-		var req collmetrics.ExportMetricsServiceRequest
-		if err := proto.Unmarshal(raw, &req); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		rc.mu.Lock()
-		for _, rm := range req.ResourceMetrics {
-			for _, sm := range rm.ScopeMetrics {
-				for _, m := range sm.Metrics {
-					rc.metrics = append(rc.metrics, m.Name)
-				}
-			}
-		}
-		rc.mu.Unlock()
-		resp = &collmetrics.ExportMetricsServiceResponse{}
-	default:
-		http.NotFound(w, r)
-		return
-	}
-	out, err := proto.Marshal(resp)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/x-protobuf")
-	_, _ = w.Write(out)
-}
-
-func (rc *receiver) snapshot() ([]*tracepb.Span, []string, []string) {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return append([]*tracepb.Span(nil), rc.spans...), append([]string(nil), rc.service...), append([]string(nil), rc.metrics...)
-}
-
 func TestOTLPExport(t *testing.T) {
-	rc := &receiver{}
+	rc := &otlptest.Receiver{}
 	srv := httptest.NewServer(rc)
 	defer srv.Close()
 	noOTLP(t)
@@ -141,7 +53,7 @@ func TestOTLPExport(t *testing.T) {
 	defer cancel()
 	require.NoError(t, tel.Shutdown(sctx))
 
-	spans, services, metrics := rc.snapshot()
+	spans, services, metrics := rc.Snapshot()
 	names := map[string]*tracepb.Span{}
 	for _, s := range spans {
 		names[s.Name] = s

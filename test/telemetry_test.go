@@ -1,78 +1,26 @@
 package test
 
 import (
-	"compress/gzip"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/elevate-pam/elevate/internal/otlptest"
 	"github.com/stretchr/testify/require"
-	colltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
-	"google.golang.org/protobuf/proto"
 )
 
-// otlpReceiver is an OTLP/HTTP collector that keeps the spans it is sent
-// and the raw bytes of every export.
-type otlpReceiver struct {
-	mu    sync.Mutex
-	spans []*tracepb.Span
-	raw   [][]byte
-}
-
-func (rc *otlpReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var body io.Reader = r.Body
-	if r.Header.Get("Content-Encoding") == "gzip" {
-		zr, err := gzip.NewReader(r.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		body = zr
-	}
-	raw, err := io.ReadAll(body)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	rc.mu.Lock()
-	rc.raw = append(rc.raw, raw)
-	rc.mu.Unlock()
-	if r.URL.Path != "/v1/traces" {
-		w.Header().Set("Content-Type", "application/x-protobuf")
-		return // metrics: accepted and not looked at here
-	}
-	var req colltrace.ExportTraceServiceRequest
-	if err := proto.Unmarshal(raw, &req); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	rc.mu.Lock()
-	for _, rs := range req.ResourceSpans {
-		for _, ss := range rs.ScopeSpans {
-			rc.spans = append(rc.spans, ss.Spans...)
-		}
-	}
-	rc.mu.Unlock()
-	b, _ := proto.Marshal(&colltrace.ExportTraceServiceResponse{})
-	w.Header().Set("Content-Type", "application/x-protobuf")
-	w.Write(b)
-}
-
-// trace returns the spans received for a trace id (hex).
-func (rc *otlpReceiver) trace(id string) []*tracepb.Span {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
+// spansOf returns the spans rc received for a trace id (hex).
+func spansOf(rc *otlptest.Receiver, id string) []*tracepb.Span {
+	spans, _, _ := rc.Snapshot()
 	var out []*tracepb.Span
-	for _, s := range rc.spans {
+	for _, s := range spans {
 		if hex.EncodeToString(s.TraceId) == id {
 			out = append(out, s)
 		}
@@ -80,27 +28,16 @@ func (rc *otlpReceiver) trace(id string) []*tracepb.Span {
 	return out
 }
 
-func (rc *otlpReceiver) named(prefix string) []*tracepb.Span {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
+// spansNamed returns the spans rc received whose name starts with prefix.
+func spansNamed(rc *otlptest.Receiver, prefix string) []*tracepb.Span {
+	spans, _, _ := rc.Snapshot()
 	var out []*tracepb.Span
-	for _, s := range rc.spans {
+	for _, s := range spans {
 		if strings.HasPrefix(s.Name, prefix) {
 			out = append(out, s)
 		}
 	}
 	return out
-}
-
-func (rc *otlpReceiver) contains(secret string) bool {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	for _, b := range rc.raw {
-		if strings.Contains(string(b), secret) {
-			return true
-		}
-	}
-	return false
 }
 
 func attrs(s *tracepb.Span) map[string]string {
@@ -132,7 +69,7 @@ func attrs(s *tracepb.Span) map[string]string {
 // lifecycle events are spans too, nothing secret is exported, and
 // /metrics serves the decision, grant and audit metrics.
 func TestTracesAndMetrics(t *testing.T) {
-	rc := &otlpReceiver{}
+	rc := &otlptest.Receiver{}
 	col := httptest.NewServer(rc)
 	t.Cleanup(col.Close)
 	up := httptest.NewServer(&recorder{})
@@ -185,7 +122,7 @@ upstreams:
 
 	var spans []*tracepb.Span
 	require.Eventually(t, func() bool {
-		spans = rc.trace(traceID)
+		spans = spansOf(rc, traceID)
 		return len(spans) >= 6
 	}, 15*time.Second, 50*time.Millisecond, "the gated call's trace is exported")
 	byName := map[string]*tracepb.Span{}
@@ -215,7 +152,7 @@ upstreams:
 
 	// Lifecycle events are spans too, always kept.
 	require.Eventually(t, func() bool {
-		for _, sp := range rc.named("elevate.lifecycle request.approved") {
+		for _, sp := range spansNamed(rc, "elevate.lifecycle request.approved") {
 			if attrs(sp)["elevate.request_id"] == id {
 				return true
 			}
@@ -225,13 +162,13 @@ upstreams:
 
 	// The read's trace was dropped: only gated, refused and lifecycle
 	// traces are exported at ratio 0.
-	for _, sp := range rc.named("elevate.proxy GET") {
+	for _, sp := range spansNamed(rc, "elevate.proxy GET") {
 		require.NotEqual(t, "/api/overview", attrs(sp)["url.path"], "an ordinary read was exported at ratio 0")
 	}
 
 	// Nothing secret was exported.
 	for _, secret := range []string{bob, admin, "tr4ce-s3cret"} {
-		require.False(t, rc.contains(secret), "a secret reached the trace exporter")
+		require.False(t, rc.Contains([]byte(secret)), "a secret reached the trace exporter")
 	}
 
 	// Metrics, in Prometheus text.
