@@ -56,6 +56,9 @@ type Config struct {
 	// took (for a latency histogram). It runs on the writer goroutine and
 	// must return quickly.
 	OnFsync func(time.Duration)
+	// AppendSyncDelay bounds how long a record written with Append waits
+	// for an fsync when no Write comes to carry it. Default 100 ms.
+	AppendSyncDelay time.Duration
 }
 
 // Validate reports the first invalid setting, naming its key.
@@ -66,6 +69,9 @@ func (c Config) Validate() error {
 	if c.MaxBytes < 0 {
 		return fmt.Errorf("audit.max_bytes: must not be negative, got %d", c.MaxBytes)
 	}
+	if c.AppendSyncDelay < 0 {
+		return fmt.Errorf("audit: append sync delay must not be negative, got %s", c.AppendSyncDelay)
+	}
 	return nil
 }
 
@@ -75,6 +81,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.AppendSyncDelay == 0 {
+		c.AppendSyncDelay = 100 * time.Millisecond
 	}
 	return c
 }
@@ -140,10 +149,17 @@ type Log struct {
 	// against Query's snapshots; the writer takes it only to change them.
 	fileMu  sync.RWMutex
 	f       *os.File // nil after a failure until the next batch reopens it
-	size    int64    // bytes of the current file known durable and valid
+	size    int64    // bytes of the current file written and valid
 	nextRot int      // number of the next rotated file
-	seq     uint64   // last durable Seq
-	hash    string   // last durable Hash
+	seq     uint64   // last written Seq
+	hash    string   // last written Hash
+	// The records written by Append since the last fsync: dirty is true
+	// while there are any; synced, syncedSeq and syncedHash are the file
+	// size and chain head that the last fsync made durable.
+	dirty      bool
+	synced     int64
+	syncedSeq  uint64
+	syncedHash string
 
 	queued    atomic.Int64
 	lastFsync atomic.Int64
@@ -153,6 +169,7 @@ type Log struct {
 
 type request struct {
 	rec  Record
+	lazy bool // written by Append: answered once written, synced later
 	done chan result
 }
 
@@ -193,6 +210,7 @@ func Open(cfg Config) (*Log, error) {
 		_ = unlock()
 		return nil, err
 	}
+	l.synced, l.syncedSeq, l.syncedHash = l.size, l.seq, l.hash
 	go l.run()
 	return l, nil
 }
@@ -278,6 +296,20 @@ func (l *Log) loadHead(f *os.File, path string, size int64) error {
 // record waits, Write returns an error wrapping ErrUnavailable and ctx.Err()
 // and the record may still reach the log.
 func (l *Log) Write(ctx context.Context, r Record) (Record, error) {
+	return l.enqueue(ctx, r, false)
+}
+
+// Append writes r like Write, in order with every other record, but
+// returns once r is written, before it is durable: the next fsync makes it
+// so, that of the next Write or at most Config.AppendSyncDelay later. A
+// crash of the process loses nothing Append returned; losing power may
+// lose the records of that last interval. For records that follow one
+// already made durable, such as the outcome of an allowed call.
+func (l *Log) Append(ctx context.Context, r Record) (Record, error) {
+	return l.enqueue(ctx, r, true)
+}
+
+func (l *Log) enqueue(ctx context.Context, r Record, lazy bool) (Record, error) {
 	if err := ctx.Err(); err != nil {
 		return Record{}, fmt.Errorf("audit: %w", err)
 	}
@@ -303,7 +335,7 @@ func (l *Log) Write(ctx context.Context, r Record) (Record, error) {
 	if err := check(r); err != nil {
 		return Record{}, err
 	}
-	req := &request{rec: r, done: make(chan result, 1)}
+	req := &request{rec: r, lazy: lazy, done: make(chan result, 1)}
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -380,14 +412,35 @@ func (l *Log) Close() error {
 // a time, until Close.
 func (l *Log) run() {
 	defer close(l.done)
+	var timer *time.Timer
+	var due <-chan time.Time // set while records written by Append wait for an fsync
 	for {
 		select {
 		case <-l.wake:
 			l.commit(l.take())
+		case <-due:
+			due = nil
+			l.syncDirty()
 		case <-l.stop:
 			l.commit(l.take())
+			l.syncDirty()
 			return
 		}
+		switch {
+		case l.dirty && due == nil:
+			timer = time.NewTimer(l.cfg.AppendSyncDelay)
+			due = timer.C
+		case !l.dirty && due != nil:
+			timer.Stop()
+			due = nil
+		}
+	}
+}
+
+// syncDirty makes the records written by Append durable.
+func (l *Log) syncDirty() {
+	if l.dirty {
+		_ = l.append(nil, true, Record{})
 	}
 }
 
@@ -415,6 +468,7 @@ func (l *Log) commit(batch []*request) {
 	var buf []byte
 	var group []*request
 	var recs []Record
+	durable := false // some record of the group waits for its fsync
 	fail := func(rest []*request, err error) {
 		err = fmt.Errorf("%w: %w", ErrUnavailable, err)
 		for _, req := range group {
@@ -424,20 +478,23 @@ func (l *Log) commit(batch []*request) {
 			l.answer(req, Record{}, err)
 		}
 	}
-	flush := func() error {
-		if len(buf) == 0 {
+	// flush writes the group, syncing when one of its records or the
+	// caller (before a rotation) needs it.
+	flush := func(sync bool) error {
+		if len(buf) == 0 && !(sync && l.dirty) {
 			return nil
 		}
-		if err := l.append(buf); err != nil {
+		var last Record
+		if len(recs) > 0 {
+			last = recs[len(recs)-1]
+		}
+		if err := l.append(buf, sync || durable, last); err != nil {
 			return err
 		}
-		last := recs[len(recs)-1]
-		l.seq, l.hash = last.Seq, last.Hash
-		l.lastSeq.Store(last.Seq)
 		for i, req := range group {
 			l.answer(req, recs[i], nil)
 		}
-		buf, group, recs = buf[:0], group[:0], recs[:0]
+		buf, group, recs, durable = buf[:0], group[:0], recs[:0], false
 		return nil
 	}
 	for i, req := range batch {
@@ -450,7 +507,7 @@ func (l *Log) commit(batch []*request) {
 		}
 		rec.Hash = hash
 		if used := l.size + int64(len(buf)); used > 0 && used+int64(len(line)) > l.cfg.MaxBytes {
-			if err := flush(); err != nil {
+			if err := flush(true); err != nil {
 				fail(batch[i:], err)
 				return
 			}
@@ -462,43 +519,65 @@ func (l *Log) commit(batch []*request) {
 		buf = append(buf, line...)
 		group = append(group, req)
 		recs = append(recs, rec)
+		durable = durable || !req.lazy
 		seq, prev = rec.Seq, hash
 	}
-	if err := flush(); err != nil {
+	if err := flush(false); err != nil {
 		fail(nil, err)
 	}
 }
 
-// append writes b at the end of the current file and syncs it. On failure
-// the file is cut back to its last good size and closed; the next call
-// reopens it.
-func (l *Log) append(b []byte) error {
+// append writes b, whose last record is last, at the end of the current
+// file and, when sync is set, syncs the file. A failed write cuts the file
+// back to its last good size; a failed fsync cuts it back to what the last
+// good fsync made durable, dropping records written by Append since then,
+// and the chain continues from there. Either way the file is closed and
+// the next call reopens it.
+func (l *Log) append(b []byte, sync bool, last Record) error {
 	if err := l.reopen(); err != nil {
 		return err
 	}
-	_, err := l.f.Write(b)
-	if err == nil {
-		start := time.Now()
-		err = l.f.Sync()
-		l.lastFsync.Store(int64(time.Since(start)))
-	}
-	if err != nil {
-		_ = l.f.Truncate(l.size)
-		_ = l.f.Sync()
-		_ = l.f.Close()
+	var err error
+	if len(b) > 0 {
+		if _, err = l.f.Write(b); err != nil {
+			l.drop(l.size)
+			return fmt.Errorf("%s: %w", l.cfg.Path, err)
+		}
 		l.fileMu.Lock()
-		l.f = nil
+		l.size += int64(len(b))
 		l.fileMu.Unlock()
+		l.seq, l.hash = last.Seq, last.Hash
+		l.lastSeq.Store(last.Seq)
+		l.dirty = true
+	}
+	if !sync {
+		return nil
+	}
+	start := time.Now()
+	if err = l.f.Sync(); err != nil {
+		l.seq, l.hash = l.syncedSeq, l.syncedHash
+		l.lastSeq.Store(l.syncedSeq)
+		l.drop(l.synced)
 		return fmt.Errorf("%s: %w", l.cfg.Path, err)
 	}
+	l.lastFsync.Store(int64(time.Since(start)))
+	l.dirty, l.synced, l.syncedSeq, l.syncedHash = false, l.size, l.seq, l.hash
 	l.fsyncs.Add(1)
 	if l.cfg.OnFsync != nil {
 		l.cfg.OnFsync(time.Duration(l.lastFsync.Load()))
 	}
-	l.fileMu.Lock()
-	l.size += int64(len(b))
-	l.fileMu.Unlock()
 	return nil
+}
+
+// drop cuts the current file back to size bytes and closes it.
+func (l *Log) drop(size int64) {
+	_ = l.f.Truncate(size)
+	_ = l.f.Sync()
+	_ = l.f.Close()
+	l.fileMu.Lock()
+	l.f, l.size = nil, size
+	l.fileMu.Unlock()
+	l.dirty = size > l.synced
 }
 
 // reopen makes sure the current file is open and holds exactly the good
@@ -547,7 +626,7 @@ func (l *Log) rotate() error {
 		return fmt.Errorf("rotate: %w", err)
 	}
 	_ = l.f.Close()
-	l.f, l.size = nil, 0
+	l.f, l.size, l.synced = nil, 0, 0
 	l.nextRot++
 	dir := filepath.Dir(l.cfg.Path)
 	if err := syncDir(dir); err != nil {

@@ -855,3 +855,105 @@ func BenchmarkWrite(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }
+
+// Append writes without an fsync of its own: the next Write's fsync, or
+// the delayed one, makes its records durable, and the chain is one.
+func TestAppendRidesOnTheNextFsync(t *testing.T) {
+	ctx := context.Background()
+	path := logPath(t)
+	l := open(t, audit.Config{Path: path, AppendSyncDelay: time.Hour})
+	first, err := l.Write(ctx, call("allowed", "alice"))
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), l.Stats().Fsyncs)
+
+	var appended []audit.Record
+	for range 3 {
+		out := call("outcome", "alice")
+		out.Ref = first.ID
+		r, err := l.Append(ctx, out)
+		require.NoError(t, err)
+		appended = append(appended, r)
+	}
+	require.Equal(t, uint64(1), l.Stats().Fsyncs, "Append does not fsync")
+	require.Equal(t, first.Hash, appended[0].Prev)
+	require.Len(t, readLines(t, path), 4, "appended records are in the file at once")
+	page, err := l.Query(ctx, audit.Filter{Event: "outcome"})
+	require.NoError(t, err)
+	require.Len(t, page.Records, 3, "and readable")
+
+	next, err := l.Write(ctx, call("allowed", "bob"))
+	require.NoError(t, err)
+	require.Equal(t, appended[2].Hash, next.Prev)
+	require.Equal(t, uint64(2), l.Stats().Fsyncs, "one fsync carries the appended records and the next")
+
+	require.NoError(t, l.Close())
+	rep, err := audit.Verify(path)
+	require.NoError(t, err)
+	require.Equal(t, 5, rep.Records)
+}
+
+// Without a Write to carry them, appended records are synced after
+// AppendSyncDelay, and at Close.
+func TestAppendIsSyncedByItself(t *testing.T) {
+	ctx := context.Background()
+	path := logPath(t)
+	l := open(t, audit.Config{Path: path, AppendSyncDelay: time.Millisecond})
+	_, err := l.Append(ctx, call("outcome", "alice"))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return l.Stats().Fsyncs == 1 }, 10*time.Second, time.Millisecond)
+
+	path2 := logPath(t)
+	l2 := open(t, audit.Config{Path: path2, AppendSyncDelay: time.Hour})
+	_, err = l2.Append(ctx, call("outcome", "alice"))
+	require.NoError(t, err)
+	require.Zero(t, l2.Stats().Fsyncs)
+	require.NoError(t, l2.Close())
+	l3 := open(t, audit.Config{Path: path2})
+	r, err := l3.Write(ctx, call("allowed", "bob"))
+	require.NoError(t, err)
+	require.Equal(t, uint64(2), r.Seq, "the appended record was kept at Close")
+}
+
+// Writers and appenders at once: one unbroken chain, across rotations.
+func TestAppendAndWriteInterleave(t *testing.T) {
+	path := logPath(t)
+	l := open(t, audit.Config{Path: path, MaxBytes: 16 << 10, AppendSyncDelay: time.Millisecond})
+	const workers, each = 16, 40
+	var wg sync.WaitGroup
+	errs := make([]error, workers)
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				var err error
+				if (w+i)%2 == 0 {
+					_, err = l.Append(context.Background(), call("outcome", fmt.Sprintf("w%d", w)))
+				} else {
+					_, err = l.Write(context.Background(), call("allowed", fmt.Sprintf("w%d", w)))
+				}
+				if err != nil {
+					errs[w] = err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	require.NoError(t, errors.Join(errs...))
+	require.NoError(t, l.Close())
+	rep, err := audit.Verify(path)
+	require.NoError(t, err)
+	require.Equal(t, workers*each, rep.Records)
+	require.Greater(t, rep.Files, 1)
+}
+
+func TestAppendFailsOnAFullDevice(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("no /dev/full here")
+	}
+	path := filepath.Join(t.TempDir(), "audit.log")
+	require.NoError(t, os.Symlink("/dev/full", path))
+	l := open(t, audit.Config{Path: path})
+	_, err := l.Append(context.Background(), call("outcome", "alice"))
+	require.ErrorIs(t, err, audit.ErrUnavailable)
+	require.Zero(t, l.Stats().Seq)
+}

@@ -37,7 +37,7 @@ type Page struct {
 	Next    string // cursor of the following page, "" when this is the last
 }
 
-// Query returns the durable records that match f, newest first (by Seq),
+// Query returns the written records that match f, newest first (by Seq),
 // from the current file and then the rotated files. Errors about the filter
 // wrap ErrInvalid; a line that cannot be decoded yields an error wrapping
 // ErrTampered. Query is a linear scan that stops once a page is full.

@@ -27,6 +27,11 @@ type Config struct {
 	// CatalogQuery is the reference to the catalog index, evaluated once per
 	// load. Default "data.elevate.catalog_index".
 	CatalogQuery string
+
+	// CacheSize is how many decisions the engine remembers, keyed on the
+	// whole input document, when the bundle allows it (see Engine.Cacheable).
+	// Default DefaultCacheSize; a negative value turns the cache off.
+	CacheSize int
 }
 
 // Validate reports the first problem of c, naming its key. Empty queries are
@@ -54,6 +59,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CatalogQuery == "" {
 		c.CatalogQuery = DefaultCatalogQuery
+	}
+	if c.CacheSize == 0 {
+		c.CacheSize = DefaultCacheSize
 	}
 	return c
 }

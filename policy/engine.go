@@ -23,6 +23,9 @@ type Engine struct {
 
 	mu    sync.Mutex // serialises SetState and Reload
 	state ast.Value  // the last state written, carried over by Reload; nil before SetState
+	// gen counts states written. A cached decision carries the generation
+	// read before it was evaluated and is served only in that generation.
+	gen atomic.Uint64
 }
 
 // New loads cfg.Bundle, compiles it and prepares the decision query. Until
@@ -72,7 +75,23 @@ func (e *Engine) SetState(ctx context.Context, st State) error {
 		return fmt.Errorf("policy: write state: %w", err)
 	}
 	e.state = doc
+	e.gen.Add(1)
 	return nil
+}
+
+// Cacheable reports whether the current bundle's decisions are cached and,
+// when they are not, why: a bundle that reads the clock other than to
+// compare it with a grant's window, or calls another nondeterministic
+// built-in, is evaluated afresh for every call.
+func (e *Engine) Cacheable() (bool, string) {
+	snap := e.cur.Load()
+	switch {
+	case snap.cache != nil:
+		return true, ""
+	case !snap.clock.cacheable:
+		return false, snap.clock.why
+	}
+	return false, "the decision cache is turned off"
 }
 
 // Eval evaluates the decision for in at time now, which Rego sees as
@@ -84,7 +103,18 @@ func (e *Engine) Eval(ctx context.Context, in Input, now time.Time) (Decision, e
 	if err := ctx.Err(); err != nil {
 		return failed(), fmt.Errorf("policy: evaluate %s: %w", e.cfg.Query, err)
 	}
-	rs, err := e.cur.Load().decision.Eval(ctx,
+	snap := e.cur.Load()
+	var key []byte
+	gen, nowNS := e.gen.Load(), cacheTime(now)
+	if snap.cache != nil {
+		kb := keyBuffers.Get().(*[]byte)
+		key = in.key((*kb)[:0])
+		defer func() { *kb = key[:0]; keyBuffers.Put(kb) }()
+		if d, ok := snap.cache.get(key, gen, nowNS); ok {
+			return d, nil
+		}
+	}
+	rs, err := snap.decision.Eval(ctx,
 		rego.EvalParsedInput(in.value()),
 		rego.EvalTime(now),
 	)
@@ -101,6 +131,11 @@ func (e *Engine) Eval(ctx context.Context, in Input, now time.Time) (Decision, e
 	d, err := parseDecision(v)
 	if err != nil {
 		return failed(), err
+	}
+	if snap.cache != nil {
+		if lo, hi, ok := in.window(nowNS); ok {
+			snap.cache.put(key, cached{d: d.clone(), gen: gen, lo: lo, hi: hi})
+		}
 	}
 	return d, nil
 }

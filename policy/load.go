@@ -27,6 +27,8 @@ type snapshot struct {
 	store    storage.Store
 	decision rego.PreparedEvalQuery
 	catalog  Catalog
+	clock    clockUse
+	cache    *decisionCache // nil when decisions are not cached
 }
 
 // build loads, compiles and prepares bundle. state, if not nil, is written to
@@ -74,7 +76,11 @@ func build(ctx context.Context, cfg Config, bundle fs.FS, state ast.Value) (*sna
 	if err != nil {
 		return nil, err
 	}
-	return &snapshot{store: store, decision: decision, catalog: catalog}, nil
+	snap := &snapshot{store: store, decision: decision, catalog: catalog, clock: analyse(modules)}
+	if snap.clock.cacheable && cfg.CacheSize > 0 {
+		snap.cache = newDecisionCache(cfg.CacheSize)
+	}
+	return snap, nil
 }
 
 // readBundle walks bundle for modules and data files. Names starting with "."

@@ -45,6 +45,13 @@ type Auditor interface {
 	Write(ctx context.Context, r audit.Record) (audit.Record, error)
 }
 
+// Appender is an Auditor that can also write a record without waiting for
+// it to be durable (audit.Log.Append). Outcome records use it when the
+// Auditor has it: they follow a decision record that is durable already.
+type Appender interface {
+	Append(ctx context.Context, r audit.Record) (audit.Record, error)
+}
+
 // GrantUser counts calls against grants that allow a limited number of
 // uses; only those grants cost an etcd round trip.
 type GrantUser interface {
@@ -429,7 +436,11 @@ func (g *Gate) Outcome(ctx context.Context, v Verdict, c Call, o Outcome) {
 	g.outcomes.Add(1)
 	go func() {
 		defer g.outcomes.Done()
-		if _, err := g.cfg.Audit.Write(ctx, rec); err != nil {
+		write := g.cfg.Audit.Write
+		if a, ok := g.cfg.Audit.(Appender); ok {
+			write = a.Append
+		}
+		if _, err := write(ctx, rec); err != nil {
 			g.cfg.Logger.Error("audit write failed", "decision_id", v.DecisionID, "event", rec.Event, "err", err)
 		}
 	}()

@@ -154,12 +154,12 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 	idc := identity.Config{Issuers: cfg.Identity.Issuers, Leeway: cfg.Identity.Leeway}
 	idc.Claims.Subject, idc.Claims.Groups = cfg.Identity.Claims.Subject, cfg.Identity.Claims.Groups
 	idc.Claims.AMR, idc.Claims.Email = cfg.Identity.Claims.AMR, cfg.Identity.Claims.Email
+	var devIssuer *identity.DevIssuer
 	if f.dev {
-		dev, err := identity.LoadOrCreateDevIssuer(cfg.DataDir)
-		if err != nil {
+		if devIssuer, err = identity.LoadOrCreateDevIssuer(cfg.DataDir); err != nil {
 			return err
 		}
-		idc.Issuers = append(idc.Issuers, dev.Issuer())
+		idc.Issuers = append(idc.Issuers, devIssuer.Issuer())
 	}
 	verifier, err := identity.New(ctx, idc)
 	if err != nil {
@@ -175,6 +175,7 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("policy: %w", err)
 	}
+	logCacheable(log, engine)
 
 	// Audit.
 	auditLog, err := audit.Open(audit.Config{Path: cfg.Audit.Path, MaxBytes: cfg.Audit.MaxBytes,
@@ -289,12 +290,26 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	side, err := api.New(api.Config{
+	// The web console calls the side API in process; it is built first
+	// and reaches the API once both exist.
+	var side *api.Server
+	controlURL := "http://" + controlLn.Addr().String()
+	if controlCerts != nil {
+		controlURL = "https://" + controlLn.Addr().String()
+	}
+	web, err := newConsole(cfg.Console, consoleDeps{dev: f.dev, devIssuer: devIssuer, controlURL: controlURL,
+		api: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { side.ServeHTTP(w, r) }),
+		verifier: verifier, catalog: engine, log: log})
+	if err != nil {
+		return err
+	}
+	side, err = api.New(api.Config{
 		AdminsGroup: cfg.API.AdminsGroup, AuditorsGroup: cfg.API.AuditorsGroup, MaxBodyBytes: cfg.API.MaxBodyBytes,
 		BreakGlassGroup: cfg.API.BreakGlassGroup, RateLimit: cfg.API.RateLimit, RateBurst: cfg.API.RateBurst, CACert: caPEM, ProxyURL: publicURL(cfg, proxyLn), Upstreams: upstreamInfo(ups),
 		Verifier: verifier, Store: store, Catalog: engine, Resolver: px, Gate: gate, Audit: auditLog, Notifier: notifier,
 		Ready:   func() bool { return store.Ready() && stateLoaded.Load() && store.Fresh() },
 		Metrics: tel.MetricsHandler(),
+		Console: web,
 		Logger:  log,
 	})
 	if err != nil {
@@ -351,6 +366,7 @@ wait:
 				log.Error("audit write failed", "event", "policy.reloaded", "err", err)
 			}
 			log.Info("policy bundle reloaded", "dir", cfg.Policy.Dir)
+			logCacheable(log, engine)
 		case err := <-errc:
 			if err != nil && !errors.Is(err, http.ErrServerClosed) {
 				return err
@@ -365,6 +381,14 @@ wait:
 	_ = controlSrv.Shutdown(sctx)
 	gate.Drain() // outcome records reach the log before it closes
 	return nil
+}
+
+// logCacheable says when the bundle's decisions cannot be cached, which
+// costs a Rego evaluation on every call.
+func logCacheable(log *slog.Logger, e *policy.Engine) {
+	if ok, why := e.Cacheable(); !ok {
+		log.Info("policy decisions are evaluated for every call", "why", why)
+	}
 }
 
 func jsonOf(v any) json.RawMessage {
