@@ -154,12 +154,12 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 	idc := identity.Config{Issuers: cfg.Identity.Issuers, Leeway: cfg.Identity.Leeway}
 	idc.Claims.Subject, idc.Claims.Groups = cfg.Identity.Claims.Subject, cfg.Identity.Claims.Groups
 	idc.Claims.AMR, idc.Claims.Email = cfg.Identity.Claims.AMR, cfg.Identity.Claims.Email
-	var devIssuer *identity.DevIssuer
 	if f.dev {
-		if devIssuer, err = identity.LoadOrCreateDevIssuer(cfg.DataDir); err != nil {
+		dev, err := identity.LoadOrCreateDevIssuer(cfg.DataDir)
+		if err != nil {
 			return err
 		}
-		idc.Issuers = append(idc.Issuers, devIssuer.Issuer())
+		idc.Issuers = append(idc.Issuers, dev.Issuer())
 	}
 	verifier, err := identity.New(ctx, idc)
 	if err != nil {
@@ -290,26 +290,12 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// The web console calls the side API in process; it is built first
-	// and reaches the API once both exist.
-	var side *api.Server
-	controlURL := "http://" + controlLn.Addr().String()
-	if controlCerts != nil {
-		controlURL = "https://" + controlLn.Addr().String()
-	}
-	web, err := newConsole(cfg.Console, consoleDeps{dev: f.dev, devIssuer: devIssuer, controlURL: controlURL,
-		api: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { side.ServeHTTP(w, r) }),
-		verifier: verifier, catalog: engine, log: log})
-	if err != nil {
-		return err
-	}
-	side, err = api.New(api.Config{
+	side, err := api.New(api.Config{
 		AdminsGroup: cfg.API.AdminsGroup, AuditorsGroup: cfg.API.AuditorsGroup, MaxBodyBytes: cfg.API.MaxBodyBytes,
 		BreakGlassGroup: cfg.API.BreakGlassGroup, RateLimit: cfg.API.RateLimit, RateBurst: cfg.API.RateBurst, CACert: caPEM, ProxyURL: publicURL(cfg, proxyLn), Upstreams: upstreamInfo(ups),
 		Verifier: verifier, Store: store, Catalog: engine, Resolver: px, Gate: gate, Audit: auditLog, Notifier: notifier,
 		Ready:   func() bool { return store.Ready() && stateLoaded.Load() && store.Fresh() },
 		Metrics: tel.MetricsHandler(),
-		Console: web,
 		Logger:  log,
 	})
 	if err != nil {
