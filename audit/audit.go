@@ -554,7 +554,7 @@ func (l *Log) append(b []byte, sync bool, last Record) error {
 		return nil
 	}
 	start := time.Now()
-	if err = l.f.Sync(); err != nil {
+	if err = syncData(l.f); err != nil {
 		l.seq, l.hash = l.syncedSeq, l.syncedHash
 		l.lastSeq.Store(l.syncedSeq)
 		l.drop(l.synced)

@@ -80,6 +80,7 @@ go build -o bin/elevate-bench ./bench/driver
 args=(run --repo "$repo" --elevate bin/elevate --opa "$opa" --out bench/results/latest.md)
 [ "${BENCH_QUICK:-0}" = 1 ] && args+=(--quick)
 [ "${BENCH_KEEP:-0}" = 1 ] && args+=(--keep-work)
+[ "${BENCH_THROUGHPUT_ONLY:-0}" = 1 ] && args+=(--throughput-only)
 # In the background so that the traps above can stop it; it stops what it
 # started itself.
 bin/elevate-bench "${args[@]}" &

@@ -48,6 +48,7 @@ const (
 type benchEnv struct {
 	gate, coldGate *proxy.Gate
 	alice, bob     string
+	log            *audit.Log
 }
 
 func newBenchEnv(b *testing.B) *benchEnv {
@@ -113,7 +114,7 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	log, err := audit.Open(audit.Config{Path: filepath.Join(dir, "audit.log")})
 	require.NoError(b, err)
 
-	env := &benchEnv{alice: benchToken(b, key, "alice"), bob: benchToken(b, key, "bob")}
+	env := &benchEnv{alice: benchToken(b, key, "alice"), bob: benchToken(b, key, "bob"), log: log}
 	gate := func(v proxy.Verifier) *proxy.Gate {
 		g, err := proxy.NewGate(proxy.GateConfig{Verifier: v, Grants: store, Policy: engine, Audit: log, Uses: store,
 			Logger: slog.New(slog.DiscardHandler)})
@@ -288,15 +289,18 @@ func BenchmarkProxy(b *testing.B) {
 	require.NoError(b, do())
 	b.Run("serial", func(b *testing.B) {
 		b.ReportAllocs()
+		fsyncs := env.log.Stats().Fsyncs
 		for b.Loop() {
 			if err := do(); err != nil {
 				b.Fatal(err)
 			}
 		}
+		b.ReportMetric(float64(env.log.Stats().Fsyncs-fsyncs)/float64(b.N), "fsyncs/op")
 	})
 	b.Run("parallel", func(b *testing.B) {
 		b.ReportAllocs()
 		b.SetParallelism(8)
+		fsyncs := env.log.Stats().Fsyncs
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
 				if err := do(); err != nil {
@@ -305,5 +309,6 @@ func BenchmarkProxy(b *testing.B) {
 				}
 			}
 		})
+		b.ReportMetric(float64(env.log.Stats().Fsyncs-fsyncs)/float64(b.N), "fsyncs/op")
 	})
 }

@@ -25,6 +25,7 @@ type runConfig struct {
 	trials, fillGrants, fillPolicies   int
 	startRuns                          int
 	benchtime                          string
+	throughputOnly                     bool
 }
 
 func runCmd(ctx context.Context, args []string) error {
@@ -40,6 +41,7 @@ func runCmd(ctx context.Context, args []string) error {
 	fs.StringVar(&c.goB, "go", "go", "go command, for the Go benchmarks")
 	fs.BoolVar(&c.quick, "quick", false, "short durations and few trials, to check the harness end to end")
 	fs.BoolVar(&c.keepWork, "keep-work", false, "keep the work directory (logs, configs, audit logs)")
+	fs.BoolVar(&c.throughputOnly, "throughput-only", false, "measure throughput and latency only, for a quick comparison while tuning")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -149,6 +151,12 @@ func (h *harness) run(ctx context.Context) error {
 	h.ps.stop(h.nginx)
 	h.ps.stop(h.opa)
 	h.ps.stop(h.revproxy)
+	if h.cfg.throughputOnly {
+		h.step("")
+		h.rep.Finished = time.Now()
+		h.rep.LoadAfter = loadAverage()
+		return h.rep.write(h.cfg.out)
+	}
 
 	h.step("grant propagation between two elevate instances")
 	if err := h.propagation(ctx); err != nil {
