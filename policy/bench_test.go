@@ -14,9 +14,13 @@ import (
 // BenchmarkEval measures one decision on the default bundle. The "1000
 // policies" cases hold 1,000 approval policies, most of them on tasks of
 // other upstreams, to show that the lookup does not grow with their number.
+// BenchmarkEval evaluates each case with Rego (the decision cache off) and
+// from the decision cache (its default).
 func BenchmarkEval(b *testing.B) {
 	ctx := context.Background()
-	engine, err := policy.New(ctx, policy.Config{Bundle: defaultBundle()})
+	cached, err := policy.New(ctx, policy.Config{Bundle: defaultBundle()})
+	require.NoError(b, err)
+	rego, err := policy.New(ctx, policy.Config{Bundle: defaultBundle(), CacheSize: -1})
 	require.NoError(b, err)
 
 	many := policy.State{Control: policy.Control{Enabled: true, DefaultApprovers: "approvers", SystemAccounts: []string{"svc-backup"}}}
@@ -31,6 +35,8 @@ func BenchmarkEval(b *testing.B) {
 		policy.ApprovalPolicy{ID: "p-task", Scope: "task", Target: `Exchange\Search-Mailbox`, Approval: "manual"},
 	)
 	require.Len(b, many.Policies, 1000)
+	few := many
+	few.Policies = many.Policies[990:]
 
 	search := call("POST", "mailboxes", "mbx-1", "search")
 	withGrants := search
@@ -52,22 +58,29 @@ func BenchmarkEval(b *testing.B) {
 	}{
 		{"ungated read", policy.State{Control: policy.Control{Enabled: true}}, call("GET", "mailboxes", "mbx-1"), policy.Allow},
 		{"unknown call", policy.State{Control: policy.Control{Enabled: true}}, call("GET", "nowhere"), policy.Deny},
+		{"10 policies, grant required", few, search, policy.GrantRequired},
 		{"1000 policies, grant required", many, search, policy.GrantRequired},
+		{"10 policies, 6 grants", few, withGrants, policy.Allow},
 		{"1000 policies, system account", many, system, policy.Allow},
 		{"1000 policies, 6 grants", many, withGrants, policy.Allow},
 	}
-	for _, bc := range cases {
-		b.Run(bc.desc, func(b *testing.B) {
-			require.NoError(b, engine.SetState(ctx, bc.state))
-			d, err := engine.Eval(ctx, bc.in, t0)
-			require.NoError(b, err)
-			require.Equal(b, bc.want, d.Outcome, d.Reason)
-			b.ReportAllocs()
-			for b.Loop() {
-				if _, err := engine.Eval(ctx, bc.in, t0); err != nil {
-					b.Fatal(err)
+	for _, engine := range []struct {
+		name string
+		e    *policy.Engine
+	}{{"rego", rego}, {"cached", cached}} {
+		for _, bc := range cases {
+			b.Run(engine.name+"/"+bc.desc, func(b *testing.B) {
+				require.NoError(b, engine.e.SetState(ctx, bc.state))
+				d, err := engine.e.Eval(ctx, bc.in, t0)
+				require.NoError(b, err)
+				require.Equal(b, bc.want, d.Outcome, d.Reason)
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := engine.e.Eval(ctx, bc.in, t0); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }
