@@ -1,13 +1,21 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
+
+	"github.com/spf13/cobra"
 )
 
 // demoUpstream is the in-process API that `serve --dev` puts behind the
@@ -162,4 +170,43 @@ func (d *demoUpstream) removeJournalRule(w http.ResponseWriter, r *http.Request)
 	}
 	delete(d.rules, id)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// demoUpstreamCmd serves the demo upstream on its own, for deployments that
+// run elevate in front of it as in production (deploy/compose). It checks
+// nothing: only elevate may reach it.
+func demoUpstreamCmd() *cobra.Command {
+	var listen string
+	c := &cobra.Command{
+		Use:   "demo-upstream",
+		Short: "Serve the demo upstream (an Exchange-like admin API) on its own; it checks nothing, so put elevate in front of it",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return fmt.Errorf("--listen: %w", err)
+			}
+			srv := &http.Server{Handler: newDemoUpstream().handler(), ReadHeaderTimeout: 10 * time.Second}
+			fmt.Fprintf(cmd.ErrOrStderr(), "demo upstream listening on http://%s\n", ln.Addr())
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				<-ctx.Done()
+				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+				defer cancel()
+				_ = srv.Shutdown(sctx)
+			}()
+			err = srv.Serve(ln)
+			stop()
+			<-done
+			if errors.Is(err, http.ErrServerClosed) {
+				return nil
+			}
+			return err
+		},
+	}
+	c.Flags().StringVar(&listen, "listen", "127.0.0.1:9000", "address to listen on")
+	return c
 }

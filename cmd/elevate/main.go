@@ -81,6 +81,6 @@ func rootCmd() *cobra.Command {
 	root.PersistentFlags().StringVar(&g.token, "token", os.Getenv("ELEVATE_TOKEN"), "bearer token (env ELEVATE_TOKEN)")
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "table", "output format: table or json")
 	root.PersistentFlags().StringVar(&g.caFile, "ca-file", os.Getenv("ELEVATE_CA_FILE"), "PEM certificates that an https:// --server must chain to, instead of the system's (env ELEVATE_CA_FILE)")
-	root.AddCommand(serveCmd(), tokenCmd(), whoamiCmd(g), checkCmd(g), requestCmd(g), policyCmd(g), controlCmd(g), auditCmd(g), caCmd(g), connectCmd(g))
+	root.AddCommand(serveCmd(), tokenCmd(), whoamiCmd(g), checkCmd(g), requestCmd(g), policyCmd(g), controlCmd(g), auditCmd(g), caCmd(g), connectCmd(g), demoUpstreamCmd())
 	return root
 }
