@@ -161,10 +161,32 @@ type Log struct {
 	syncedSeq  uint64
 	syncedHash string
 
+	batch batchBuffers // the writer's, reused from batch to batch
+
 	queued    atomic.Int64
 	lastFsync atomic.Int64
 	lastSeq   atomic.Uint64
 	fsyncs    atomic.Uint64
+}
+
+// batchBuffers are the writer's working buffers, kept between batches up
+// to a bound so that a burst does not pin its memory.
+type batchBuffers struct {
+	buf   []byte
+	line  []byte
+	group []*request
+	recs  []Record
+}
+
+const keepBatchBytes = 1 << 20
+
+func (b *batchBuffers) keep(buf []byte, group []*request, recs []Record) {
+	clear(group[:cap(group)])
+	clear(recs[:cap(recs)])
+	if cap(buf) > keepBatchBytes {
+		buf, group, recs = nil, nil, nil
+	}
+	b.buf, b.group, b.recs = buf[:0], group[:0], recs[:0]
 }
 
 type request struct {
@@ -465,9 +487,8 @@ func (l *Log) commit(batch []*request) {
 		return
 	}
 	seq, prev := l.seq, l.hash
-	var buf []byte
-	var group []*request
-	var recs []Record
+	buf, group, recs := l.batch.buf[:0], l.batch.group[:0], l.batch.recs[:0]
+	defer func() { l.batch.keep(buf, group, recs) }()
 	durable := false // some record of the group waits for its fsync
 	fail := func(rest []*request, err error) {
 		err = fmt.Errorf("%w: %w", ErrUnavailable, err)
@@ -500,7 +521,8 @@ func (l *Log) commit(batch []*request) {
 	for i, req := range batch {
 		rec := req.rec
 		rec.Seq, rec.Prev = seq+1, prev
-		line, hash, err := encode(rec)
+		line, hash, err := encode(l.batch.line[:0], rec)
+		l.batch.line = line
 		if err != nil {
 			l.answer(req, Record{}, fmt.Errorf("%w: %w", ErrInvalid, err))
 			continue

@@ -15,22 +15,21 @@ const (
 	emptyHash = `,"hash":""}`
 )
 
-// encode sets out the line for r (whose Seq and Prev are set): its canonical
-// bytes with the hash member appended, and a final "\n".
-func encode(r Record) (line []byte, hash string, err error) {
+// encode appends to dst the line for r (whose Seq and Prev are set): its
+// canonical bytes with the hash member appended, and a final "\n".
+func encode(dst []byte, r Record) (line []byte, hash string, err error) {
 	r.Hash = ""
 	b, err := json.Marshal(r)
 	if err != nil {
-		return nil, "", err
+		return dst, "", err
 	}
 	if !bytes.HasSuffix(b, []byte(emptyHash)) {
-		return nil, "", errors.New("record encoding does not end with its hash member")
+		return dst, "", errors.New("record encoding does not end with its hash member")
 	}
 	canon := append(b[:len(b)-len(emptyHash)], '}')
 	sum := sha256.Sum256(canon)
 	hash = hex.EncodeToString(sum[:])
-	line = make([]byte, 0, len(canon)+hashTail)
-	line = append(line, canon[:len(canon)-1]...)
+	line = append(dst, canon[:len(canon)-1]...)
 	line = append(line, hashKey...)
 	line = append(line, hash...)
 	line = append(line, "\"}\n"...)
