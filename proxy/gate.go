@@ -169,7 +169,11 @@ type Verdict struct {
 // identity, grant state, policy or audit.
 func (g *Gate) Check(ctx context.Context, c Call) Verdict {
 	start := time.Now()
-	v := g.check(ctx, c)
+	// The decision's attributes go to the call's span at once: one
+	// SetAttributes instead of one per step.
+	attrs := make(spanAttrs, 0, 12)
+	v := g.check(ctx, c, &attrs)
+	trace.SpanFromContext(ctx).SetAttributes(attrs...)
 	if !c.DryRun {
 		outcome := metric.WithAttributes(attribute.String("outcome", v.Event))
 		g.decisions.Add(ctx, 1, outcome)
@@ -178,10 +182,14 @@ func (g *Gate) Check(ctx context.Context, c Call) Verdict {
 	return v
 }
 
-func (g *Gate) check(ctx context.Context, c Call) Verdict {
+// spanAttrs collects attributes for the call's span.
+type spanAttrs []attribute.KeyValue
+
+func (a *spanAttrs) SetAttributes(kv ...attribute.KeyValue) { *a = append(*a, kv...) }
+
+func (g *Gate) check(ctx context.Context, c Call, span *spanAttrs) Verdict {
 	now := g.cfg.Now()
 	v := Verdict{DecisionID: newID()}
-	span := trace.SpanFromContext(ctx)
 	span.SetAttributes(attribute.String("elevate.decision_id", v.DecisionID), attribute.String("elevate.upstream", c.Upstream))
 
 	rec := audit.Record{
@@ -333,13 +341,18 @@ func (g *Gate) Refuse(ctx context.Context, rec audit.Record, p *Problem) *Proble
 		rec.Reason = p.Detail
 	}
 	v := Verdict{DecisionID: rec.ID, Problem: p}
-	v = g.finish(ctx, trace.SpanFromContext(ctx), v, rec, false)
+	var attrs spanAttrs
+	if rec.Upstream != "" {
+		attrs.SetAttributes(attribute.String("elevate.upstream", rec.Upstream))
+	}
+	v = g.finish(ctx, &attrs, v, rec, false)
+	trace.SpanFromContext(ctx).SetAttributes(attrs...)
 	outcome := metric.WithAttributes(attribute.String("outcome", v.Event))
 	g.decisions.Add(ctx, 1, outcome)
 	return v.Problem
 }
 
-func (g *Gate) finish(ctx context.Context, span trace.Span, v Verdict, rec audit.Record, dry bool) Verdict {
+func (g *Gate) finish(ctx context.Context, span *spanAttrs, v Verdict, rec audit.Record, dry bool) Verdict {
 	v.Event = rec.Event
 	span.SetAttributes(attribute.String("elevate.decision", rec.Event))
 	if v.Problem != nil {

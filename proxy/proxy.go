@@ -343,7 +343,7 @@ func (p *Proxy) onRequest(r *http.Request, gctx *goproxy.ProxyCtx) (*http.Reques
 		rec.Event = "bad_request"
 		return r, p.refuse(ctx, r, rec, prob)
 	}
-	span.SetAttributes(attribute.String("elevate.upstream", rt.Name), semconv.URLPath(escapeSegments(rest)))
+	span.SetAttributes(semconv.URLPath(escapeSegments(rest))) // the gate adds elevate.upstream
 
 	var token string
 	switch {
