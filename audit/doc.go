@@ -14,12 +14,16 @@
 // exclusive lock on PATH.lock keeps a second writer, in this process or
 // another, from forking the chain.
 //
-// Write returns only after the record's line is on disk (fsync). Concurrent
-// writers share fsyncs: a single writer goroutine takes every record waiting
-// at that moment, appends them all, fsyncs once and then answers each caller
-// (group commit). When writing or syncing fails, every record of that batch
-// fails with ErrUnavailable and the file is cut back to its last good length,
-// so it never holds a record of a failed batch, nor a partial line.
+// Write returns only after the record's line is on disk (fsync; on Linux
+// fdatasync). Concurrent writers share fsyncs: a single writer goroutine
+// takes every record waiting at that moment, appends them all, fsyncs once
+// and then answers each caller (group commit). Append writes a record in the
+// same order but returns once it is written: the next fsync, of a Write or
+// at most Config.AppendSyncDelay later, makes it durable. When writing fails,
+// every record of that batch fails with ErrUnavailable and the file is cut
+// back to its last good length; when syncing fails, it is cut back to what
+// the last good fsync made durable. It never holds a record of a failed
+// batch, nor a partial line.
 //
 // # The hash chain
 //
