@@ -3,9 +3,9 @@ GO      ?= go
 BIN     := bin/elevate
 PKGS    := ./...
 # Packages with concurrency run under the race detector in CI.
-RACE_PKGS := ./grants/... ./audit/... ./proxy/... ./telemetry/...
+RACE_PKGS := ./grants/... ./audit/... ./proxy/... ./telemetry/... ./console/...
 
-.PHONY: build run test test-race e2e fuzz bench lint fmt vet clean
+.PHONY: build run test test-race e2e browser fuzz bench lint fmt vet clean
 
 build:
 	$(GO) build -o $(BIN) ./cmd/elevate
@@ -39,10 +39,18 @@ fuzz:
 		done; \
 	done
 
-# Tests against real upstream programs installed from Debian packages.
+# Tests against real upstream programs installed from Debian packages,
+# then the web console's browser tests.
 e2e: build
 	./test/e2e/install.sh
 	$(GO) test -count=1 -tags e2e -timeout 30m ./test/...
+	$(MAKE) browser
+
+# The web console in a browser: playwright-core (npm, pinned in
+# test/browser/package-lock.json) driving Debian's chromium against
+# bin/elevate; screenshots in test/browser/artifacts/.
+browser: build
+	cd test/browser && npm ci --no-audit --no-fund && npm test
 
 # The comparative performance harness: elevate against the upstream called
 # directly, httputil.ReverseProxy and nginx+njs+OPA, plus propagation,

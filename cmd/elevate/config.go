@@ -12,6 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/elevate-pam/elevate/console"
 	"github.com/elevate-pam/elevate/notify"
 	"github.com/elevate-pam/elevate/proxy"
 	"github.com/elevate-pam/elevate/proxy/identity"
@@ -37,6 +38,7 @@ type Config struct {
 	Audit    AuditConfig    `yaml:"audit"`
 	Proxy    ProxyConfig    `yaml:"proxy"`
 	Notify   notify.Config  `yaml:"notify"`
+	Console  ConsoleConfig  `yaml:"console"`
 	// Telemetry configures trace sampling; export follows the OTEL_*
 	// environment variables.
 	Telemetry telemetry.Config `yaml:"telemetry"`
@@ -132,6 +134,77 @@ type APIConfig struct {
 	RateBurst int `yaml:"rate_burst"`
 	// The control listener's TLS and timeouts.
 	ListenerConfig `yaml:",inline"`
+}
+
+// ConsoleConfig configures the web console on the control listener.
+type ConsoleConfig struct {
+	// Enabled serves the console. Default true when it can sign people
+	// in: with issuer set, or in --dev (the dev issuer's sign-in page).
+	Enabled *bool `yaml:"enabled"`
+	// Issuer is the OpenID Connect issuer people sign in with; it must be
+	// one of identity.issuers. Its discovery document is read from
+	// ISSUER/.well-known/openid-configuration. Default in --dev: the dev
+	// issuer's sign-in page.
+	Issuer string `yaml:"issuer"`
+	// ClientID is the console's client at the issuer. Required with issuer.
+	ClientID string `yaml:"client_id"`
+	// ClientSecretFile holds the client secret. Default: none, a public
+	// client protected by PKCE.
+	ClientSecretFile string `yaml:"client_secret_file"`
+	// RedirectURL is the callback registered at the issuer; its origin is
+	// the console's. Default: the control listener's URL + /auth/callback.
+	RedirectURL string `yaml:"redirect_url"`
+	// Scopes asked for. Default [openid, profile, email, groups].
+	Scopes []string `yaml:"scopes"`
+	// Token is the token the session calls the API with: access (default)
+	// or id, for issuers whose access tokens are not JWTs for elevate.
+	Token string `yaml:"token"`
+	// TraceURL links audit records to their traces, with {trace_id}
+	// replaced, such as http://localhost:16686/trace/{trace_id}.
+	TraceURL string `yaml:"trace_url"`
+}
+
+// on reports whether the console is served.
+func (c ConsoleConfig) on(dev bool) bool {
+	if c.Enabled != nil {
+		return *c.Enabled
+	}
+	return c.Issuer != "" || dev
+}
+
+// validate checks the console section against the identity issuers;
+// errors name the key.
+func (c ConsoleConfig) validate(dev bool, issuers []identity.Issuer) error {
+	if !c.on(dev) {
+		return nil
+	}
+	if c.Issuer == "" && !dev {
+		return errors.New("console.issuer: required when the console is enabled (or run with --dev)")
+	}
+	if c.Issuer != "" {
+		known := false
+		for _, is := range issuers {
+			known = known || is.Issuer == c.Issuer
+		}
+		if !known {
+			return fmt.Errorf("console.issuer: %q is not one of identity.issuers", c.Issuer)
+		}
+		if c.ClientID == "" {
+			return errors.New("console.client_id: required with console.issuer")
+		}
+	}
+	switch c.Token {
+	case "", console.TokenAccess, console.TokenID:
+	default:
+		return fmt.Errorf("console.token: must be %q or %q", console.TokenAccess, console.TokenID)
+	}
+	if c.RedirectURL != "" && !strings.HasSuffix(c.RedirectURL, "/auth/callback") {
+		return errors.New("console.redirect_url: must end in /auth/callback")
+	}
+	if c.TraceURL != "" && !strings.Contains(c.TraceURL, "{trace_id}") {
+		return errors.New("console.trace_url: must contain {trace_id}")
+	}
+	return nil
 }
 
 // RequestsConfig bounds access requests.
@@ -299,6 +372,9 @@ func (c *Config) validate(dev bool) error {
 		return errors.New("upstreams: at least one upstream is required (or run with --dev)")
 	}
 	if err := c.Telemetry.Validate(); err != nil {
+		return err
+	}
+	if err := c.Console.validate(dev, c.Identity.Issuers); err != nil {
 		return err
 	}
 	if c.Policy.Dir != "" {

@@ -154,12 +154,12 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 	idc := identity.Config{Issuers: cfg.Identity.Issuers, Leeway: cfg.Identity.Leeway}
 	idc.Claims.Subject, idc.Claims.Groups = cfg.Identity.Claims.Subject, cfg.Identity.Claims.Groups
 	idc.Claims.AMR, idc.Claims.Email = cfg.Identity.Claims.AMR, cfg.Identity.Claims.Email
+	var devIssuer *identity.DevIssuer
 	if f.dev {
-		dev, err := identity.LoadOrCreateDevIssuer(cfg.DataDir)
-		if err != nil {
+		if devIssuer, err = identity.LoadOrCreateDevIssuer(cfg.DataDir); err != nil {
 			return err
 		}
-		idc.Issuers = append(idc.Issuers, dev.Issuer())
+		idc.Issuers = append(idc.Issuers, devIssuer.Issuer())
 	}
 	verifier, err := identity.New(ctx, idc)
 	if err != nil {
@@ -290,12 +290,26 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	side, err := api.New(api.Config{
+	// The web console calls the side API in process; it is built first
+	// and reaches the API once both exist.
+	var side *api.Server
+	controlURL := "http://" + controlLn.Addr().String()
+	if controlCerts != nil {
+		controlURL = "https://" + controlLn.Addr().String()
+	}
+	web, err := newConsole(cfg.Console, consoleDeps{dev: f.dev, devIssuer: devIssuer, controlURL: controlURL,
+		api:      http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { side.ServeHTTP(w, r) }),
+		verifier: verifier, catalog: engine, log: log})
+	if err != nil {
+		return err
+	}
+	side, err = api.New(api.Config{
 		AdminsGroup: cfg.API.AdminsGroup, AuditorsGroup: cfg.API.AuditorsGroup, MaxBodyBytes: cfg.API.MaxBodyBytes,
 		BreakGlassGroup: cfg.API.BreakGlassGroup, RateLimit: cfg.API.RateLimit, RateBurst: cfg.API.RateBurst, CACert: caPEM, ProxyURL: publicURL(cfg, proxyLn), Upstreams: upstreamInfo(ups),
 		Verifier: verifier, Store: store, Catalog: engine, Resolver: px, Gate: gate, Audit: auditLog, Notifier: notifier,
 		Ready:   func() bool { return store.Ready() && stateLoaded.Load() && store.Fresh() },
 		Metrics: tel.MetricsHandler(),
+		Console: web,
 		Logger:  log,
 	})
 	if err != nil {
@@ -319,7 +333,7 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 	log.Info("elevate ready", "proxy", proxyLn.Addr().String(), "control", controlLn.Addr().String(),
 		"startup", time.Since(started).Round(time.Millisecond).String())
 	if f.dev {
-		printTour(out, cfg, baseURL(proxySrv, proxyLn), baseURL(controlSrv, controlLn))
+		printTour(out, cfg, baseURL(proxySrv, proxyLn), baseURL(controlSrv, controlLn), web != nil)
 	}
 
 	// SIGHUP reads the listeners' certificate files again and reloads the
@@ -394,16 +408,20 @@ func policyState(c grants.Control, ps []grants.Policy) policy.State {
 }
 
 // printTour shows a new user the way from a refused call to an approved one.
-func printTour(w io.Writer, cfg Config, proxyURL, controlURL string) {
+func printTour(w io.Writer, cfg Config, proxyURL, controlURL string, web bool) {
 	dd := cfg.DataDir
 	if abs, err := filepath.Abs(dd); err == nil {
 		dd = abs
+	}
+	webLine := ""
+	if web {
+		webLine = fmt.Sprintf("  console  %s/   (web console: sign in as ada, bob or eve)\n", controlURL)
 	}
 	fmt.Fprintf(w, `
 elevate is running in dev mode.
   proxy    %[1]s   (demo Exchange API under /exchange/)
   control  %[2]s   (side API under /v1/)
-  data     %[3]s   (embedded etcd, dev issuer key, audit.log)
+%[4]s  data     %[3]s   (embedded etcd, dev issuer key, audit.log)
 
 Try it (Microsoft 365 PAM's four steps) in another terminal, from this directory:
   export PATH=$PWD/bin:$PATH ELEVATE_SERVER=%[2]s
@@ -417,7 +435,7 @@ Try it (Microsoft 365 PAM's four steps) in another terminal, from this directory
   curl -s -X POST -H "Authorization: Bearer $BOB" %[1]s/exchange/mailboxes/alice/move-requests  # 201
 The README walks through it step by step.
 
-`, proxyURL, controlURL, dd)
+`, proxyURL, controlURL, dd, webLine)
 }
 
 // publicURL is where callers reach the proxy listener.

@@ -121,7 +121,11 @@ type Config struct {
 	// and the view is fresh.
 	Ready func() bool `yaml:"-"`
 	// Metrics, when set, serves /metrics.
-	Metrics http.Handler     `yaml:"-"`
+	Metrics http.Handler `yaml:"-"`
+	// Console, when set, serves every path outside /v1/, /healthz,
+	// /readyz and /metrics: the web console. Without it, GET / answers a
+	// plain-text note.
+	Console http.Handler     `yaml:"-"`
 	Logger  *slog.Logger     `yaml:"-"`
 	Now     func() time.Time `yaml:"-"`
 }
@@ -196,7 +200,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Metrics != nil {
 		m.Handle("GET /metrics", cfg.Metrics)
 	}
-	m.HandleFunc("GET /{$}", s.home)
+	if cfg.Console != nil {
+		m.Handle("/", cfg.Console)
+	} else {
+		m.HandleFunc("GET /{$}", s.home)
+	}
 	m.HandleFunc("GET /v1/whoami", s.auth(s.whoami))
 	m.HandleFunc("GET /v1/ca", s.ca)
 	m.HandleFunc("GET /v1/upstreams", s.auth(s.upstreams))

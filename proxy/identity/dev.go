@@ -47,6 +47,9 @@ type DevToken struct {
 	MFA bool
 	// Email is the caller's e-mail address; omitted when empty.
 	Email string
+	// Nonce is the OpenID Connect nonce of the sign-in the token answers;
+	// omitted when empty.
+	Nonce string
 	// TTL is the token's lifetime. Default one hour.
 	TTL time.Duration
 	// Now is the issue time (iat and nbf). Default the current time.
@@ -206,6 +209,9 @@ func (d *DevIssuer) Sign(t DevToken) (string, error) {
 	}
 	if t.Email != "" {
 		claims["email"] = t.Email
+	}
+	if t.Nonce != "" {
+		claims["nonce"] = t.Nonce
 	}
 	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, claims)
 	tok.Header["kid"] = d.kid

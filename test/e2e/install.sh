@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests against real upstream programs need:
 # RabbitMQ (with its management plugin and rabbitmqadmin), Caddy and curl,
-# from Debian. Safe to run again: it installs only what is missing.
+# from Debian; and Chromium for the web console's browser tests
+# (test/browser). Safe to run again: it installs only what is missing.
 #
 # The tests start their own private instances, so the system services the
 # packages may start are stopped and disabled here.
@@ -12,6 +13,7 @@ command -v rabbitmq-server >/dev/null 2>&1 || need+=(rabbitmq-server)
 command -v caddy >/dev/null 2>&1 || need+=(caddy)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 
 if [ "${#need[@]}" -gt 0 ]; then
 	if [ "$(id -u)" -ne 0 ]; then
@@ -57,5 +59,6 @@ fi
 echo "rabbitmq-server: $(dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null || echo unknown)"
 echo "caddy: $(caddy version 2>/dev/null | head -n 1)"
 echo "curl: $(curl --version | head -n 1)"
+echo "chromium: $(chromium --version 2>/dev/null | head -n 1)"
 echo "rabbitmqadmin: $(command -v rabbitmqadmin) ($(rabbitmqadmin --version 2>&1 | head -n 1))"
 "$(dirname "$0")/jaeger.sh" | sed 's/^/jaeger: /'
