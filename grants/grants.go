@@ -22,7 +22,10 @@
 // at once. The Stores sharing a prefix elect one leader, which writes these
 // changes back (Sweep) from an index ordered by expiry time, frees the
 // pending index entries and grant keys they held, and reports each change to
-// Config.OnEvent once.
+// Config.OnEvent once. With Config.Deliver set, each of these changes also
+// leaves its event in an outbox in etcd, written in the same transaction,
+// which the leader of the moment empties through Deliver: the event
+// outlives the replica that wrote it.
 //
 // # Keys
 //
@@ -41,6 +44,7 @@
 //	PREFIX policies-count                          number of policies, rewritten by every
 //	                                               creation and deletion
 //	PREFIX leader/<lease id>                       the election of the sweeping leader
+//	PREFIX outbox/<request id>/<event kind>        Event waiting for Config.Deliver
 //
 // In the pending and policy target indexes the requester and the target are
 // path-escaped (url.PathEscape), so a "/" in either cannot add a key level.
@@ -56,6 +60,7 @@
 package grants
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -98,6 +103,17 @@ type Config struct {
 	// change, right after it committed. Calls may come from several
 	// goroutines at once and must not block.
 	OnEvent func(Event)
+	// Deliver, when set, hands on the events of the expiries the sweep
+	// writes back in a way that survives the replica that wrote them: each
+	// such expiry commits together with an outbox entry holding its event,
+	// and the leader calls Deliver with the event until it returns nil, then
+	// removes the entry. A leader that stops leaves its undelivered entries
+	// to the next one, so an event is never lost, and may be delivered
+	// twice (a leader that stopped after Deliver succeeded but before the
+	// entry was removed). OnEvent still hears of each such expiry once, with
+	// Event.Outbox set. Calls may come from several goroutines at once; ctx
+	// ends at the latest a second after the leader's term.
+	Deliver func(ctx context.Context, e Event) error
 	// SweepInterval is how often the leader among the Stores sharing
 	// Prefix writes back the requests that have expired. Default 1s; at
 	// least 10ms.
@@ -486,6 +502,9 @@ type Event struct {
 	// At is when the change was made, by the clock of the Store that made
 	// it.
 	At time.Time `json:"at"`
+	// Outbox marks, for OnEvent, an event that waits in the outbox for
+	// Config.Deliver.
+	Outbox bool `json:"-"`
 }
 
 // Duration is a time.Duration that reads and writes JSON as a Go duration

@@ -28,6 +28,7 @@ type Store struct {
 
 	kControl, kPolicies, kRequests, kGrants, kPending string
 	kExpiries, kPolicyTargets, kPolicyCount, kLeader  string
+	kOutbox                                           string
 	replica                                           string // this Store's value on the leader key
 
 	mu sync.RWMutex
@@ -63,6 +64,7 @@ func New(cfg Config) (*Store, error) {
 		kPolicyTargets: cfg.Prefix + "policy-targets/",
 		kPolicyCount:   cfg.Prefix + "policies-count",
 		kLeader:        cfg.Prefix + "leader",
+		kOutbox:        cfg.Prefix + "outbox/",
 		ready:          make(chan struct{}),
 	}
 	var b [8]byte

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"slices"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -13,6 +15,8 @@ import (
 const (
 	// sweepBatch bounds the expiry index entries one sweep reads at a time.
 	sweepBatch = 100
+	// outboxBatch bounds the outbox entries one drain reads.
+	outboxBatch = 100
 	// resignTimeout bounds the revocation of a term's lease; when it fails
 	// the lease runs out by itself after ElectionTTL.
 	resignTimeout = time.Second
@@ -40,9 +44,10 @@ func (s *Store) lead(ctx context.Context) {
 // the next campaigner at once.
 //
 // Nothing here may outlast ctx while etcd is unreachable: the lease is
-// granted under ctx, the revocation is bounded, and a campaign cut short is
-// not waited for (the election resigns on the client's own context, which
-// only a reachable etcd or a closed client ends).
+// granted under ctx, the revocation is bounded, deliveries from the outbox
+// get a bounded moment to finish, and a campaign cut short is not waited
+// for (the election resigns on the client's own context, which only a
+// reachable etcd or a closed client ends).
 func (s *Store) term(ctx context.Context) {
 	ttl := int(math.Ceil(s.cfg.ElectionTTL.Seconds()))
 	lease, err := s.cli.Grant(ctx, int64(ttl))
@@ -89,8 +94,25 @@ func (s *Store) term(ctx context.Context) {
 	defer s.leading.Store(false)
 	t := time.NewTicker(s.cfg.SweepInterval)
 	defer t.Stop()
+	// Deliveries under way when the term ends get a moment to finish and
+	// remove their entries before the lease goes: the next leader would
+	// deliver those entries again.
+	dctx, stopDeliveries := context.WithCancel(context.WithoutCancel(tctx))
+	o := &outbox{ctx: dctx}
+	defer func() {
+		done := make(chan struct{})
+		go func() { o.wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(resignTimeout):
+			stopDeliveries()
+			<-done
+		}
+		stopDeliveries()
+	}()
 	for {
 		_, _ = s.Sweep(tctx)
+		s.drain(tctx, o)
 		select {
 		case <-tctx.Done():
 			return
@@ -174,15 +196,101 @@ func (s *Store) expire(ctx context.Context, ekey string, erev int64, id string, 
 			ops = append(ops, clientv3.OpDelete(ikey))
 		}
 	}
+	comment := "pending request expired undecided"
+	if before == StatusApproved {
+		comment = "grant ended"
+	}
+	ev := Event{Kind: EventExpired, Request: req, Comment: comment, At: now, Outbox: s.cfg.Deliver != nil}
+	if ev.Outbox {
+		// The event commits with the expiry, so that it outlives this
+		// replica: see drain.
+		b, err := encode(ev)
+		if err != nil {
+			return false, err
+		}
+		ops = append(ops, clientv3.OpPut(s.outboxKey(id, ev.Kind), b))
+	}
 	ok, _, err := s.commit(ctx, cmps, ops...)
 	if err != nil || !ok {
 		// Changed since it was read: the next sweep looks again.
 		return false, err
 	}
-	comment := "pending request expired undecided"
-	if before == StatusApproved {
-		comment = "grant ended"
+	if s.cfg.OnEvent != nil {
+		ev.Request.Approvals = slices.Clone(ev.Request.Approvals)
+		s.cfg.OnEvent(ev)
 	}
-	s.emit(EventExpired, req, "", comment, now)
 	return true, nil
+}
+
+// outboxKey is the outbox entry of the event of kind about request id.
+func (s *Store) outboxKey(id, kind string) string { return s.kOutbox + id + "/" + kind }
+
+// outbox follows the deliveries of outbox entries that one term started.
+type outbox struct {
+	ctx      context.Context // of the deliveries
+	mu       sync.Mutex
+	underway map[string]bool // keys of the entries being delivered
+	wg       sync.WaitGroup
+}
+
+// begin reports whether the delivery of key may start, and if so marks it
+// as under way.
+func (o *outbox) begin(key string) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.underway[key] {
+		return false
+	}
+	if o.underway == nil {
+		o.underway = map[string]bool{}
+	}
+	o.underway[key] = true
+	return true
+}
+
+func (o *outbox) end(key string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	delete(o.underway, key)
+}
+
+// drain starts, through Config.Deliver under o's context, the delivery of
+// every outbox entry whose delivery is not already under way, and removes
+// each entry once Deliver has returned nil for it. An entry whose delivery
+// fails stays for a later drain, by this leader or the next; one that
+// cannot be decoded could never be delivered and is removed. ctx bounds the
+// listing.
+func (s *Store) drain(ctx context.Context, o *outbox) {
+	if s.cfg.Deliver == nil {
+		return
+	}
+	resp, err := s.cli.Get(ctx, s.kOutbox, clientv3.WithPrefix(), clientv3.WithLimit(outboxBatch))
+	if err != nil {
+		return
+	}
+	for _, kv := range resp.Kvs {
+		key := string(kv.Key)
+		remove := func() {
+			// Also when the term has just ended: an entry left behind is
+			// delivered once more by the next leader.
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(o.ctx), resignTimeout)
+			defer cancel()
+			_, _, _ = s.commit(rctx, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)}, clientv3.OpDelete(key))
+		}
+		var e Event
+		if err := json.Unmarshal(kv.Value, &e); err != nil {
+			remove()
+			continue
+		}
+		if !o.begin(key) {
+			continue
+		}
+		e.Outbox = true
+		o.wg.Go(func() {
+			defer o.end(key)
+			if s.cfg.Deliver(o.ctx, e) == nil {
+				remove()
+			}
+		})
+	}
 }

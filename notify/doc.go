@@ -15,6 +15,14 @@
 // deliveries (those waiting for a retry included); when it is full, the
 // oldest is dropped and counted in Stats.Dropped.
 //
+// Deliver makes the same deliveries as Notify but waits until each is over,
+// and reports an error when one was dropped or cut short, or its context
+// ended first: a caller that keeps the event durably (an outbox shared by
+// several replicas) removes it only once Deliver has returned nil, so that
+// no event is lost with the process that was delivering it. A delivery may
+// then be repeated; every event carries an ID (by default the request ID
+// and the kind) that stays the same, for receivers to drop repeats.
+//
 // # Who receives what
 //
 // A request's approver group is mapped to a mail address by
@@ -30,7 +38,8 @@
 //	[elevate] approved: Exchange\New-MoveRequest for bob (req-1)
 //
 // and the header fields X-Elevate-Event (the kind, such as
-// request.approved) and X-Elevate-Request (the request id) for filtering.
+// request.approved) and X-Elevate-Request (the request id) for filtering,
+// and X-Elevate-Event-Id (the event's ID).
 // Break-glass mail is marked urgent. The relay is reached with STARTTLS
 // (mandatory) by default, or implicit TLS; no encryption at all only
 // towards a loopback address. The password is read from a file. A relay

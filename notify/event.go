@@ -22,6 +22,13 @@ var kinds = []string{KindSubmitted, KindApproved, KindDenied, KindRevoked, KindE
 // Event is something that happened to an access request. Webhooks receive
 // it as the "event" member of their JSON body, with these member names.
 type Event struct {
+	// ID names the change: the same change always carries the same ID, so
+	// that a receiver can drop a delivery it has already had (a delivery
+	// may be repeated when a replica stops before it could record that it
+	// was made). Notify and Deliver set an empty ID to the request ID and
+	// the kind, "req-.../request.expired": each kind happens to a request at
+	// most once.
+	ID             string    `json:"id"`
 	Kind           string    `json:"kind"` // KindSubmitted, KindApproved, ...
 	RequestID      string    `json:"request_id"`
 	Requester      string    `json:"requester"`
@@ -37,6 +44,15 @@ type Event struct {
 	At             time.Time `json:"at"`
 	DecisionID     string    `json:"decision_id,omitempty"` // the audit record id
 	TraceID        string    `json:"trace_id,omitempty"`
+}
+
+// withID returns e with its ID set: the given one, else the request ID and
+// the kind.
+func withID(e Event) Event {
+	if e.ID == "" {
+		e.ID = e.RequestID + "/" + e.Kind
+	}
+	return e
 }
 
 // oneLine makes s safe for a header or a single line of text: control

@@ -87,6 +87,7 @@ func (m *mailer) message(to string, e Event) (*mail.Msg, error) {
 	msg.Subject(headline(e))
 	msg.SetGenHeader("X-Elevate-Event", oneLine(e.Kind))
 	msg.SetGenHeader("X-Elevate-Request", oneLine(e.RequestID))
+	msg.SetGenHeader("X-Elevate-Event-Id", oneLine(e.ID))
 	msg.SetGenHeader("Auto-Submitted", "auto-generated")
 	if e.Kind == KindBreakGlass {
 		msg.SetImportance(mail.ImportanceUrgent)

@@ -229,6 +229,7 @@ func TestMailSubmittedGoesToTheApproverGroup(t *testing.T) {
 	}
 	require.Equal(t, KindSubmitted, m.Header.Get("X-Elevate-Event"))
 	require.Equal(t, "req-42", m.Header.Get("X-Elevate-Request"))
+	require.Equal(t, "req-42/"+KindSubmitted, m.Header.Get("X-Elevate-Event-Id"))
 	require.Equal(t, "auto-generated", m.Header.Get("Auto-Submitted"))
 	date, err := m.Header.Date()
 	require.NoError(t, err)

@@ -58,7 +58,33 @@ type job struct {
 	t        target
 	attempts int       // attempts made so far
 	due      time.Time // not before (runtime clock)
+	b        *batch    // the Deliver call waiting for it; nil for Notify
 }
+
+// batch follows the deliveries of one Deliver call until each is over.
+type batch struct {
+	mu   sync.Mutex
+	left int
+	lost bool // a delivery was dropped or cut short rather than made or given up
+	done chan struct{}
+}
+
+// end records that one delivery of the batch is over; lost says it was
+// dropped or cut short. A nil batch (a delivery of Notify) ignores it.
+func (b *batch) end(lost bool) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.lost = b.lost || lost
+	if b.left--; b.left == 0 {
+		close(b.done)
+	}
+}
+
+// errNotDelivered is returned by Deliver when a delivery was dropped.
+var errNotDelivered = errors.New("notify: a delivery was dropped before it could be made")
 
 // Notifier tells people and systems about access requests: by mail and by
 // webhook. Notify queues; Run delivers. Make one with New; a nil *Notifier
@@ -130,17 +156,61 @@ func (n *Notifier) Notify(e Event) {
 	if n == nil || n.wake == nil {
 		return
 	}
+	_, _ = n.enqueue(e, false)
+}
+
+// Deliver makes the deliveries of e, to the receivers Notify would choose,
+// and waits until each is over: made, or given up after Config.Retries
+// attempts or on an error no retry can fix (logged and counted as with
+// Notify). It returns an error when ctx ends first, or when a delivery was
+// dropped (a full queue, a Notifier that stopped) or cut short by the end
+// of Run; the caller may then call it again later, and receivers get the
+// deliveries already made once more, with the same Event.ID. A nil
+// *Notifier, and an event nobody receives, return nil at once.
+//
+// Deliver suits a caller that keeps the event durably until it returns
+// nil, such as an outbox that outlives this process; Notify suits a caller
+// that must not wait.
+func (n *Notifier) Deliver(ctx context.Context, e Event) error {
+	if n == nil || n.wake == nil {
+		return nil
+	}
+	b, err := n.enqueue(e, true)
+	if err != nil || b == nil {
+		return err
+	}
+	select {
+	case <-b.done:
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if b.lost {
+			return errNotDelivered
+		}
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("notify: waiting for the deliveries of %s: %w", oneLine(e.ID), context.Cause(ctx))
+	}
+}
+
+// enqueue queues the deliveries of e. With track it returns the batch
+// that follows them, nil when e has none. It never panics.
+func (n *Notifier) enqueue(e Event, track bool) (b *batch, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			n.log.Error("notify: event lost", "event", oneLine(e.Kind), "request", oneLine(e.RequestID), "panic", fmt.Sprint(r))
+			b, err = nil, errNotDelivered
 		}
 	}()
 	if e.At.IsZero() {
 		e.At = n.cfg.Now()
 	}
+	e = withID(e)
 	targets := n.targets(e)
 	if len(targets) == 0 {
-		return
+		return nil, nil
+	}
+	if track {
+		b = &batch{left: len(targets), done: make(chan struct{})}
 	}
 	now := time.Now()
 	var dropped []uint64
@@ -149,9 +219,10 @@ func (n *Notifier) Notify(e Event) {
 		n.queued.Add(1)
 		if n.closed {
 			dropped = append(dropped, n.dropped.Add(1))
+			b.end(true)
 			continue
 		}
-		if d, ok := n.pushLocked(&job{e: e, t: t, due: now}); ok {
+		if d, ok := n.pushLocked(&job{e: e, t: t, due: now, b: b}); ok {
 			dropped = append(dropped, d)
 		}
 	}
@@ -160,6 +231,7 @@ func (n *Notifier) Notify(e Event) {
 	for _, d := range dropped {
 		n.logDrop(d)
 	}
+	return b, nil
 }
 
 // logDrop logs the drop that brought Stats.Dropped to total. Under a flood
@@ -176,6 +248,7 @@ func (n *Notifier) pushLocked(j *job) (uint64, bool) {
 	var d uint64
 	full := len(n.jobs) >= n.cfg.QueueSize
 	if full {
+		n.jobs[0].b.end(true)
 		n.jobs[0] = nil
 		n.jobs = n.jobs[1:]
 		d = n.dropped.Add(1)
@@ -306,6 +379,9 @@ func (n *Notifier) Run(ctx context.Context) {
 	n.mu.Lock()
 	n.closed = true
 	left := len(n.jobs)
+	for _, j := range n.jobs {
+		j.b.end(true)
+	}
 	n.jobs = nil
 	n.mu.Unlock()
 	if left > 0 {
@@ -373,12 +449,17 @@ func (n *Notifier) attempt(ctx, hard context.Context, j *job) {
 		// Logged before counted: whoever sees the count sees the line.
 		n.log.Debug("notify: delivered", "event", oneLine(j.e.Kind), "request", oneLine(j.e.RequestID), "target", j.t.String(), "attempts", j.attempts)
 		n.sent.Add(1)
+		j.b.end(false)
 		return
 	}
 	attrs := []any{"event", oneLine(j.e.Kind), "request", oneLine(j.e.RequestID), "target", j.t.String(), "attempts", j.attempts, "error", n.redact(err)}
-	if errors.As(err, new(permanentError)) || j.attempts >= n.cfg.Retries || ctx.Err() != nil {
+	final := errors.As(err, new(permanentError)) || j.attempts >= n.cfg.Retries
+	if final || ctx.Err() != nil {
 		n.log.Error("notify: delivery failed", attrs...)
 		n.failed.Add(1)
+		// Given up for good, or cut short by shutdown: only the latter
+		// is worth another Deliver.
+		j.b.end(!final)
 		return
 	}
 	wait := n.backoff(j.attempts)

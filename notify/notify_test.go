@@ -302,3 +302,81 @@ func TestBackoffDoublesAndIsCapped(t *testing.T) {
 		require.LessOrEqual(t, d, tc.base+tc.base/4, "attempts %d", tc.attempts)
 	}
 }
+
+func TestEventIDDefaultsToRequestAndKind(t *testing.T) {
+	rcv := newReceiver(t, ok)
+	n, _ := start(t, Config{Webhooks: []Webhook{{URL: rcv.srv.URL}}})
+	n.Notify(sample(KindSubmitted, "req-1"))
+	e := sample(KindApproved, "req-1")
+	e.ID = "evt-given"
+	n.Notify(e)
+	waitStats(t, n, Stats{Queued: 2, Sent: 2})
+	got := map[string]string{}
+	for _, b := range rcv.received() {
+		got[b.Event.Kind] = b.Event.ID
+	}
+	require.Equal(t, map[string]string{KindSubmitted: "req-1/" + KindSubmitted, KindApproved: "evt-given"}, got)
+}
+
+func TestDeliverWaits(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		answer func(n int) int
+		want   Stats
+	}{
+		{"delivered", ok, Stats{Queued: 1, Sent: 1}},
+		{"delivered after a retry", func(n int) int {
+			if n == 1 {
+				return http.StatusServiceUnavailable
+			}
+			return http.StatusOK
+		}, Stats{Queued: 1, Sent: 1, Retried: 1}},
+		// Given up for good is final, as with Notify: another Deliver
+		// would fail the same way.
+		{"refused for good", func(int) int { return http.StatusGone }, Stats{Queued: 1, Failed: 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rcv := newReceiver(t, tc.answer)
+			n, _ := start(t, Config{RetryBase: quickRetry, Webhooks: []Webhook{{URL: rcv.srv.URL}}})
+			ctx, cancel := context.WithTimeout(context.Background(), eventually)
+			defer cancel()
+			require.NoError(t, n.Deliver(ctx, sample(KindExpired, "req-1")))
+			require.Equal(t, tc.want, n.Stats(), "over when Deliver returns")
+		})
+	}
+}
+
+func TestDeliverReportsWhatWasNotMade(t *testing.T) {
+	t.Run("context ends first", func(t *testing.T) {
+		release := make(chan struct{})
+		srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-release }))
+		t.Cleanup(srv.Close)
+		t.Cleanup(func() { close(release) })
+		n, _ := start(t, Config{Webhooks: []Webhook{{URL: srv.URL}}})
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		require.ErrorIs(t, n.Deliver(ctx, sample(KindExpired, "req-1")), context.DeadlineExceeded)
+	})
+	t.Run("notifier stopped", func(t *testing.T) {
+		rcv := newReceiver(t, ok)
+		n, _ := newNotifier(t, Config{Webhooks: []Webhook{{URL: rcv.srv.URL}}})
+		run(t, n)()
+		require.Error(t, n.Deliver(context.Background(), sample(KindExpired, "req-1")))
+		require.Zero(t, rcv.count())
+	})
+	t.Run("dropped from a full queue", func(t *testing.T) {
+		rcv := newReceiver(t, ok)
+		n, _ := newNotifier(t, Config{QueueSize: 1, Webhooks: []Webhook{{URL: rcv.srv.URL}}})
+		errc := make(chan error, 1)
+		go func() { errc <- n.Deliver(context.Background(), sample(KindExpired, "req-1")) }()
+		require.Eventually(t, func() bool { return n.Stats().Queued == 1 }, eventually, tick)
+		n.Notify(sample(KindSubmitted, "req-2")) // pushes req-1 out: Run is not running yet
+		require.Error(t, <-errc)
+	})
+	t.Run("nobody receives it", func(t *testing.T) {
+		n, _ := start(t, Config{})
+		require.NoError(t, n.Deliver(context.Background(), sample(KindExpired, "req-1")))
+		var none *Notifier
+		require.NoError(t, none.Deliver(context.Background(), sample(KindExpired, "req-1")))
+	})
+}

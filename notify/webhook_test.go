@@ -41,6 +41,7 @@ func TestWebhookBody(t *testing.T) {
 		`[elevate] submitted: Exchange\Set-Mailbox &lt;all&gt; &amp; more for bob (req-7), approvers: exchange-admins, reason: "INC-7 move the mailbox of the sales team"`,
 		body.Text, "one Slack-compatible line, with &, < and > escaped")
 	require.Equal(t, map[string]any{
+		"id":              "req-7/" + KindSubmitted,
 		"kind":            KindSubmitted,
 		"request_id":      "req-7",
 		"requester":       "bob",

@@ -197,7 +197,8 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 	defer func() { stopNotify(); <-notifyDone }()
 
 	// Grants, watched into memory; Rego sees control settings and policies.
-	// Expiries are swept by one elected replica and recorded here.
+	// Expiries are swept by one elected replica and recorded here; their
+	// notifications wait in etcd until one replica has delivered them.
 	var stateLoaded atomic.Bool
 	store, err := grants.New(grants.Config{
 		Client: cli, Prefix: cfg.Etcd.Prefix,
@@ -220,7 +221,12 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 			if err != nil {
 				log.Error("audit write failed", "event", e.Kind, "request", e.Request.ID, "err", err)
 			}
-			notifier.Notify(api.NotifyEvent(e.Kind, e.Request, "", e.By, e.Comment, rec.ID, rec.TraceID, e.At))
+			if !e.Outbox { // else Deliver below
+				notifier.Notify(api.NotifyEvent(e.Kind, e.Request, "", e.By, e.Comment, rec.ID, rec.TraceID, e.At))
+			}
+		},
+		Deliver: func(ctx context.Context, e grants.Event) error {
+			return notifier.Deliver(ctx, api.NotifyEvent(e.Kind, e.Request, "", e.By, e.Comment, "", "", e.At))
 		},
 		OnState: func(c grants.Control, ps []grants.Policy) {
 			if err := engine.SetState(ctx, policyState(c, ps)); err != nil {
