@@ -207,8 +207,9 @@ func (r *report) markdown() string {
 		for _, s := range r.Scale[1:] {
 			d50 := change(float64(base.Single.P50), float64(s.Single.P50))
 			drps := change(base.Concurrent.RPS, s.Concurrent.RPS)
-			p("| per-call cost, %s vs %s: 1 conn p50 / req/s | %+.0f%% / %+.0f%% | within ±%.0f%% | %s |\n", s.Label, base.Label,
-				100*d50, 100*drps, 100*goalFlat, met(math.Abs(d50) <= goalFlat && math.Abs(drps) <= goalFlat))
+			dcpu := change(float64(base.CPUPerCall), float64(s.CPUPerCall))
+			p("| per-call cost (CPU/call), %s vs %s; 1 conn p50 / req/s for reference | %+.0f%%; %+.0f%% / %+.0f%% | within ±%.0f%% | %s |\n", s.Label, base.Label,
+				100*dcpu, 100*d50, 100*drps, 100*goalFlat, met(base.CPUPerCall > 0 && math.Abs(dcpu) <= goalFlat))
 		}
 		if g, ok := r.bytesPerGrant(); ok {
 			p("| memory per live grant (live heap) | %.0f B | ≤ %d B | %s |\n", g, goalBytesPerGrant, met(g <= goalBytesPerGrant))
@@ -252,15 +253,17 @@ func (r *report) markdown() string {
 		p("Instance A alone (B stopped), loaded as above for %s at 32 connections and %s at one. Live heap is half the Go heap goal ", fmtDur(r.cfg.scaleDur), fmtDur(r.cfg.scaleDur))
 		p("(`go_memstats_next_gc_bytes`, GOGC 100), the heap that survived the last collection; RSS is `process_resident_memory_bytes`. ")
 		p("Extra policies (auto approval, on `Bench\\Task-NNNN`) and grants (one per user, through an auto-approval policy) are written with the ")
-		p("grants package straight to etcd, the policies then removed before the grants are added.\n\n")
-		p("| state | live grants | policies | req/s | p99 | 1 conn p50 | 1 conn p99 | live heap | RSS | written at |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
+		p("grants package straight to etcd, the policies then removed before the grants are added. ")
+		p("The goal of a flat per-call cost is judged on CPU/call, elevate's CPU time per call under the concurrent load: ")
+		p("the one-connection latency is mostly the audit log's fsync, which drifts with the disk between runs.\n\n")
+		p("| state | live grants | policies | req/s | p99 | CPU/call | 1 conn p50 | 1 conn p99 | live heap | RSS | written at |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 		for _, s := range r.Scale {
 			written := "—"
 			if s.PreparedPerSec > 0 {
 				written = fmtRPS(s.PreparedPerSec) + "/s"
 			}
-			p("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", s.Label, thousands(s.Grants), thousands(s.Policies), fmtRPS(s.Concurrent.RPS),
-				fmtDur(s.Concurrent.P99), fmtDur(s.Single.P50), fmtDur(s.Single.P99), fmtBytes(s.HeapLive), fmtBytes(s.RSS), written)
+			p("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", s.Label, thousands(s.Grants), thousands(s.Policies), fmtRPS(s.Concurrent.RPS),
+				fmtDur(s.Concurrent.P99), fmtDur(s.CPUPerCall), fmtDur(s.Single.P50), fmtDur(s.Single.P99), fmtBytes(s.HeapLive), fmtBytes(s.RSS), written)
 		}
 		if g, ok := r.bytesPerGrant(); ok {
 			last, base := r.Scale[len(r.Scale)-1], r.Scale[0]

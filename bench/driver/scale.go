@@ -26,7 +26,8 @@ type scaleResult struct {
 	Policies       int
 	Concurrent     wrkResult
 	Single         wrkResult
-	HeapLive, RSS  float64 // bytes
+	CPUPerCall     time.Duration // elevate's CPU time per call under concurrent load
+	HeapLive, RSS  float64       // bytes
 	HeapInUse      float64
 	PreparedIn     time.Duration // time to create the state's policies or grants
 	PreparedPerSec float64
@@ -114,8 +115,12 @@ func (h *harness) measureA(ctx context.Context, label string) (scaleResult, erro
 		return r, err
 	}
 	var err error
+	cpu0 := groupsCPU([]*proc{h.a.proc})
 	if r.Concurrent, err = h.wrk.run(ctx, url, h.alice, load{threads: 2, conns: 32, duration: h.cfg.scaleDur}); err != nil {
 		return r, err
+	}
+	if r.Concurrent.Requests > 0 {
+		r.CPUPerCall = (groupsCPU([]*proc{h.a.proc}) - cpu0) / time.Duration(r.Concurrent.Requests)
 	}
 	if r.Single, err = h.wrk.run(ctx, url, h.alice, load{threads: 1, conns: 1, duration: h.cfg.scaleDur}); err != nil {
 		return r, err
