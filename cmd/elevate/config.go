@@ -113,6 +113,10 @@ type IdentityConfig struct {
 type PolicyConfig struct {
 	// Dir replaces the embedded default bundle with a directory.
 	Dir string `yaml:"dir"`
+	// DecisionCache is how many decisions are remembered, keyed on the
+	// whole Rego input, for bundles that read the clock only to compare it
+	// with grant windows. Default 4096; negative turns the cache off.
+	DecisionCache int `yaml:"decision_cache"`
 }
 
 // APIConfig configures the side API.

@@ -171,7 +171,7 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 	if cfg.Policy.Dir != "" {
 		bundle = os.DirFS(cfg.Policy.Dir)
 	}
-	engine, err := policy.New(ctx, policy.Config{Bundle: bundle})
+	engine, err := policy.New(ctx, policy.Config{Bundle: bundle, CacheSize: cfg.Policy.DecisionCache})
 	if err != nil {
 		return fmt.Errorf("policy: %w", err)
 	}
