@@ -127,6 +127,33 @@ func TestEtcdUnreachableAtStart(t *testing.T) {
 	require.Error(t, err, "nothing listens after exit")
 }
 
+// TestNotReadyWhileEtcdIsAwaited: while elevate waits for etcd at start,
+// the control listener already answers: alive, not ready.
+func TestNotReadyWhileEtcdIsAwaited(t *testing.T) {
+	iss := newIssuer(t)
+	s := startConfigured(t, fmt.Sprintf(configTemplate, "http://"+freeAddr(t), "30s", iss.pemFile, "http://127.0.0.1:1"))
+	var rep reply
+	hc := &http.Client{Timeout: 2 * time.Second}
+	require.Eventually(t, func() bool {
+		resp, err := hc.Get("http://" + s.controlAddr + "/readyz")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		rep = reply{status: resp.StatusCode}
+		return true
+	}, 20*time.Second, 20*time.Millisecond)
+	require.Equal(t, http.StatusServiceUnavailable, rep.status)
+	rp := do(t, "GET", "http://"+s.controlAddr+"/readyz", "", "")
+	require.Equal(t, http.StatusServiceUnavailable, rp.status)
+	require.True(t, strings.HasSuffix(rp.json(t)["type"].(string), "not-ready"), "%s", rp.body)
+	require.Equal(t, http.StatusOK, do(t, "GET", "http://"+s.controlAddr+"/healthz", "", "").status)
+	require.Equal(t, http.StatusServiceUnavailable, do(t, "GET", "http://"+s.controlAddr+"/v1/whoami", "", "").status)
+	hc.Timeout = 500 * time.Millisecond
+	_, err := hc.Get("http://" + s.proxyAddr + "/exchange/mailboxes")
+	require.Error(t, err, "the proxy listener serves only once ready")
+}
+
 // TestEtcdLostWhileRunning: gated calls answer 503 and are never
 // forwarded once the grant state cannot be confirmed.
 func TestEtcdLostWhileRunning(t *testing.T) {

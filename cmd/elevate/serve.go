@@ -133,6 +133,14 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The control listener answers from the start: /healthz 200, /readyz
+	// and everything else 503 until the side API takes over below, so that
+	// probes and load balancers get an answer while etcd is awaited.
+	control := &startingHandler{}
+	controlSrv := newServer(cfg.API.ListenerConfig, controlCerts, control, log)
+	defer controlSrv.Close()
+	errc := make(chan error, 2)
+	go func() { errc <- serveOn(controlSrv, controlLn) }()
 
 	// Live state.
 	endpoints := cfg.Etcd.Endpoints
@@ -323,9 +331,7 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 	}
 
 	proxySrv := newServer(cfg.Proxy.ListenerConfig, proxyCerts, px, log)
-	controlSrv := newServer(cfg.API.ListenerConfig, controlCerts, side, log)
-	errc := make(chan error, 2)
-	go func() { errc <- serveOn(controlSrv, controlLn) }()
+	control.set(side)
 
 	// The proxy serves only after the first full sync and policy load.
 	readyCtx, cancel := context.WithTimeout(ctx, cfg.Etcd.StartTimeout)
@@ -387,6 +393,28 @@ wait:
 	_ = controlSrv.Shutdown(sctx)
 	gate.Drain() // outcome records reach the log before it closes
 	return nil
+}
+
+// startingHandler serves the control listener while elevate starts, then
+// hands every call to the handler set with set.
+type startingHandler struct {
+	h atomic.Pointer[http.Handler]
+}
+
+func (s *startingHandler) set(h http.Handler) { s.h.Store(&h) }
+
+func (s *startingHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h := s.h.Load(); h != nil {
+		(*h).ServeHTTP(w, r)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	if r.URL.Path == "/healthz" {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"status":"starting"}`+"\n")
+		return
+	}
+	proxy.NewProblem(http.StatusServiceUnavailable, "not-ready", "elevate is starting: waiting for etcd").Write(w)
 }
 
 // logCacheable says when the bundle's decisions cannot be cached, which
