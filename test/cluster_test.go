@@ -26,7 +26,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -395,91 +394,14 @@ func TestClusterQuorumLost(t *testing.T) {
 	}
 }
 
-// clusterLink is a TCP relay between a replica and one etcd member that
-// can be cut: a cut closes every connection through it and refuses new
-// ones until the link is restored.
-type clusterLink struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	cut    bool
-	conns  map[net.Conn]struct{}
-}
-
-func newClusterLink(t *testing.T, target string) *clusterLink {
+// newClusterLink is a relay between a replica and one etcd member that
+// the test can cut, closed at the end of the test.
+func newClusterLink(t *testing.T, target string) *etcdtest.Relay {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	l, err := etcdtest.NewRelay(target)
 	require.NoError(t, err)
-	l := &clusterLink{ln: ln, target: strings.TrimPrefix(target, "http://"), conns: map[net.Conn]struct{}{}}
-	go l.serve()
-	t.Cleanup(func() {
-		ln.Close()
-		l.setCut(true)
-	})
+	t.Cleanup(l.Close)
 	return l
-}
-
-func (l *clusterLink) endpoint() string { return "http://" + l.ln.Addr().String() }
-
-func (l *clusterLink) serve() {
-	for {
-		c, err := l.ln.Accept()
-		if err != nil {
-			return
-		}
-		go l.relay(c)
-	}
-}
-
-func (l *clusterLink) relay(c net.Conn) {
-	l.mu.Lock()
-	cut := l.cut
-	l.mu.Unlock()
-	if cut {
-		c.Close()
-		return
-	}
-	u, err := net.DialTimeout("tcp", l.target, 2*time.Second)
-	if err != nil {
-		c.Close()
-		return
-	}
-	l.mu.Lock()
-	if l.cut {
-		l.mu.Unlock()
-		c.Close()
-		u.Close()
-		return
-	}
-	l.conns[c], l.conns[u] = struct{}{}, struct{}{}
-	l.mu.Unlock()
-	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(u, c); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(c, u); done <- struct{}{} }()
-	<-done
-	c.Close()
-	u.Close()
-	l.mu.Lock()
-	delete(l.conns, c)
-	delete(l.conns, u)
-	l.mu.Unlock()
-}
-
-// setCut cuts the link (closing every connection through it) or restores
-// it.
-func (l *clusterLink) setCut(cut bool) {
-	l.mu.Lock()
-	l.cut = cut
-	var conns []net.Conn
-	if cut {
-		for c := range l.conns {
-			conns = append(conns, c)
-		}
-	}
-	l.mu.Unlock()
-	for _, c := range conns {
-		c.Close()
-	}
 }
 
 // TestClusterReplicaRestart: replica 3 stops; meanwhile bob's grant is
@@ -495,7 +417,7 @@ func TestClusterReplicaRestart(t *testing.T) {
 	link := newClusterLink(t, c.Endpoints()[0])
 	env := &clusterEnv{etcd: c, up: newFCUpstream(t), iss: newIssuer(t)}
 	r1 := env.newReplica(t, "r1", clusterOptions{endpoints: c.Endpoints()})
-	r3 := env.newReplica(t, "r3", clusterOptions{endpoints: []string{link.endpoint()}})
+	r3 := env.newReplica(t, "r3", clusterOptions{endpoints: []string{"http://" + link.Addr()}})
 	env.replicas = []*clusterReplica{r1, r3}
 	for _, r := range env.replicas {
 		r.start(t)
@@ -509,7 +431,7 @@ func TestClusterReplicaRestart(t *testing.T) {
 	r3.stop()
 	r1.ok(a.admin, "request", "revoke", a.requestID, "--comment", "done")
 	r1.ok(a.admin, "request", "approve", carolID)
-	link.setCut(true)
+	link.SetCut(true)
 	r3.start(t)
 	// Not ready while it cannot sync: nothing answers 200 on /readyz, and
 	// the proxy judges nothing.
@@ -539,7 +461,7 @@ func TestClusterReplicaRestart(t *testing.T) {
 		early <- resp.StatusCode
 	}()
 	time.Sleep(100 * time.Millisecond)
-	link.setCut(false)
+	link.SetCut(false)
 	restored := time.Now()
 	eventually(t, 15*time.Second, func() bool { return r3.readyz() == http.StatusOK }, "r3 becomes ready; stderr:\n%s", r3.stderr)
 	t.Logf("r3 ready %s after its link returned", time.Since(restored).Round(time.Millisecond))
@@ -579,7 +501,7 @@ func TestClusterWatchCompacted(t *testing.T) {
 	link := newClusterLink(t, c.Endpoints()[0])
 	env := &clusterEnv{etcd: c, up: newFCUpstream(t), iss: newIssuer(t)}
 	r1 := env.newReplica(t, "r1", clusterOptions{endpoints: c.Endpoints()})
-	r3 := env.newReplica(t, "r3", clusterOptions{endpoints: []string{link.endpoint()}})
+	r3 := env.newReplica(t, "r3", clusterOptions{endpoints: []string{"http://" + link.Addr()}})
 	env.replicas = []*clusterReplica{r1, r3}
 	for _, r := range env.replicas {
 		r.start(t)
@@ -589,7 +511,7 @@ func TestClusterWatchCompacted(t *testing.T) {
 	carolID := r1.request(a.carol, "--task", moveTask, "--reason", "her turn")
 	eventually(t, 5*time.Second, func() bool { return r3.fcMove(t, a.bob).status == http.StatusOK }, "r3 honours bob's grant")
 
-	link.setCut(true)
+	link.SetCut(true)
 	eventually(t, 10*time.Second, func() bool { return r3.fcMove(t, a.bob).status == http.StatusServiceUnavailable },
 		"r3 refuses once its view cannot be confirmed")
 	moves := env.up.moves()
@@ -610,7 +532,7 @@ func TestClusterWatchCompacted(t *testing.T) {
 		}
 		return st
 	}
-	link.setCut(false)
+	link.SetCut(false)
 	restored := time.Now()
 	eventually(t, 15*time.Second, func() bool { return judge() == http.StatusForbidden }, "r3 applies the revocation; stderr:\n%s", r3.stderr)
 	t.Logf("r3 applied the revocation %s after its link returned", time.Since(restored).Round(time.Millisecond))

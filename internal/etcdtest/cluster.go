@@ -3,8 +3,6 @@ package etcdtest
 import (
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -39,11 +37,10 @@ type Member struct {
 	dir          string
 	client, peer url.URL // the member's own listeners
 	initial      string  // the initial cluster: name=peer URL, ...
-	front        net.Listener
+	front        *Relay  // cut while the member is stopped
 
-	mu    sync.Mutex
-	e     *embed.Etcd // nil while stopped
-	conns map[net.Conn]struct{}
+	mu sync.Mutex
+	e  *embed.Etcd // nil while stopped
 }
 
 // StartCluster starts an n-member cluster with the members' data in
@@ -95,14 +92,13 @@ func startClusterOnce(dir string, n int) (*Cluster, error) {
 			c.Close()
 			return nil, err
 		}
-		front, err := net.Listen("tcp", "127.0.0.1:0")
+		front, err := NewRelay(client.Host)
 		if err != nil {
 			c.Close()
 			return nil, err
 		}
-		m := &Member{name: memberName(i), dir: filepath.Join(dir, memberName(i)), client: client, peer: peer,
-			front: front, conns: map[net.Conn]struct{}{}}
-		go m.serveFront()
+		front.SetCut(true)
+		m := &Member{name: memberName(i), dir: filepath.Join(dir, memberName(i)), client: client, peer: peer, front: front}
 		c.members = append(c.members, m)
 		initial = append(initial, m.name+"="+peer.String())
 	}
@@ -185,7 +181,7 @@ func (c *Cluster) Close() {
 func (m *Member) Name() string { return m.name }
 
 // Endpoint returns the URL clients use to reach the member.
-func (m *Member) Endpoint() string { return "http://" + m.front.Addr().String() }
+func (m *Member) Endpoint() string { return "http://" + m.front.Addr() }
 
 // Running reports whether the member runs.
 func (m *Member) Running() bool { return m.running() != nil }
@@ -203,12 +199,8 @@ func (m *Member) Stop() {
 	m.mu.Lock()
 	e := m.e
 	m.e = nil
-	conns := m.conns
-	m.conns = map[net.Conn]struct{}{}
 	m.mu.Unlock()
-	for c := range conns {
-		c.Close()
-	}
+	m.front.SetCut(true)
 	if e != nil {
 		e.Close()
 	}
@@ -243,7 +235,7 @@ func (m *Member) launch() error {
 	cfg.TickMs = 25
 	cfg.ElectionMs = 250
 	cfg.ListenClientUrls = []url.URL{m.client}
-	cfg.AdvertiseClientUrls = []url.URL{{Scheme: "http", Host: m.front.Addr().String()}}
+	cfg.AdvertiseClientUrls = []url.URL{{Scheme: "http", Host: m.front.Addr()}}
 	cfg.ListenPeerUrls = []url.URL{m.peer}
 	cfg.AdvertisePeerUrls = []url.URL{m.peer}
 	cfg.InitialCluster = m.initial
@@ -256,6 +248,7 @@ func (m *Member) launch() error {
 		return fmt.Errorf("etcd member %s: %w", m.name, err)
 	}
 	m.e = e
+	m.front.SetCut(false)
 	return nil
 }
 
@@ -274,47 +267,4 @@ func (m *Member) waitReady() error {
 		m.Stop()
 		return fmt.Errorf("etcd member %s did not become ready within %s", m.name, readyTimeout)
 	}
-}
-
-// serveFront relays each connection to the member's client port while the
-// member runs, and closes it at once while it does not.
-func (m *Member) serveFront() {
-	for {
-		c, err := m.front.Accept()
-		if err != nil {
-			return
-		}
-		go m.relay(c)
-	}
-}
-
-func (m *Member) relay(c net.Conn) {
-	if !m.Running() {
-		c.Close()
-		return
-	}
-	u, err := net.DialTimeout("tcp", m.client.Host, 2*time.Second)
-	if err != nil {
-		c.Close()
-		return
-	}
-	m.mu.Lock()
-	if m.e == nil {
-		m.mu.Unlock()
-		c.Close()
-		u.Close()
-		return
-	}
-	m.conns[c], m.conns[u] = struct{}{}, struct{}{}
-	m.mu.Unlock()
-	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(u, c); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(c, u); done <- struct{}{} }()
-	<-done
-	c.Close()
-	u.Close()
-	m.mu.Lock()
-	delete(m.conns, c)
-	delete(m.conns, u)
-	m.mu.Unlock()
 }
