@@ -90,6 +90,9 @@ type Gate struct {
 	took      metric.Float64Histogram // elevate.decision.duration
 	upstream  metric.Float64Histogram // elevate.upstream.duration
 	outcomes  sync.WaitGroup          // outcome records being written
+	// writeOutcome writes an outcome record: Append when the Auditor has
+	// it, else Write.
+	writeOutcome func(context.Context, audit.Record) (audit.Record, error)
 }
 
 // NewGate checks that every part is present.
@@ -103,7 +106,10 @@ func NewGate(cfg GateConfig) (*Gate, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	g := &Gate{cfg: cfg, tracer: otel.Tracer("github.com/elevate-pam/elevate/proxy")}
+	g := &Gate{cfg: cfg, tracer: otel.Tracer("github.com/elevate-pam/elevate/proxy"), writeOutcome: cfg.Audit.Write}
+	if a, ok := cfg.Audit.(Appender); ok {
+		g.writeOutcome = a.Append
+	}
 	meter := otel.Meter("github.com/elevate-pam/elevate/proxy")
 	var err error
 	if g.decisions, err = meter.Int64Counter("elevate.decisions", metric.WithUnit("{decision}"),
@@ -449,11 +455,7 @@ func (g *Gate) Outcome(ctx context.Context, v Verdict, c Call, o Outcome) {
 	g.outcomes.Add(1)
 	go func() {
 		defer g.outcomes.Done()
-		write := g.cfg.Audit.Write
-		if a, ok := g.cfg.Audit.(Appender); ok {
-			write = a.Append
-		}
-		if _, err := write(ctx, rec); err != nil {
+		if _, err := g.writeOutcome(ctx, rec); err != nil {
 			g.cfg.Logger.Error("audit write failed", "decision_id", v.DecisionID, "event", rec.Event, "err", err)
 		}
 	}()
