@@ -114,7 +114,11 @@ func (s *Store) Run(ctx context.Context) error {
 	// caught up, so other watchers on a shared client must not hold up the
 	// probe.
 	ctx = metadata.AppendToOutgoingContext(ctx, "elevate-grants-view", url.PathEscape(s.cfg.Prefix))
-	const minBackoff, maxBackoff = 50 * time.Millisecond, 2 * time.Second
+	// Lists are retried quickly: the view goes stale StaleAfter after its
+	// last confirmation, and an etcd that has just elected a new leader
+	// must find the view listing again well before then, however long the
+	// election took. A retry is one cheap read.
+	minBackoff, maxBackoff := relistBackoff(s.cfg.StaleAfter)
 	backoff := minBackoff
 	for {
 		if s.session(ctx) {
@@ -132,6 +136,15 @@ func (s *Store) Run(ctx context.Context) error {
 		}
 		backoff = min(2*backoff, maxBackoff)
 	}
+}
+
+// relistBackoff bounds the pause between failed lists: at most a tenth of
+// staleAfter (and 2s), so that once etcd answers again the view is
+// confirmed within a small part of the freshness window.
+func relistBackoff(staleAfter time.Duration) (lo, hi time.Duration) {
+	hi = min(2*time.Second, staleAfter/10)
+	lo = min(50*time.Millisecond, hi)
+	return lo, hi
 }
 
 // session lists the state, installs it as the view and follows the watch
@@ -368,6 +381,22 @@ func (s *Store) LiveGrants(subject string, now time.Time) []Grant {
 	return out
 }
 
+// UsedUpGrants returns the grants of subject whose window includes now but
+// whose uses are all spent (Grant.UsedUp), from the in-memory view: what
+// LiveGrants leaves out only because it is used up. It suits the refusal of
+// a call, to say why, rather than every call.
+func (s *Store) UsedUpGrants(subject string, now time.Time) []Grant {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []Grant
+	for _, g := range s.st.bySubject[subject] {
+		if g.within(now) && g.UsedUp() {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
 // Control returns the control settings in the view; before the first sync,
 // and while the control key is absent, that is the zero Control (disabled).
 // A control record that cannot be decoded reads as enabled with no default
@@ -590,7 +619,11 @@ func (s *Store) Request(ctx context.Context, id string) (Request, error) {
 // effective status (the Status filter matches the effective status).
 func (s *Store) Requests(ctx context.Context, f Filter) ([]Request, error) {
 	if f.Status != "" && !f.Status.valid() {
-		return nil, invalid("status", "must be one of pending, approved, denied, expired, revoked; got %q", f.Status)
+		names := make([]string, len(statuses))
+		for i, st := range statuses {
+			names[i] = string(st)
+		}
+		return nil, invalid("status", "must be one of %s; got %q", strings.Join(names, ", "), f.Status)
 	}
 	resp, err := s.cli.Get(ctx, s.kRequests, clientv3.WithPrefix())
 	if err != nil {

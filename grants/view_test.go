@@ -458,3 +458,17 @@ func TestConcurrentSubmitsAdmitOne(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, list, 1)
 }
+
+// TestRelistBackoffLeavesTheFreshnessWindow: after etcd answers again
+// (a new raft leader, a member back), the view lists within a tenth of
+// StaleAfter, whatever how long the outage lasted, so an outage shorter than
+// the freshness window never shows as a stale view.
+func TestRelistBackoffLeavesTheFreshnessWindow(t *testing.T) {
+	for _, stale := range []time.Duration{minStaleAfter, time.Second, DefaultStaleAfter, time.Minute} {
+		lo, hi := relistBackoff(stale)
+		require.Positive(t, lo, "stale_after %s", stale)
+		require.LessOrEqual(t, lo, hi, "stale_after %s", stale)
+		require.LessOrEqual(t, hi, stale/10, "stale_after %s", stale)
+		require.LessOrEqual(t, hi, 2*time.Second, "stale_after %s", stale)
+	}
+}

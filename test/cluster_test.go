@@ -343,9 +343,14 @@ func TestClusterMemberLost(t *testing.T) {
 	for _, r := range env.replicas {
 		require.Positive(t, tally.byKey[r.name+" bob 200"], "%s kept serving", r.name)
 		require.Positive(t, tally.byKey[r.name+" carol 403"], "%s kept refusing", r.name)
-		// A 503 is fail-closed, not wrong; the views must not have gone
-		// stale for long.
-		require.LessOrEqual(t, tally.byKey[r.name+" bob 503"], 5, "%s: the service went on", r.name)
+		// A 503 is fail-closed, not wrong: how many calls met a view
+		// waiting for the election depends on the machine's speed. That the
+		// service went on is shown by a granted call passing once the
+		// freshness bound has passed since the member stopped: only a view
+		// confirmed by the remaining members allows it.
+		require.Greater(t, time.Since(stopped), 3*time.Second)
+		eventually(t, 15*time.Second, func() bool { return r.fcMove(t, a.bob).status == http.StatusOK },
+			"%s serves with its view confirmed without the member", r.name)
 	}
 }
 
