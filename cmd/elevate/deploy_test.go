@@ -58,6 +58,9 @@ type mount struct {
 	source string
 	// writable says elevate may write there.
 	writable bool
+	// persistent says it outlives the pod: a volume claim of the pod's own
+	// (set by the Kubernetes check only).
+	persistent bool
 	// files are the names it holds, when the asset lists them (a ConfigMap,
 	// a Secret); nil when it does not say.
 	files []string
@@ -763,10 +766,11 @@ type k8sData struct {
 	StringData map[string]string `yaml:"stringData"`
 }
 
-type k8sDeployment struct {
+type k8sStatefulSet struct {
 	Spec struct {
-		Replicas int `yaml:"replicas"`
-		Selector struct {
+		Replicas    int    `yaml:"replicas"`
+		ServiceName string `yaml:"serviceName"`
+		Selector    struct {
 			MatchLabels map[string]string `yaml:"matchLabels"`
 		} `yaml:"selector"`
 		Template struct {
@@ -782,6 +786,23 @@ type k8sDeployment struct {
 				Volumes    []k8sVolume    `yaml:"volumes"`
 			} `yaml:"spec"`
 		} `yaml:"template"`
+		// VolumeClaimTemplates give each pod volumes of its own that
+		// outlive it.
+		VolumeClaimTemplates []struct {
+			Metadata struct {
+				Name string `yaml:"name"`
+			} `yaml:"metadata"`
+			Spec struct {
+				AccessModes []string `yaml:"accessModes"`
+				Resources   struct {
+					Requests map[string]string `yaml:"requests"`
+				} `yaml:"resources"`
+			} `yaml:"spec"`
+		} `yaml:"volumeClaimTemplates"`
+		PersistentVolumeClaimRetentionPolicy struct {
+			WhenDeleted string `yaml:"whenDeleted"`
+			WhenScaled  string `yaml:"whenScaled"`
+		} `yaml:"persistentVolumeClaimRetentionPolicy"`
 	} `yaml:"spec"`
 }
 
@@ -835,8 +856,9 @@ type k8sVolume struct {
 
 type k8sService struct {
 	Spec struct {
-		Selector map[string]string `yaml:"selector"`
-		Ports    []struct {
+		ClusterIP string            `yaml:"clusterIP"`
+		Selector  map[string]string `yaml:"selector"`
+		Ports     []struct {
 			Name       string `yaml:"name"`
 			Port       int    `yaml:"port"`
 			TargetPort string `yaml:"targetPort"`
@@ -975,9 +997,9 @@ func policyConfigMap(t *testing.T) (map[string]string, []byte) {
 }
 
 // TestDeployKubernetes: the ConfigMap's configuration loads, the policy
-// ConfigMap is rego/'s bundle and compiles as mounted, and the Deployment,
-// Service, Secret and PodDisruptionBudget agree with the configuration and
-// with each other.
+// ConfigMap is rego/'s bundle and compiles as mounted, the StatefulSet,
+// Services, Secret and PodDisruptionBudget agree with the configuration and
+// with each other, and the audit log is on a volume of each pod's own.
 func TestDeployKubernetes(t *testing.T) {
 	dir := filepath.Join(deployDir, "kubernetes")
 
@@ -1009,12 +1031,12 @@ func TestDeployKubernetes(t *testing.T) {
 	}
 	require.Less(t, size, 1<<20, "a ConfigMap holds at most 1 MiB")
 
-	var dep k8sDeployment
-	object(t, objs, "Deployment", "elevate", &dep)
-	pod := dep.Spec.Template.Spec
-	labels := dep.Spec.Template.Metadata.Labels
-	require.Subset(t, labels, dep.Spec.Selector.MatchLabels, "Deployment: selector")
-	require.GreaterOrEqual(t, dep.Spec.Replicas, 2, "Deployment: replicas")
+	var sts k8sStatefulSet
+	object(t, objs, "StatefulSet", "elevate", &sts)
+	pod := sts.Spec.Template.Spec
+	labels := sts.Spec.Template.Metadata.Labels
+	require.Subset(t, labels, sts.Spec.Selector.MatchLabels, "StatefulSet: selector")
+	require.GreaterOrEqual(t, sts.Spec.Replicas, 2, "StatefulSet: replicas")
 	require.Len(t, pod.Containers, 1)
 	ctr := pod.Containers[0]
 	var images []string
@@ -1026,7 +1048,7 @@ func TestDeployKubernetes(t *testing.T) {
 	// Runs as the image's user, with nothing to spare.
 	_, stages := parseDockerfile(t)
 	require.True(t, pod.SecurityContext.RunAsNonRoot)
-	require.Equal(t, imageUser(t, stageNamed(t, stages, "elevate")), pod.SecurityContext.RunAsUser, "Deployment: runAsUser is the image's USER")
+	require.Equal(t, imageUser(t, stageNamed(t, stages, "elevate")), pod.SecurityContext.RunAsUser, "StatefulSet: runAsUser is the image's USER")
 	require.NotNil(t, ctr.SecurityContext.AllowPrivilegeEscalation)
 	require.False(t, *ctr.SecurityContext.AllowPrivilegeEscalation)
 	require.True(t, ctr.SecurityContext.ReadOnlyRootFilesystem)
@@ -1034,22 +1056,32 @@ func TestDeployKubernetes(t *testing.T) {
 
 	// The command line, and the volumes elevate sees.
 	require.Empty(t, ctr.Command, "the image's entrypoint runs elevate")
-	cmd := elevateCommand(t, "Deployment", ctr.Args)
+	cmd := elevateCommand(t, "StatefulSet", ctr.Args)
 	require.Equal(t, "serve", cmd.Name())
 	configPath := flagOf(t, cmd, "config")
 	volumes := map[string]k8sVolume{}
 	for _, v := range pod.Volumes {
 		volumes[v.Name] = v
 	}
+	claims := map[string]bool{}
+	for _, vc := range sts.Spec.VolumeClaimTemplates {
+		_, dup := volumes[vc.Metadata.Name]
+		require.False(t, dup, "StatefulSet: %s is both a volume and a volume claim", vc.Metadata.Name)
+		require.Equal(t, []string{"ReadWriteOnce"}, vc.Spec.AccessModes, "StatefulSet: volume claim %s: one pod's", vc.Metadata.Name)
+		require.NotEmpty(t, vc.Spec.Resources.Requests["storage"], "StatefulSet: volume claim %s: size", vc.Metadata.Name)
+		claims[vc.Metadata.Name] = true
+	}
 	var ms mounts
 	contents := map[string]map[string]string{}
 	var secretKeys []string
 	for _, vm := range ctr.VolumeMounts {
-		require.Empty(t, vm.SubPath, "Deployment: %s: a subPath mount never sees updates", vm.Name)
+		require.Empty(t, vm.SubPath, "StatefulSet: %s: a subPath mount never sees updates", vm.Name)
 		v, ok := volumes[vm.Name]
-		require.True(t, ok, "Deployment: volumeMounts: no volume %q", vm.Name)
+		require.True(t, ok || claims[vm.Name], "StatefulSet: volumeMounts: no volume or volume claim %q", vm.Name)
 		m := mount{target: vm.MountPath}
 		switch {
+		case claims[vm.Name]:
+			m.writable, m.persistent = !vm.ReadOnly, true
 		case v.ConfigMap != nil:
 			var cm k8sData
 			object(t, objs, "ConfigMap", v.ConfigMap.Name, &cm)
@@ -1069,17 +1101,26 @@ func TestDeployKubernetes(t *testing.T) {
 		case v.EmptyDir != nil:
 			m.writable = !vm.ReadOnly
 		default:
-			require.Failf(t, "Deployment", "volume %q: unexpected kind", vm.Name)
+			require.Failf(t, "StatefulSet", "volume %q: unexpected kind", vm.Name)
 		}
 		ms = append(ms, m)
 	}
 	cm, rel, ok := ms.find(configPath)
-	require.True(t, ok && cm.source != "", "Deployment: --config %s is on no ConfigMap", configPath)
+	require.True(t, ok && cm.source != "", "StatefulSet: --config %s is on no ConfigMap", configPath)
 	env := map[string]string{}
 	for _, e := range ctr.Env {
 		env[e.Name] = ""
 	}
 	c := checkDeployed(t, deployed{asset: "kubernetes", yaml: []byte(contents[cm.target][rel]), mounts: ms, env: env})
+
+	// Each replica keeps its write-ahead audit log until the trail is
+	// cluster-wide: the log is on a volume claim of the pod's own, which
+	// outlives the pod and is kept when the StatefulSet is deleted or
+	// scaled down, never on an emptyDir that goes with the pod.
+	am, _, ok := ms.find(path.Dir(c.Audit.Path))
+	require.True(t, ok && am.persistent, "StatefulSet: audit.path %s is not on a volume claim of the pod's own", c.Audit.Path)
+	require.Equal(t, "Retain", sts.Spec.PersistentVolumeClaimRetentionPolicy.WhenDeleted, "StatefulSet: audit volumes are kept when it is deleted")
+	require.Equal(t, "Retain", sts.Spec.PersistentVolumeClaimRetentionPolicy.WhenScaled, "StatefulSet: audit volumes are kept when it is scaled down")
 
 	// Every key of the Secret is a file the configuration reads, and its
 	// header's kubectl command creates exactly those keys.
@@ -1107,15 +1148,15 @@ func TestDeployKubernetes(t *testing.T) {
 	for _, p := range ctr.Ports {
 		ports[p.Name] = p.ContainerPort
 	}
-	require.Equal(t, portOf(t, c.ProxyAddr), ports["proxy"], "Deployment: port proxy is proxy_addr's")
-	require.Equal(t, portOf(t, c.ControlAddr), ports["control"], "Deployment: port control is control_addr's")
-	require.ElementsMatch(t, exposed(t, stageNamed(t, stages, "elevate")), slices.Collect(maps.Values(ports)), "Deployment: the ports the image exposes")
+	require.Equal(t, portOf(t, c.ProxyAddr), ports["proxy"], "StatefulSet: port proxy is proxy_addr's")
+	require.Equal(t, portOf(t, c.ControlAddr), ports["control"], "StatefulSet: port control is control_addr's")
+	require.ElementsMatch(t, exposed(t, stageNamed(t, stages, "elevate")), slices.Collect(maps.Values(ports)), "StatefulSet: the ports the image exposes")
 	probePort := func(p string) int {
 		if n, err := strconv.Atoi(p); err == nil {
 			return n
 		}
 		n, ok := ports[p]
-		require.True(t, ok, "Deployment: no container port %q", p)
+		require.True(t, ok, "StatefulSet: no container port %q", p)
 		return n
 	}
 	scheme := "HTTP"
@@ -1130,15 +1171,15 @@ func TestDeployKubernetes(t *testing.T) {
 		{name: "readinessProbe", probe: ctr.ReadinessProbe, path: "/readyz"},
 		{name: "livenessProbe", probe: ctr.LivenessProbe, path: "/healthz"},
 	} {
-		require.NotNil(t, tc.probe, "Deployment: %s", tc.name)
-		require.NotNil(t, tc.probe.HTTPGet, "Deployment: %s", tc.name)
-		require.Equal(t, tc.path, tc.probe.HTTPGet.Path, "Deployment: %s", tc.name)
-		require.Equal(t, portOf(t, c.ControlAddr), probePort(tc.probe.HTTPGet.Port), "Deployment: %s is on the control listener", tc.name)
+		require.NotNil(t, tc.probe, "StatefulSet: %s", tc.name)
+		require.NotNil(t, tc.probe.HTTPGet, "StatefulSet: %s", tc.name)
+		require.Equal(t, tc.path, tc.probe.HTTPGet.Path, "StatefulSet: %s", tc.name)
+		require.Equal(t, portOf(t, c.ControlAddr), probePort(tc.probe.HTTPGet.Port), "StatefulSet: %s is on the control listener", tc.name)
 		got := tc.probe.HTTPGet.Scheme
 		if got == "" {
 			got = "HTTP"
 		}
-		require.Equal(t, scheme, got, "Deployment: %s: the control listener's scheme", tc.name)
+		require.Equal(t, scheme, got, "StatefulSet: %s: the control listener's scheme", tc.name)
 	}
 
 	// The Service reaches these pods on both listeners.
@@ -1152,6 +1193,13 @@ func TestDeployKubernetes(t *testing.T) {
 	}
 	require.ElementsMatch(t, []int{portOf(t, c.ProxyAddr), portOf(t, c.ControlAddr)}, targets, "Service: targetPorts")
 
+	// The StatefulSet's governing Service is headless and selects its pods.
+	var headless k8sService
+	object(t, objs, "Service", sts.Spec.ServiceName, &headless)
+	require.Equal(t, "None", headless.Spec.ClusterIP, "Service %s: headless", sts.Spec.ServiceName)
+	require.NotEmpty(t, headless.Spec.Selector)
+	require.Subset(t, labels, headless.Spec.Selector, "Service %s: selector", sts.Spec.ServiceName)
+
 	// The disruption budget covers these pods and lets a drain proceed.
 	var pdb k8sPDB
 	object(t, objs, "PodDisruptionBudget", "elevate", &pdb)
@@ -1160,7 +1208,7 @@ func TestDeployKubernetes(t *testing.T) {
 	minAvailable, err := strconv.Atoi(pdb.Spec.MinAvailable)
 	require.NoError(t, err, "PodDisruptionBudget: minAvailable")
 	require.Positive(t, minAvailable)
-	require.Less(t, minAvailable, dep.Spec.Replicas, "PodDisruptionBudget: minAvailable must leave room to evict a pod")
+	require.Less(t, minAvailable, sts.Spec.Replicas, "PodDisruptionBudget: minAvailable must leave room to evict a pod")
 }
 
 // unitFile is a systemd unit: section, then key, then its values in order.
