@@ -199,7 +199,21 @@ func TestAdminPages(t *testing.T) {
 	require.Contains(t, p.body, `value="Nope\Nothing"`, "the form keeps what was typed")
 	p = ada.post("/policies", url.Values{"csrf": {ada.csrf()}, "scope": {"task"}, "target": {moveTask}, "approval": {"manual"}, "approvals": {"two"}})
 	require.Equal(t, http.StatusBadRequest, p.status)
-	require.Contains(t, p.body, "Approvals: must be a whole number")
+	require.Contains(t, p.body, "Approvals needed: must be a whole number")
+
+	// Approvals needed: 0 is refused, not turned into 1; left empty it is
+	// the default, 1.
+	p = ada.post("/policies", url.Values{"csrf": {ada.csrf()}, "scope": {"task"}, "target": {moveTask}, "approval": {"manual"}, "approvals": {"0"}})
+	require.Equal(t, http.StatusBadRequest, p.status, p.body)
+	require.Contains(t, p.body, "approvals: must be at least 1")
+	require.Contains(t, p.body, `<input id="approvals" name="approvals" value="0"`, "the form keeps what was typed")
+	require.Len(t, e.store.Policies(), 1, "nothing created")
+	p = ada.post("/policies", url.Values{"csrf": {ada.csrf()}, "scope": {"task"}, "target": {moveTask}, "approval": {"manual"}, "approvals": {""}})
+	require.Equal(t, http.StatusSeeOther, p.status, p.body)
+	st, body := e.apiCall("GET", "/v1/policies", e.token("root", "admins"), "")
+	require.Equal(t, 200, st, body)
+	require.Regexp(t, `"target": "Exchange\\\\New-MoveRequest",\s+"approval": "manual",\s+"approvals": 1,`, body)
+
 
 	p = ada.post("/policies/"+id[1]+"/delete", url.Values{"csrf": {ada.csrf()}})
 	require.Equal(t, http.StatusSeeOther, p.status, p.body)

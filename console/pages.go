@@ -400,18 +400,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	return out
 }
 
-// formInt reads an optional whole number of a form.
-func formInt(field, s string) (int, error) {
-	if s == "" {
-		return 0, nil
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("%s: must be a whole number, 0 or more", field)
-	}
-	return n, nil
-}
-
 func (c *Console) createPolicy(w http.ResponseWriter, r *http.Request, ses *session) {
 	pf := r.PostForm
 	f := policyForm{Scope: pf.Get("scope"), Target: strings.TrimSpace(pf.Get("target")), Approval: pf.Get("approval"),
@@ -421,15 +409,26 @@ func (c *Console) createPolicy(w http.ResponseWriter, r *http.Request, ses *sess
 		ReasonPattern: pf.Get("reason_pattern"), MaxUses: strings.TrimSpace(pf.Get("max_uses"))}
 	body := api.PolicyBody{Scope: f.Scope, Target: f.Target, Approval: f.Approval, Approvers: f.Approvers,
 		MaxDuration: f.MaxDuration, RequireMFA: f.RequireMFA, RequireRequesterMFA: f.RequireRequesterMFA, ReasonPattern: f.ReasonPattern}
-	var err error
+	// A number left empty is left out: approvals then takes the API's
+	// default (1), the others mean none. Which numbers are allowed is the
+	// API's to say: it refuses an explicit 0 approvals.
 	for _, n := range []struct {
 		field, val string
-		dst        *int
-	}{{"Approvals", f.Approvals, &body.Approvals}, {"Minimum reason length", f.MinReasonLength, &body.MinReasonLength}, {"Maximum uses", f.MaxUses, &body.MaxUses}} {
-		if *n.dst, err = formInt(n.field, n.val); err != nil {
-			c.showPolicies(w, r, ses, http.StatusBadRequest, f, err.Error())
+		set        func(int)
+	}{
+		{"Approvals needed", f.Approvals, func(v int) { body.Approvals = &v }},
+		{"Shortest reason", f.MinReasonLength, func(v int) { body.MinReasonLength = v }},
+		{"Uses per grant", f.MaxUses, func(v int) { body.MaxUses = v }},
+	} {
+		if n.val == "" {
+			continue
+		}
+		v, err := strconv.Atoi(n.val)
+		if err != nil {
+			c.showPolicies(w, r, ses, http.StatusBadRequest, f, n.field+": must be a whole number")
 			return
 		}
+		n.set(v)
 	}
 	var p grants.Policy
 	if pr := c.do(r, ses, http.MethodPost, "/v1/policies", body, &p); pr != nil {

@@ -342,8 +342,13 @@ func policyCmd(g *globals) *cobra.Command {
 			if approval != "manual" && approval != "auto" {
 				return errors.New("--approval: must be manual or auto")
 			}
-			if approvals < 0 {
-				return errors.New("--approvals: must be at least 1")
+			// Left out, the server's default (1); given, at least 1.
+			var nApprovals *int
+			if cmd.Flags().Changed("approvals") {
+				if approvals < 1 {
+					return errors.New("--approvals: must be at least 1")
+				}
+				nApprovals = &approvals
 			}
 			cl, err := newClient(g)
 			if err != nil {
@@ -351,7 +356,7 @@ func policyCmd(g *globals) *cobra.Command {
 			}
 			var p grants.Policy
 			body := api.PolicyBody{Scope: scope, Target: target, Approval: approval, Approvers: approvers,
-				Approvals: approvals, MaxDuration: maxDuration, RequireMFA: requireMFA, RequireRequesterMFA: requesterMFA,
+				Approvals: nApprovals, MaxDuration: maxDuration, RequireMFA: requireMFA, RequireRequesterMFA: requesterMFA,
 				MinReasonLength: minReason, ReasonPattern: reasonPattern, MaxUses: maxUses}
 			if err := cl.do(cmd.Context(), "POST", "/v1/policies", body, &p); err != nil {
 				return err

@@ -266,8 +266,10 @@ func (b *PolicyBody) validate(cat policy.Catalog) *proxy.Problem {
 	switch {
 	case b.Approval != "manual" && b.Approval != "auto":
 		return invalid(`approval: must be "manual" or "auto"`)
-	case b.Approvals < 0:
-		return invalid("approvals: must not be negative")
+	case b.Approvals != nil && *b.Approvals < 1:
+		// Zero is refused rather than taken for the default: whoever
+		// wrote it meant something else than one approver.
+		return invalid(fmt.Sprintf("approvals: must be at least 1, got %d (leave it out for the default, 1)", *b.Approvals))
 	case b.MinReasonLength < 0:
 		return invalid("min_reason_length: must not be negative")
 	case b.MaxUses < 0:

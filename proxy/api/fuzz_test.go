@@ -150,7 +150,7 @@ func checkRules(t *testing.T, cat policy.Catalog, v body) {
 		if b.Approval != "manual" && b.Approval != "auto" {
 			t.Fatalf("approval %q taken", b.Approval)
 		}
-		if b.Approvals < 0 || b.MinReasonLength < 0 || b.MaxUses < 0 {
+		if (b.Approvals != nil && *b.Approvals < 1) || b.MinReasonLength < 0 || b.MaxUses < 0 {
 			t.Fatalf("negative count taken: %+v", b)
 		}
 		positive("max_duration", b.MaxDuration)

@@ -313,11 +313,13 @@ func (s *Server) getPolicy(w http.ResponseWriter, r *http.Request, c caller) {
 
 // PolicyBody is the body of POST /v1/policies.
 type PolicyBody struct {
-	Scope       string `json:"scope"`
-	Target      string `json:"target"`
-	Approval    string `json:"approval"`
-	Approvers   string `json:"approvers,omitempty"`
-	Approvals   int    `json:"approvals,omitempty"`
+	Scope     string `json:"scope"`
+	Target    string `json:"target"`
+	Approval  string `json:"approval"`
+	Approvers string `json:"approvers,omitempty"`
+	// Approvals is the number of distinct approvers required: at least 1;
+	// left out (nil), 1.
+	Approvals   *int   `json:"approvals,omitempty"`
 	MaxDuration string `json:"max_duration,omitempty"`
 	// RequireMFA: approvers must have signed in with MFA.
 	RequireMFA bool `json:"require_mfa,omitempty"`
@@ -339,9 +341,15 @@ func (s *Server) createPolicy(w http.ResponseWriter, r *http.Request, c caller) 
 		return
 	}
 	maxd, _ := positiveDuration("max_duration", in.MaxDuration, "") // validated
+
+	// Left out, the store's default; given, validated to be at least 1.
+	approvals := 0
+	if in.Approvals != nil {
+		approvals = *in.Approvals
+	}
 	p, err := s.cfg.Store.CreatePolicy(r.Context(), grants.Policy{
 		Scope: grants.Scope(in.Scope), Target: in.Target, Approval: in.Approval, Approvers: in.Approvers,
-		Approvals: in.Approvals, MaxDuration: grants.Duration(maxd), RequireMFA: in.RequireMFA, CreatedBy: c.Subject,
+		Approvals: approvals, MaxDuration: grants.Duration(maxd), RequireMFA: in.RequireMFA, CreatedBy: c.Subject,
 		RequireRequesterMFA: in.RequireRequesterMFA, MinReasonLength: in.MinReasonLength,
 		ReasonPattern: in.ReasonPattern, MaxUses: in.MaxUses,
 	})
