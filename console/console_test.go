@@ -99,6 +99,41 @@ func TestRequestApproveDenyRevoke(t *testing.T) {
 	require.Equal(t, 1, events["request.revoked"])
 }
 
+// TestStaleDecision: an action sent from a page loaded before the request
+// changed is refused by the API (409); the console then shows the request
+// as it is now, says why, and leaves every comment box empty, since the
+// comment was typed for a state that is gone. A refusal that is no
+// conflict keeps the comment, in the box of the action it was typed for.
+func TestStaleDecision(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	e.setUp(moveTask)
+	bob, ada := e.login("bob"), e.login("ada")
+	id := bob.submit(moveTask, "move alice")
+	require.Contains(t, ada.get("/requests/"+id).body, `formaction="/requests/`+id+`/deny"`, "the page the approver keeps open")
+
+	// Meanwhile another approver approves.
+	st, body := e.apiCall("POST", "/v1/requests/"+id+"/approve", e.token("cyd", "approvers"), `{"comment":"from the CLI"}`)
+	require.Equal(t, http.StatusOK, st, body)
+
+	p := ada.post("/requests/"+id+"/deny", url.Values{"csrf": {ada.csrf()}, "comment": {"typed for deny"}})
+	require.Equal(t, http.StatusConflict, p.status, p.body)
+	require.Contains(t, p.body, `data-testid="status">approved<`, "the request as it is now")
+	require.Contains(t, p.body, "<strong>Approved</strong> by cyd")
+	require.Contains(t, p.body, `<div role="alert" class="alert">Your denial was not recorded: the request changed after this page was loaded`)
+	require.NotContains(t, p.body, "typed for deny", "the comment lands in no other form")
+	require.NotContains(t, p.body, `/deny"`)
+	require.Regexp(t, `<textarea id="revoke-comment"[^>]*></textarea>`, p.body)
+	require.Equal(t, "approved", e.status(id))
+
+	// No conflict: a comment too long comes back, in the revoke box.
+	long := strings.Repeat("x", 2001)
+	p = ada.post("/requests/"+id+"/revoke", url.Values{"csrf": {ada.csrf()}, "comment": {long}})
+	require.Equal(t, http.StatusBadRequest, p.status, p.body)
+	require.Contains(t, p.body, "comment: at most 2000 characters")
+	require.Regexp(t, `<textarea id="revoke-comment"[^>]*>`+long+`</textarea>`, p.body)
+	require.Equal(t, "approved", e.status(id))
+}
+
 // TestAPIRefusalsShown: what the API refuses the console refuses, with the
 // API's status and detail; a user outside the approver group sees no
 // approve control, and a forged approve with their valid session, CSRF
@@ -213,7 +248,6 @@ func TestAdminPages(t *testing.T) {
 	st, body := e.apiCall("GET", "/v1/policies", e.token("root", "admins"), "")
 	require.Equal(t, 200, st, body)
 	require.Regexp(t, `"target": "Exchange\\\\New-MoveRequest",\s+"approval": "manual",\s+"approvals": 1,`, body)
-
 
 	p = ada.post("/policies/"+id[1]+"/delete", url.Values{"csrf": {ada.csrf()}})
 	require.Equal(t, http.StatusSeeOther, p.status, p.body)
@@ -486,7 +520,7 @@ func TestAccessibility(t *testing.T) {
 	for _, tc := range []struct {
 		path, nav string
 	}{
-		{"/", "Inbox"}, {"/requests", "My requests"}, {"/requests/" + id, "My requests"}, {"/policies", "Policies"},
+		{"/", "Inbox"}, {"/requests", "My requests"}, {"/requests/" + id, "Inbox"}, {"/policies", "Policies"},
 		{"/control", "Access control"}, {"/audit", "Audit"},
 	} {
 		t.Run(tc.path, func(t *testing.T) {
@@ -512,6 +546,9 @@ func TestAccessibility(t *testing.T) {
 			}
 		})
 	}
+	// One's own request is under "My requests"; someone else's (above) is
+	// reached from the inbox.
+	require.Contains(t, bob.get("/requests/"+id).body, `aria-current="page">My requests</a>`)
 }
 
 // TestPeopleTextIsEscaped: a reason or comment carrying markup reaches the

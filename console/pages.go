@@ -270,16 +270,25 @@ type requestData struct {
 	CanDecide    bool
 	CanRevoke    bool
 	ApprovedByMe bool
-	Comment      string
+	// DecideComment and RevokeComment refill the comment box of the form
+	// whose action was refused, so that it can be corrected; never the
+	// other one.
+	DecideComment, RevokeComment string
+}
+
+// typed is a refused action and the comment typed for it.
+type typed struct {
+	action, comment string
 }
 
 func (c *Console) requestPage(w http.ResponseWriter, r *http.Request, ses *session) {
-	c.showRequest(w, r, ses, http.StatusOK, "", "")
+	c.showRequest(w, r, ses, http.StatusOK, "", typed{})
 }
 
-// showRequest renders one request; a non-empty msg is an alert.
-func (c *Console) showRequest(w http.ResponseWriter, r *http.Request, ses *session, status int, msg, comment string) {
-	v := view{Title: "Request", Nav: "requests"}
+// showRequest renders one request; a non-empty msg is an alert, and the
+// comment of kept goes back into the form of its action.
+func (c *Console) showRequest(w http.ResponseWriter, r *http.Request, ses *session, status int, msg string, kept typed) {
+	v := view{Title: "Request"}
 	id := r.PathValue("id")
 	if !validID.MatchString(id) {
 		c.render(w, r, http.StatusNotFound, "error", c.viewFor(ses, view{Title: "Not found", Error: "There is no such request."}))
@@ -293,9 +302,20 @@ func (c *Console) showRequest(w http.ResponseWriter, r *http.Request, ses *sessi
 	var ctl *api.ControlView
 	group := c.approverGroup(r, ses, q, &ctl)
 	u := &ses.user
-	d := requestData{R: q, Mine: q.Requester == u.Subject, Approvers: group, Comment: comment,
+	d := requestData{R: q, Mine: q.Requester == u.Subject, Approvers: group,
 		CanDecide: decidable(u, q, group), ApprovedByMe: approvedBy(q, u.Subject),
 		CanRevoke: q.Status == grants.StatusApproved && (q.Requester == u.Subject || u.InGroup(group))}
+	if kept.action == "revoke" {
+		d.RevokeComment = kept.comment
+	} else {
+		d.DecideComment = kept.comment
+	}
+	// One's own request belongs to "My requests"; anyone else's is reached
+	// from the inbox (or the audit log), as the page's back link says.
+	v.Nav = "inbox"
+	if d.Mine {
+		v.Nav = "requests"
+	}
 	v.Title = "Request for " + q.Target
 	v.Data, v.Error = d, msg
 	c.render(w, r, status, "request", c.viewFor(ses, v))
@@ -303,6 +323,9 @@ func (c *Console) showRequest(w http.ResponseWriter, r *http.Request, ses *sessi
 
 // decisionDone are the messages after each action.
 var decisionDone = map[string]string{"approve": "Approval recorded.", "deny": "Request denied.", "revoke": "Grant revoked."}
+
+// decisionNoun names each action in messages.
+var decisionNoun = map[string]string{"approve": "approval", "deny": "denial", "revoke": "revocation"}
 
 // decide approves, denies or revokes, with a comment.
 func (c *Console) decide(w http.ResponseWriter, r *http.Request, ses *session) {
@@ -319,7 +342,16 @@ func (c *Console) decide(w http.ResponseWriter, r *http.Request, ses *session) {
 			c.refused(w, r, ses, p, "error", view{})
 			return
 		}
-		c.showRequest(w, r, ses, p.Status, p.message(), comment)
+		if p.Status == http.StatusConflict {
+			// The request changed since the page was loaded (another
+			// approver, the requester, the clock): the action and its
+			// comment were meant for a state that is gone. Show the
+			// request as it is now, with empty forms.
+			c.showRequest(w, r, ses, p.Status, "Your "+decisionNoun[action]+" was not recorded: the request changed after this page was loaded "+
+				"and is shown below as it is now. The API said: "+p.message(), typed{})
+			return
+		}
+		c.showRequest(w, r, ses, p.Status, p.message(), typed{action, comment})
 		return
 	}
 	if action == "approve" && q.Status == grants.StatusPending {
