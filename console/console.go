@@ -325,6 +325,12 @@ func (c *Console) routes() {
 		w.Header().Set("Cache-Control", "public, max-age=300")
 		files.ServeHTTP(w, r)
 	}))
+	// Pages name their icon; browsers still ask for /favicon.ico where no
+	// page does (the side API's answers, for one).
+	m.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=300")
+		http.ServeFileFS(w, r, staticFS, "static/favicon.svg")
+	})
 	m.HandleFunc("GET /auth/login", c.login)
 	m.HandleFunc("GET /auth/callback", c.callback)
 	m.HandleFunc("POST /auth/logout", c.authed(c.logout))

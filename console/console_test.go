@@ -358,6 +358,8 @@ func TestSecurityHeaders(t *testing.T) {
 		{"refused POST", anon, "POST", "/requests", 403, true},
 		{"stylesheet", anon, "GET", "/static/console.css", 200, false},
 		{"script", anon, "GET", "/static/console.js", 200, false},
+		{"icon", anon, "GET", "/static/favicon.svg", 200, false},
+		{"favicon.ico", anon, "GET", "/favicon.ico", 200, false},
 		{"no directory listing", anon, "GET", "/static/", 404, true},
 		{"dev picker", anon, "GET", authURL, 200, true},
 	} {
@@ -380,6 +382,24 @@ func TestSecurityHeaders(t *testing.T) {
 	}
 	css := anon.get("/static/console.css")
 	require.Equal(t, "text/css; charset=utf-8", css.header.Get("Content-Type"))
+}
+
+// TestFavicon: every page names the console's icon, served from the
+// console's own origin (the CSP allows no other), and /favicon.ico answers
+// for whatever asks for it without a page.
+func TestFavicon(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	anon, ada := e.browser(), e.login("ada")
+	for _, p := range []page{anon.get("/"), ada.get("/"), ada.get("/nowhere"), anon.get(anon.startLogin())} {
+		require.Contains(t, p.body, `<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">`)
+	}
+	for _, path := range []string{"/static/favicon.svg", "/favicon.ico"} {
+		p := anon.get(path)
+		require.Equal(t, http.StatusOK, p.status, path)
+		require.Equal(t, "image/svg+xml", p.header.Get("Content-Type"), path)
+		require.True(t, strings.HasPrefix(p.body, "<svg "), path)
+		require.NotContains(t, p.body, "<script", path)
+	}
 }
 
 // TestCookies: the session cookie is HttpOnly, SameSite=Lax, for the whole
