@@ -32,6 +32,7 @@ const traceTemplate = "http://localhost:16686/trace/{trace_id}";
 const moveTask = "Exchange\\New-MoveRequest";
 const searchTask = "Exchange\\Search-Mailbox";
 const journalTask = "Exchange\\New-JournalRule";
+const removeTask = "Exchange\\Remove-JournalRule";
 
 let elevate; // the child process
 let output = ""; // its stdout and stderr, for failures
@@ -40,6 +41,11 @@ let control; // http://127.0.0.1:PORT of the control listener
 let proxy; // of the proxy listener
 let browser;
 const ids = {}; // request ids by name, shared by the steps
+// Errors the pages wrote to the browser console, and the failed loads the
+// tests caused on purpose (a refused form, a forged fetch): any other
+// error, such as a missing favicon or a CSP violation, fails the run.
+const consoleErrors = [];
+const expectedFailures = new Set();
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -94,12 +100,46 @@ async function signIn(user, viewport = { width: 1280, height: 800 }) {
   const context = await browser.newContext({ viewport, baseURL: control });
   const page = await context.newPage();
   page.on("dialog", (d) => d.accept());
+  watch(page);
   await page.goto("/");
   await page.getByRole("link", { name: "Sign in" }).click();
   await page.getByRole("button", { name: new RegExp(`^${user}\\b`) }).click();
   await page.waitForURL(`${control}/`);
   assert.equal(await page.getByTestId("subject").textContent(), user);
   return { context, page };
+}
+
+// watch records page's console errors and the answers of 400 or more
+// that the page itself asked for (documents and fetches).
+function watch(page) {
+  page.on("console", (m) => {
+    if (m.type() === "error") consoleErrors.push({ text: m.text(), url: m.location().url, on: page.url() });
+  });
+  page.on("response", (r) => {
+    if (r.status() >= 400 && ["document", "fetch"].includes(r.request().resourceType())) expectedFailures.add(r.url());
+  });
+}
+
+// fitsWidth says, for each width, whether page needs no sideways
+// scrolling: true, or the outermost elements that stick out.
+async function fitsWidth(page, widths = [1280, 390]) {
+  const out = {};
+  for (const width of widths) {
+    await page.setViewportSize({ width, height: 800 });
+    out[width] = await page.evaluate(() => {
+      if (document.documentElement.scrollWidth <= window.innerWidth) return true;
+      const wide = [...document.body.querySelectorAll("*")].filter((el) => el.getBoundingClientRect().right > window.innerWidth + 1);
+      return wide.filter((el) => !wide.includes(el.parentElement))
+        .map((el) => `${el.tagName.toLowerCase()}.${el.className} ${Math.round(el.getBoundingClientRect().width)}px`).join(", ");
+    });
+  }
+  await page.setViewportSize({ width: 1280, height: 800 });
+  return out;
+}
+
+// textareas are the values of the page's comment boxes.
+async function textareas(page) {
+  return page.locator("textarea").evaluateAll((ts) => ts.map((t) => t.value));
 }
 
 async function flash(page) {
@@ -293,6 +333,7 @@ test("someone outside the approver group sees no approve control, and a forged a
   await bob.page.getByRole("button", { name: "Submit request" }).click();
   await bob.page.waitForURL(/\/requests\/req-/);
   const id = bob.page.url().split("/").pop();
+  ids.second = id;
 
   const page = eve.page;
   await page.goto(`/requests/${id}`);
@@ -369,6 +410,105 @@ test("on a narrow screen the inbox needs no sideways scrolling", async () => {
   await narrow.context.close();
 });
 
+test("an approvals count of 0 is refused with a message; left empty it is the default", async () => {
+  const page = ada.page;
+  await page.goto("/policies");
+  const before = await page.locator("tr[data-policy]").count();
+  await page.getByLabel("Target").fill(removeTask);
+  await page.getByLabel("Approvals needed").fill("0");
+  await page.getByRole("button", { name: "Create policy" }).click();
+  await page.getByRole("alert").waitFor();
+  assert.match(await page.getByRole("alert").textContent(), /approvals: must be at least 1/);
+  assert.equal(await page.getByLabel("Approvals needed").inputValue(), "0", "the form keeps what was typed");
+  assert.equal(await page.getByLabel("Target").inputValue(), removeTask);
+  assert.equal(await page.locator("tr[data-policy]").count(), before, "nothing was created");
+
+  await page.getByLabel("Approvals needed").fill("");
+  await page.getByRole("button", { name: "Create policy" }).click();
+  assert.equal(await flash(page), `Policy created for ${removeTask}.`);
+  const row = page.locator("tr[data-policy]", { hasText: removeTask });
+  assert.equal((await row.locator('td[data-label="Approvals"]').textContent()).trim(), "1");
+});
+
+test("a 2000-character word wraps in every table and on the request page", async () => {
+  const long = "https://tickets.example.com/" + "x".repeat(2000 - 28);
+  assert.equal(long.length, 2000);
+  await bob.page.goto("/requests");
+  await bob.page.getByLabel("What you need").selectOption(`task:${removeTask}`);
+  await bob.page.getByLabel("Reason").fill(long);
+  await bob.page.getByRole("button", { name: "Submit request" }).click();
+  await bob.page.waitForURL(/\/requests\/req-/);
+  ids.long = bob.page.url().split("/").pop();
+  assert.deepEqual(await fitsWidth(bob.page), { 1280: true, 390: true }, "request page");
+  await bob.page.goto("/requests");
+  assert.deepEqual(await fitsWidth(bob.page), { 1280: true, 390: true }, "my requests");
+
+  const page = ada.page;
+  await page.goto("/");
+  assert.equal(await page.locator(`tr[data-request="${ids.long}"]`).count(), 1);
+  assert.deepEqual(await fitsWidth(page), { 1280: true, 390: true }, "inbox");
+  await shot(page, "inbox-long-reason.png");
+  await page.goto(`/requests/${ids.long}`);
+  await page.getByLabel("Comment").fill(long);
+  await page.getByRole("button", { name: "Deny" }).click();
+  assert.equal(await flash(page), "Request denied.");
+  assert.deepEqual(await fitsWidth(page), { 1280: true, 390: true }, "request page with a long comment");
+
+  await eve.page.goto(`/audit?request=${ids.long}`);
+  assert.ok((await eve.page.locator("table.audit tbody tr").count()) >= 2);
+  assert.deepEqual(await fitsWidth(eve.page), { 1280: true, 390: true }, "audit");
+  await shot(eve.page, "audit-long-reason.png");
+});
+
+test("a decision from a stale page is refused; the page shows the request as it is now, with empty forms", async () => {
+  const page = ada.page;
+  await page.goto(`/requests/${ids.second}`);
+  assert.equal(await statusOf(page), "pending");
+  // Meanwhile another approver approves it.
+  const res = await fetch(`${control}/v1/requests/${ids.second}/approve`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${token("cyd", "approvers")}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ comment: "approved from the CLI" }),
+  });
+  assert.equal(res.status, 200, await res.text());
+
+  await page.getByLabel("Comment").fill("typed for deny");
+  await page.getByRole("button", { name: "Deny" }).click();
+  await page.waitForURL(/\/deny$/);
+  assert.equal(await statusOf(page), "approved", "the request as it is now");
+  assert.match(await page.getByRole("alert").textContent(), /not recorded[\s\S]*changed/);
+  assert.match(await page.locator("ol.history").textContent(), /Approved by cyd/);
+  assert.equal(await page.getByRole("button", { name: "Deny" }).count(), 0);
+  assert.equal(await page.getByRole("button", { name: "Revoke grant" }).count(), 1);
+  assert.deepEqual(await textareas(page), [""], "no comment carried into another form");
+  await shot(page, "conflict.png");
+});
+
+test("the navigation marks the inbox on someone else's request and My requests on one's own", async () => {
+  const current = (page) => page.locator('nav a[aria-current="page"]').textContent();
+  await ada.page.goto(`/requests/${ids.second}`);
+  assert.equal(await current(ada.page), "Inbox");
+  await bob.page.goto(`/requests/${ids.second}`);
+  assert.equal(await current(bob.page), "My requests");
+});
+
+test("the console has a favicon that the CSP allows", async () => {
+  const page = ada.page;
+  await page.goto("/");
+  const icon = await page.evaluate(async () => {
+    const link = document.querySelector('link[rel="icon"]');
+    const loaded = await new Promise((resolve) => {
+      const img = new Image();
+      img.onload = () => resolve(true);
+      img.onerror = () => resolve(false);
+      img.src = link.href;
+    });
+    const res = await fetch("/favicon.ico");
+    return { loaded, status: res.status, type: res.headers.get("Content-Type") };
+  });
+  assert.deepEqual(icon, { loaded: true, status: 200, type: "image/svg+xml" });
+});
+
 test("signing out ends the session", async () => {
   const page = bob.page;
   await page.goto("/");
@@ -377,4 +517,9 @@ test("signing out ends the session", async () => {
   await page.goto("/requests");
   await page.waitForURL(/\/dev\/oidc\/authorize/);
   for (const p of [ada, bob, eve]) await p.context.close();
+});
+
+test("no page wrote an error to the browser console", () => {
+  const unexpected = consoleErrors.filter((e) => !expectedFailures.has(e.url));
+  assert.deepEqual(unexpected, []);
 });
