@@ -42,23 +42,24 @@ var (
 	ErrInvalid = errors.New("audit: invalid input")
 )
 
-// Config configures a Log.
+// Config configures a Log. The fields with a yaml key are the audit
+// section of elevate's configuration file.
 type Config struct {
 	// Path of the log file, for example DATA_DIR/audit.log. Required. Missing
 	// parent directories are created with mode 0700, the file with 0600.
-	Path string
+	Path string `yaml:"path"`
 	// MaxBytes rotates the file when appending a record would take it beyond
 	// this size. Default DefaultMaxBytes (64 MiB).
-	MaxBytes int64
+	MaxBytes int64 `yaml:"max_bytes"`
 	// Now fills Record.Time when the caller leaves it zero. Default time.Now.
-	Now func() time.Time
+	Now func() time.Time `yaml:"-"`
 	// OnFsync, when set, is told how long each successful fsync of the log
 	// took (for a latency histogram). It runs on the writer goroutine and
 	// must return quickly.
-	OnFsync func(time.Duration)
+	OnFsync func(time.Duration) `yaml:"-"`
 	// AppendSyncDelay bounds how long a record written with Append waits
 	// for an fsync when no Write comes to carry it. Default 100 ms.
-	AppendSyncDelay time.Duration
+	AppendSyncDelay time.Duration `yaml:"-"`
 }
 
 // Validate reports the first invalid setting, naming its key.

@@ -88,61 +88,59 @@ const (
 	maxLogins = 10000
 )
 
-// Config configures the console.
+// Config configures the console. The fields with a yaml key are in the
+// console section of elevate's configuration file.
 type Config struct {
 	// API is the side API handler; every page and action calls it. Required.
-	API http.Handler
+	API http.Handler `yaml:"-"`
 	// Verifier checks the token the issuer hands out before a session is
 	// made. Required.
-	Verifier Verifier
+	Verifier Verifier `yaml:"-"`
 	// Catalog, when set, suggests targets in the policy form.
-	Catalog Catalog
+	Catalog Catalog `yaml:"-"`
 	// PublicURL is the console's address as browsers reach it, such as
 	// https://elevate.example.com. Required. POSTs are accepted only from
 	// its origin; https makes the cookies Secure.
-	PublicURL string
+	PublicURL string `yaml:"-"`
 	// Issuer is the "iss" of the tokens the console signs people in with;
 	// it must be one of the verifier's issuers and is compared with the
 	// issuer named by the discovery document. Required.
-	Issuer string
+	Issuer string `yaml:"issuer"`
 	// DiscoveryURL is the OpenID Connect discovery document. Default
 	// Issuer + "/.well-known/openid-configuration".
-	DiscoveryURL string
+	DiscoveryURL string `yaml:"-"`
 	// ClientID is the console's client id at the issuer. Required.
-	ClientID string
+	ClientID string `yaml:"client_id"`
 	// ClientSecret authenticates the console at the token endpoint (HTTP
 	// Basic). Empty: a public client, protected by PKCE alone.
-	ClientSecret string
+	ClientSecret string `yaml:"-"`
 	// RedirectURL is the callback registered at the issuer. Default
 	// PublicURL + "/auth/callback"; it must be on PublicURL's origin.
-	RedirectURL string
+	RedirectURL string `yaml:"redirect_url"`
 	// Scopes asked for. Default DefaultScopes.
-	Scopes []string
+	Scopes []string `yaml:"scopes"`
 	// Token is which token of the token endpoint's answer becomes the
 	// session's bearer token: TokenAccess (default) or TokenID.
-	Token string
+	Token string `yaml:"token"`
 	// TraceURL links each audit record to its trace: a URL in which
 	// {trace_id} is replaced, such as
 	// http://localhost:16686/trace/{trace_id}. Empty: no links.
-	TraceURL string
+	TraceURL string `yaml:"trace_url"`
 	// MaxSessions bounds the sessions kept; beyond it the oldest ends.
 	// Default DefaultMaxSessions.
-	MaxSessions int
+	MaxSessions int `yaml:"-"`
 	// HTTPClient fetches the discovery document and calls the token
 	// endpoint. Default: a client with a 10s timeout.
-	HTTPClient *http.Client
+	HTTPClient *http.Client `yaml:"-"`
 	// Now is the clock. Default time.Now.
-	Now func() time.Time
+	Now func() time.Time `yaml:"-"`
 	// Logger receives sign-in failures. Default slog.Default().
-	Logger *slog.Logger
+	Logger *slog.Logger `yaml:"-"`
 }
 
 // Validate fills in defaults and checks the settings; errors name the key
-// of the config file's console section.
+// of the config file's console section. New also checks the wiring.
 func (c *Config) Validate() error {
-	if c.API == nil || c.Verifier == nil {
-		return errors.New("console: the side API and the verifier are required")
-	}
 	pu, err := absoluteURL(c.PublicURL)
 	if err != nil {
 		return fmt.Errorf("console.public_url: %w", err)
@@ -277,6 +275,9 @@ type Console struct {
 func New(cfg Config) (*Console, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.API == nil || cfg.Verifier == nil {
+		return nil, errors.New("console: the side API and the verifier are required")
 	}
 	pu, _ := url.Parse(cfg.PublicURL) // validated
 	c := &Console{

@@ -50,6 +50,9 @@ func New(cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.Client == nil {
+		return nil, errors.New("grants.client: required")
+	}
 	s := &Store{
 		cfg:       cfg,
 		cli:       cfg.Client,

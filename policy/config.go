@@ -13,25 +13,26 @@ const (
 	DefaultCatalogQuery = "data.elevate.catalog_index"
 )
 
-// Config configures an Engine.
+// Config configures an Engine. The fields with a yaml key are in the
+// policy section of elevate's configuration file.
 type Config struct {
 	// Bundle holds the policy: *.rego modules (files ending in _test.rego
 	// are skipped) and data.json, data.yaml or data.yml files, each merged
 	// at the path of its directory. Required.
-	Bundle fs.FS
+	Bundle fs.FS `yaml:"-"`
 
 	// Query is the reference to the decision document, evaluated per call.
 	// Default "data.elevate.decision".
-	Query string
+	Query string `yaml:"-"`
 
 	// CatalogQuery is the reference to the catalog index, evaluated once per
 	// load. Default "data.elevate.catalog_index".
-	CatalogQuery string
+	CatalogQuery string `yaml:"-"`
 
 	// CacheSize is how many decisions the engine remembers, keyed on the
 	// whole input document, when the bundle allows it (see Engine.Cacheable).
-	// Default DefaultCacheSize; a negative value turns the cache off.
-	CacheSize int
+	// Default DefaultCacheSize (4096); a negative value turns the cache off.
+	CacheSize int `yaml:"decision_cache"`
 }
 
 // Validate reports the first problem of c, naming its key. Empty queries are

@@ -58,25 +58,26 @@ type GrantUser interface {
 	UseGrant(ctx context.Context, grantID string) error
 }
 
-// GateConfig wires the parts one decision needs.
+// GateConfig wires the parts one decision needs. The fields with a yaml key
+// are in the proxy section of elevate's configuration file.
 type GateConfig struct {
-	Verifier Verifier
-	Grants   GrantView
-	Policy   Decider
-	Audit    Auditor
+	Verifier Verifier  `yaml:"-"`
+	Grants   GrantView `yaml:"-"`
+	Policy   Decider   `yaml:"-"`
+	Audit    Auditor   `yaml:"-"`
 	// Uses counts uses of grants with a maximum number of uses. Optional;
 	// without it such grants are refused.
-	Uses GrantUser
+	Uses GrantUser `yaml:"-"`
 	// Now is the clock every decision is taken at. Default time.Now.
-	Now func() time.Time
+	Now func() time.Time `yaml:"-"`
 	// ReadsWhenStale lets calls that need no grant through while the view of
 	// etcd is not confirmed fresh. Default false (refused with 503).
-	ReadsWhenStale bool
+	ReadsWhenStale bool `yaml:"reads_when_stale"`
 	// ReadsWithoutAudit lets calls that need no grant through when their
 	// audit record cannot be written. Default false (refused with 503).
-	ReadsWithoutAudit bool
+	ReadsWithoutAudit bool `yaml:"reads_without_audit"`
 	// Logger receives internal error detail that callers never see.
-	Logger *slog.Logger
+	Logger *slog.Logger `yaml:"-"`
 }
 
 // Gate is the one decision pipeline: verify identity, look up the caller's

@@ -40,8 +40,10 @@ import (
 
 // Config configures the proxy listener's handler.
 type Config struct {
-	// Upstreams are the admin APIs elevate fronts. At least one.
-	Upstreams []Upstream `yaml:"upstreams"`
+	// Upstreams are the admin APIs elevate fronts. At least one. In
+	// elevate's configuration file they are the top-level key upstreams,
+	// the other keys the proxy section.
+	Upstreams []Upstream `yaml:"-"`
 	// UpstreamTimeout bounds waiting for an upstream's response headers.
 	// Default 60s.
 	UpstreamTimeout time.Duration `yaml:"upstream_timeout"`

@@ -7,20 +7,30 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/elevate-pam/elevate/audit"
 	"github.com/elevate-pam/elevate/console"
+	"github.com/elevate-pam/elevate/grants"
 	"github.com/elevate-pam/elevate/notify"
+	"github.com/elevate-pam/elevate/policy"
 	"github.com/elevate-pam/elevate/proxy"
+	"github.com/elevate-pam/elevate/proxy/api"
 	"github.com/elevate-pam/elevate/proxy/identity"
+	"github.com/elevate-pam/elevate/rego"
 	"github.com/elevate-pam/elevate/telemetry"
 )
 
-// Config is the file given to `elevate serve --config`. Every field says its
-// default; Validate names the key of the first problem.
+// Config is the file given to `elevate serve --config`. Each section that
+// configures a package is that package's own Config, so that the package's
+// documentation, defaults and Validate are the only ones; the sections
+// elevate serve owns (listeners, etcd, data_dir) are defined here. Every
+// field says its default; validate names the key of the first problem.
 type Config struct {
 	// ProxyAddr is the proxy listener. Default 127.0.0.1:8080.
 	ProxyAddr string `yaml:"proxy_addr"`
@@ -30,20 +40,22 @@ type Config struct {
 	// Default ./.elevate.
 	DataDir string `yaml:"data_dir"`
 
-	Etcd     EtcdConfig     `yaml:"etcd"`
-	Identity IdentityConfig `yaml:"identity"`
-	Policy   PolicyConfig   `yaml:"policy"`
-	API      APIConfig      `yaml:"api"`
-	Requests RequestsConfig `yaml:"requests"`
-	Audit    AuditConfig    `yaml:"audit"`
-	Proxy    ProxyConfig    `yaml:"proxy"`
-	Notify   notify.Config  `yaml:"notify"`
-	Console  ConsoleConfig  `yaml:"console"`
+	Etcd     EtcdConfig      `yaml:"etcd"`
+	Identity identity.Config `yaml:"identity"`
+	Policy   PolicyConfig    `yaml:"policy"`
+	API      APIConfig       `yaml:"api"`
+	// Requests bounds access requests and grants; etcd.prefix is the
+	// store's prefix.
+	Requests grants.Config `yaml:"requests"`
+	Audit    audit.Config  `yaml:"audit"`
+	Proxy    ProxyConfig   `yaml:"proxy"`
+	Notify   notify.Config `yaml:"notify"`
+	Console  ConsoleConfig `yaml:"console"`
 	// Telemetry configures trace sampling; export follows the OTEL_*
 	// environment variables.
 	Telemetry telemetry.Config `yaml:"telemetry"`
 
-	// Upstreams are the admin APIs behind elevate.
+	// Upstreams are the admin APIs behind elevate (proxy.Config.Upstreams).
 	Upstreams []proxy.Upstream `yaml:"upstreams"`
 }
 
@@ -96,47 +108,19 @@ type ListenerConfig struct {
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 }
 
-// IdentityConfig says which tokens are accepted.
-type IdentityConfig struct {
-	Issuers []identity.Issuer `yaml:"issuers"`
-	Claims  struct {
-		Subject string `yaml:"subject"`
-		Groups  string `yaml:"groups"`
-		AMR     string `yaml:"amr"`
-		Email   string `yaml:"email"`
-	} `yaml:"claims"`
-	// Leeway for exp/nbf/iat. Default 30s.
-	Leeway time.Duration `yaml:"leeway"`
-}
-
 // PolicyConfig says where the Rego bundle comes from.
 type PolicyConfig struct {
-	// Dir replaces the embedded default bundle with a directory.
+	// Dir replaces the embedded default bundle with a directory, compiled
+	// again at SIGHUP. Default: the embedded bundle.
 	Dir string `yaml:"dir"`
-	// DecisionCache is how many decisions are remembered, keyed on the
-	// whole Rego input, for bundles that read the clock only to compare it
-	// with grant windows. Default 4096; negative turns the cache off.
-	DecisionCache int `yaml:"decision_cache"`
+	// The engine's settings (decision_cache).
+	policy.Config `yaml:",inline"`
 }
 
-// APIConfig configures the side API.
+// APIConfig configures the control listener: the side API's settings and
+// the listener's TLS and timeouts.
 type APIConfig struct {
-	// AdminsGroup manages control settings and policies. Default admins.
-	AdminsGroup string `yaml:"admins_group"`
-	// AuditorsGroup reads the whole audit log. Default auditors.
-	AuditorsGroup string `yaml:"auditors_group"`
-	// MaxBodyBytes bounds side-API bodies. Default 65536.
-	MaxBodyBytes int64 `yaml:"max_body_bytes"`
-	// BreakGlassGroup may grant itself a task at once with a reason.
-	// Default break-glass in --dev, empty (off) otherwise.
-	BreakGlassGroup string `yaml:"break_glass_group"`
-	// RateLimit is each caller's sustained /v1/ calls per second. Default
-	// 20; negative turns the limit off.
-	RateLimit float64 `yaml:"rate_limit"`
-	// RateBurst is how many calls a caller may make at once. Default twice
-	// rate_limit.
-	RateBurst int `yaml:"rate_burst"`
-	// The control listener's TLS and timeouts.
+	api.Config     `yaml:",inline"`
 	ListenerConfig `yaml:",inline"`
 }
 
@@ -145,27 +129,14 @@ type ConsoleConfig struct {
 	// Enabled serves the console. Default true when it can sign people
 	// in: with issuer set, or in --dev (the dev issuer's sign-in page).
 	Enabled *bool `yaml:"enabled"`
-	// Issuer is the OpenID Connect issuer people sign in with; it must be
-	// one of identity.issuers. Its discovery document is read from
-	// ISSUER/.well-known/openid-configuration. Default in --dev: the dev
-	// issuer's sign-in page.
-	Issuer string `yaml:"issuer"`
-	// ClientID is the console's client at the issuer. Required with issuer.
-	ClientID string `yaml:"client_id"`
 	// ClientSecretFile holds the client secret. Default: none, a public
 	// client protected by PKCE.
 	ClientSecretFile string `yaml:"client_secret_file"`
-	// RedirectURL is the callback registered at the issuer; its origin is
-	// the console's. Default: the control listener's URL + /auth/callback.
-	RedirectURL string `yaml:"redirect_url"`
-	// Scopes asked for. Default [openid, profile, email, groups].
-	Scopes []string `yaml:"scopes"`
-	// Token is the token the session calls the API with: access (default)
-	// or id, for issuers whose access tokens are not JWTs for elevate.
-	Token string `yaml:"token"`
-	// TraceURL links audit records to their traces, with {trace_id}
-	// replaced, such as http://localhost:16686/trace/{trace_id}.
-	TraceURL string `yaml:"trace_url"`
+	// The console's settings. Its issuer must be one of identity.issuers;
+	// its public URL is redirect_url's origin, else the control
+	// listener's. Default in --dev without an issuer: the dev issuer's
+	// sign-in page.
+	console.Config `yaml:",inline"`
 }
 
 // on reports whether the console is served.
@@ -176,75 +147,13 @@ func (c ConsoleConfig) on(dev bool) bool {
 	return c.Issuer != "" || dev
 }
 
-// validate checks the console section against the identity issuers;
-// errors name the key.
-func (c ConsoleConfig) validate(dev bool, issuers []identity.Issuer) error {
-	if !c.on(dev) {
-		return nil
-	}
-	if c.Issuer == "" && !dev {
-		return errors.New("console.issuer: required when the console is enabled (or run with --dev)")
-	}
-	if c.Issuer != "" {
-		known := false
-		for _, is := range issuers {
-			known = known || is.Issuer == c.Issuer
-		}
-		if !known {
-			return fmt.Errorf("console.issuer: %q is not one of identity.issuers", c.Issuer)
-		}
-		if c.ClientID == "" {
-			return errors.New("console.client_id: required with console.issuer")
-		}
-	}
-	switch c.Token {
-	case "", console.TokenAccess, console.TokenID:
-	default:
-		return fmt.Errorf("console.token: must be %q or %q", console.TokenAccess, console.TokenID)
-	}
-	if c.RedirectURL != "" && !strings.HasSuffix(c.RedirectURL, "/auth/callback") {
-		return errors.New("console.redirect_url: must end in /auth/callback")
-	}
-	if c.TraceURL != "" && !strings.Contains(c.TraceURL, "{trace_id}") {
-		return errors.New("console.trace_url: must contain {trace_id}")
-	}
-	return nil
-}
-
-// RequestsConfig bounds access requests.
-type RequestsConfig struct {
-	// DefaultDuration of a grant when a request names none. Default 4h.
-	DefaultDuration time.Duration `yaml:"default_duration"`
-	// MaxDuration caps every grant. Default 24h.
-	MaxDuration time.Duration `yaml:"max_duration"`
-	// PendingTTL: an undecided request expires after this. Default 24h.
-	PendingTTL time.Duration `yaml:"pending_ttl"`
-	// BreakGlassDuration of a break-glass grant that names none. Default 1h.
-	BreakGlassDuration time.Duration `yaml:"break_glass_duration"`
-	// BreakGlassMax caps break-glass grants. Default 4h.
-	BreakGlassMax time.Duration `yaml:"break_glass_max"`
-	// MaxPolicies limits the number of approval policies. Default 0 (none).
-	MaxPolicies int `yaml:"max_policies"`
-}
-
-// AuditConfig says where audit records go.
-type AuditConfig struct {
-	// Path of the audit log. Required unless --dev (DATA_DIR/audit.log).
-	Path string `yaml:"path"`
-	// MaxBytes rotates the file beyond this size. Default 64 MiB.
-	MaxBytes int64 `yaml:"max_bytes"`
-}
-
 // ProxyConfig tunes the proxy listener.
 type ProxyConfig struct {
-	// UpstreamTimeout bounds waiting for upstream response headers. Default 60s.
-	UpstreamTimeout time.Duration `yaml:"upstream_timeout"`
-	// ReadsWhenStale lets calls that need no grant through while etcd is
-	// unreachable. Default false.
-	ReadsWhenStale bool `yaml:"reads_when_stale"`
-	// ReadsWithoutAudit lets calls that need no grant through when the audit
-	// log cannot be written. Default false.
-	ReadsWithoutAudit bool `yaml:"reads_without_audit"`
+	// The handler's settings (upstream_timeout); its upstreams are the
+	// top-level key upstreams.
+	proxy.Config `yaml:",inline"`
+	// The gate's settings (reads_when_stale, reads_without_audit).
+	Gate proxy.GateConfig `yaml:",inline"`
 	// CACert and CAKey are the PEM files of the CA that signs intercepted
 	// HTTPS in forward mode. Default: DATA_DIR/ca.crt and DATA_DIR/ca.key,
 	// created on first start.
@@ -279,7 +188,9 @@ func parseConfig(b []byte) (Config, error) {
 	return c, nil
 }
 
-// defaults fills what the file left out.
+// defaults fills in what the file left out of the sections elevate serve
+// owns, and what --dev changes. The packages fill in their own sections'
+// defaults.
 func (c *Config) defaults(dev bool) {
 	if c.ProxyAddr == "" {
 		c.ProxyAddr = "127.0.0.1:8080"
@@ -291,7 +202,7 @@ func (c *Config) defaults(dev bool) {
 		c.DataDir = ".elevate"
 	}
 	if c.Etcd.Prefix == "" {
-		c.Etcd.Prefix = "/elevate/"
+		c.Etcd.Prefix = grants.DefaultPrefix
 	}
 	if c.Etcd.DialTimeout == 0 {
 		c.Etcd.DialTimeout = 5 * time.Second
@@ -310,18 +221,6 @@ func (c *Config) defaults(dev bool) {
 	if c.API.ReadTimeout == 0 {
 		c.API.ReadTimeout = 30 * time.Second
 	}
-	if c.Identity.Leeway == 0 {
-		c.Identity.Leeway = 30 * time.Second
-	}
-	if c.Requests.DefaultDuration == 0 {
-		c.Requests.DefaultDuration = 4 * time.Hour
-	}
-	if c.Requests.MaxDuration == 0 {
-		c.Requests.MaxDuration = 24 * time.Hour
-	}
-	if c.Requests.PendingTTL == 0 {
-		c.Requests.PendingTTL = 24 * time.Hour
-	}
 	if dev && c.API.BreakGlassGroup == "" {
 		c.API.BreakGlassGroup = "break-glass"
 	}
@@ -330,7 +229,10 @@ func (c *Config) defaults(dev bool) {
 	}
 }
 
-// validate checks what the packages do not; errors name the key.
+// validate checks the sections elevate serve owns, then hands each other
+// section to its package's Validate, as the package will get it; errors
+// name the key. Validating reads the upstreams' CA and credential files,
+// as starting does.
 func (c *Config) validate(dev bool) error {
 	for key, addr := range map[string]string{"proxy_addr": c.ProxyAddr, "control_addr": c.ControlAddr} {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
@@ -360,33 +262,90 @@ func (c *Config) validate(dev bool) error {
 	if err := c.API.ListenerConfig.validate("api"); err != nil {
 		return err
 	}
-	if !dev && len(c.Identity.Issuers) == 0 {
-		return errors.New("identity.issuers: at least one issuer is required (or run with --dev)")
-	}
-	if c.Requests.DefaultDuration < 0 || c.Requests.MaxDuration < 0 || c.Requests.PendingTTL < 0 {
-		return errors.New("requests: durations must be positive")
-	}
-	if c.Requests.DefaultDuration > c.Requests.MaxDuration {
-		return errors.New("requests.default_duration: must not exceed requests.max_duration")
-	}
-	if c.Audit.Path == "" {
-		return errors.New("audit.path: required (or run with --dev)")
-	}
-	if !dev && len(c.Upstreams) == 0 {
-		return errors.New("upstreams: at least one upstream is required (or run with --dev)")
-	}
-	if err := c.Telemetry.Validate(); err != nil {
-		return err
-	}
-	if err := c.Console.validate(dev, c.Identity.Issuers); err != nil {
-		return err
-	}
 	if c.Policy.Dir != "" {
 		if st, err := os.Stat(c.Policy.Dir); err != nil || !st.IsDir() {
 			return fmt.Errorf("policy.dir: %q is not a directory", c.Policy.Dir)
 		}
 	}
-	return nil
+
+	// In --dev, the dev issuer and the demo upstream join the file's; they
+	// do not exist yet, so stand-ins with their names take their place.
+	var devIssuer *identity.Issuer
+	var demo *proxy.Upstream
+	if dev {
+		devIssuer = &identity.Issuer{Issuer: identity.DevIssuerName, Audience: []string{identity.DevAudience},
+			PEMFiles: []string{filepath.Join(c.DataDir, identity.DevKeyFile)}} // not read by Validate
+		d := demoRoute("http://127.0.0.1/")
+		demo = &d
+	}
+	store, apiCfg, notifyCfg := c.storeConfig(), c.API.Config, c.Notify // Validate fills in defaults
+	for _, v := range []interface{ Validate() error }{
+		c.identityConfig(devIssuer), c.policyConfig(), &apiCfg, &store, c.Audit,
+		c.proxyConfig(demo), &notifyCfg, c.Telemetry,
+	} {
+		if err := v.Validate(); err != nil {
+			return err
+		}
+	}
+	if !c.Console.on(dev) {
+		return nil
+	}
+	if is := c.Console.Issuer; is != "" && !slices.ContainsFunc(c.Identity.Issuers, func(i identity.Issuer) bool { return i.Issuer == is }) {
+		return fmt.Errorf("console.issuer: %q is not one of identity.issuers", is)
+	}
+	scheme := "http://"
+	if c.API.TLSCertFile != "" {
+		scheme = "https://"
+	}
+	cc, err := consoleConfig(c.Console, dev, scheme+c.ControlAddr)
+	if err != nil {
+		return err
+	}
+	return cc.Validate()
+}
+
+// The configurations serve gives the packages, built from the file: each
+// section as it is, with what the file keeps elsewhere filled in. Serve
+// adds the wiring (clients, callbacks, loggers); each package fills in its
+// defaults.
+
+// identityConfig is the identity section, with the dev issuer when there
+// is one.
+func (c *Config) identityConfig(dev *identity.Issuer) identity.Config {
+	ic := c.Identity
+	if dev != nil {
+		ic.Issuers = append(slices.Clip(ic.Issuers), *dev)
+	}
+	return ic
+}
+
+// policyConfig is the policy section with its bundle: policy.dir, else the
+// embedded one.
+func (c *Config) policyConfig() policy.Config {
+	pc := c.Policy.Config
+	pc.Bundle = rego.Bundle
+	if c.Policy.Dir != "" {
+		pc.Bundle = os.DirFS(c.Policy.Dir)
+	}
+	return pc
+}
+
+// storeConfig is the requests section, under etcd.prefix.
+func (c *Config) storeConfig() grants.Config {
+	gc := c.Requests
+	gc.Prefix = c.Etcd.Prefix
+	return gc
+}
+
+// proxyConfig is the proxy section with the upstreams, and the demo
+// upstream when there is one.
+func (c *Config) proxyConfig(demo *proxy.Upstream) proxy.Config {
+	pc := c.Proxy.Config
+	pc.Upstreams = slices.Clip(c.Upstreams)
+	if demo != nil {
+		pc.Upstreams = append(pc.Upstreams, *demo)
+	}
+	return pc
 }
 
 // validate checks the TLS and auth settings against the endpoints; errors

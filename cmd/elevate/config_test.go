@@ -13,12 +13,24 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"reflect"
+	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/elevate-pam/elevate/audit"
+	"github.com/elevate-pam/elevate/console"
+	"github.com/elevate-pam/elevate/grants"
+	"github.com/elevate-pam/elevate/notify"
+	"github.com/elevate-pam/elevate/policy"
+	"github.com/elevate-pam/elevate/proxy"
+	"github.com/elevate-pam/elevate/proxy/api"
+	"github.com/elevate-pam/elevate/proxy/identity"
+	"github.com/elevate-pam/elevate/telemetry"
 )
 
 // The configuration shown in the README is read with the same strict
@@ -185,4 +197,326 @@ func selfSigned(t *testing.T) (ca, cert, key string) {
 	require.NoError(t, err)
 	cert = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 	return cert, cert, string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}))
+}
+
+// everyKey is a configuration file with every key set, each to a value that
+// is not its default. DIR is a directory holding the files validation
+// reads. A key added to a package's Config needs a value here.
+const everyKey = `
+proxy_addr: 127.0.0.1:18080
+control_addr: 127.0.0.1:18081
+data_dir: DIR/data
+etcd:
+  endpoints: [https://etcd-1:2379, https://etcd-2:2379]
+  prefix: /pam/
+  dial_timeout: 7s
+  start_timeout: 21s
+  ca_file: /k/etcd-ca.pem
+  cert_file: /k/etcd.crt
+  key_file: /k/etcd.key
+  username: elevate
+  password_file: /k/etcd.pw
+  password_env: ELEVATE_TEST_ETCD_PW   # excludes password_file: cleared before validating
+identity:
+  issuers:
+    - issuer: https://login.example.com/
+      audience: [elevate]
+      jwks_url: https://login.example.com/jwks
+      refresh_interval: 10m
+      algorithms: [ES256]
+    - issuer: https://other.example.com/
+      audience: [elevate-2]
+      pem_files: [/k/other.pem]
+  claims: {subject: oid, groups: roles, amr: methods, email: mail}
+  leeway: 45s
+  cache_size: 500
+policy:
+  dir: DIR/policy
+  decision_cache: 17
+api:
+  admins_group: pam-admins
+  auditors_group: pam-auditors
+  max_body_bytes: 131072
+  break_glass_group: firefighters
+  rate_limit: 7.5
+  rate_burst: 9
+  tls_cert_file: /k/control.crt
+  tls_key_file: /k/control.key
+  read_header_timeout: 11s
+  read_timeout: 31s
+  idle_timeout: 121s
+requests:
+  default_duration: 2h
+  max_duration: 36h
+  pending_ttl: 12h
+  break_glass_duration: 30m
+  break_glass_max: 3h
+  max_policies: 50
+audit:
+  path: DIR/audit/audit.log
+  max_bytes: 1048576
+proxy:
+  upstream_timeout: 90s
+  reads_when_stale: true
+  reads_without_audit: true
+  ca_cert: /k/ca.crt
+  ca_key: /k/ca.key
+  public_url: https://elevate.example.com:8443
+  tls_cert_file: /k/proxy.crt
+  tls_key_file: /k/proxy.key
+  read_header_timeout: 12s
+  read_timeout: 5m
+  idle_timeout: 122s
+notify:
+  smtp: {addr: "smtp.example.com:465", from: elevate@example.com, username: elevate, password_file: /k/smtp.pw, tls: tls, ca_file: /k/smtp-ca.pem, timeout: 11s}
+  group_addresses: {approvers: approvers@example.com}
+  webhooks:
+    - url: https://chat.example.com/hooks/x
+      events: [request.submitted]
+      timeout: 6s
+      header_name: X-Token
+      header_value_file: /k/hook.token
+  queue_size: 99
+  retries: 3
+  retry_base: 2s
+console:
+  enabled: true
+  issuer: https://login.example.com/
+  client_id: elevate-console
+  client_secret_file: /k/console.secret
+  redirect_url: https://elevate.example.com/auth/callback
+  scopes: [openid, email]
+  token: id
+  trace_url: http://jaeger:16686/trace/{trace_id}
+telemetry:
+  sample_ratio: 0.25
+  service_name: pam
+  service_version: 1.2.3
+upstreams:
+  - name: rabbitmq
+    url: https://rabbitmq.internal:15671
+    ca_file: DIR/rabbitmq-ca.pem
+    prefix: /rabbitmq/
+    hosts: [rabbitmq.internal]
+    credential: {type: basic, username: elevate, value_file: DIR/rabbitmq.secret}
+    credential_params: [access_token]
+    credential_params_action: refuse
+    allow_websocket: true
+  - name: search
+    url: https://search.internal:9200
+    prefix: /search/
+    credential: {type: header, header: X-Api-Key, value_env: ELEVATE_TEST_SEARCH_KEY}
+  - name: caddy
+    url: http://caddy.internal:2019
+    prefix: /caddy/
+    pass_through: true
+`
+
+// TestConfigEveryKey: a file with every key set loads through the functions
+// serve uses, and each value reaches the configuration of its package,
+// as serve builds it: a key the file sets but a package never sees (as
+// identity.cache_size once was) fails, and so does a key a package adds
+// without a value in everyKey.
+func TestConfigEveryKey(t *testing.T) {
+	dir := t.TempDir()
+	ca, _, _ := selfSigned(t)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "rabbitmq-ca.pem"), []byte(ca), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "rabbitmq.secret"), []byte("s3cret\n"), 0o600))
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "policy"), 0o700))
+	t.Setenv("ELEVATE_TEST_SEARCH_KEY", "k3y")
+	file := filepath.Join(dir, "elevate.yaml")
+	require.NoError(t, os.WriteFile(file, []byte(strings.ReplaceAll(everyKey, "DIR", dir)), 0o600))
+
+	c, err := loadConfig(file)
+	require.NoError(t, err)
+	c.defaults(false)
+	require.Empty(t, unsetKeys(t, c), "keys without a value in everyKey")
+
+	require.Equal(t, identity.Config{
+		Issuers: []identity.Issuer{
+			{Issuer: "https://login.example.com/", Audience: []string{"elevate"}, JWKSURL: "https://login.example.com/jwks", RefreshInterval: 10 * time.Minute, Algorithms: []string{"ES256"}},
+			{Issuer: "https://other.example.com/", Audience: []string{"elevate-2"}, PEMFiles: []string{"/k/other.pem"}},
+		},
+		Claims: identity.Claims{Subject: "oid", Groups: "roles", AMR: "methods", Email: "mail"},
+		Leeway: 45 * time.Second, CacheSize: 500,
+	}, c.identityConfig(nil))
+	require.Equal(t, policy.Config{Bundle: os.DirFS(filepath.Join(dir, "policy")), CacheSize: 17}, c.policyConfig())
+	require.Equal(t, api.Config{AdminsGroup: "pam-admins", AuditorsGroup: "pam-auditors", MaxBodyBytes: 131072,
+		BreakGlassGroup: "firefighters", RateLimit: 7.5, RateBurst: 9}, c.API.Config)
+	require.Equal(t, ListenerConfig{TLSCertFile: "/k/control.crt", TLSKeyFile: "/k/control.key",
+		ReadHeaderTimeout: 11 * time.Second, ReadTimeout: 31 * time.Second, IdleTimeout: 121 * time.Second}, c.API.ListenerConfig)
+	require.Equal(t, grants.Config{Prefix: "/pam/", DefaultDuration: 2 * time.Hour, MaxDuration: 36 * time.Hour, PendingTTL: 12 * time.Hour,
+		BreakGlassDuration: 30 * time.Minute, BreakGlassMax: 3 * time.Hour, MaxPolicies: 50}, c.storeConfig())
+	require.Equal(t, audit.Config{Path: filepath.Join(dir, "audit", "audit.log"), MaxBytes: 1 << 20}, c.Audit)
+	require.Equal(t, proxy.Config{UpstreamTimeout: 90 * time.Second, Upstreams: []proxy.Upstream{
+		{Name: "rabbitmq", URL: "https://rabbitmq.internal:15671", CAFile: filepath.Join(dir, "rabbitmq-ca.pem"), Prefix: "/rabbitmq/", Hosts: []string{"rabbitmq.internal"},
+			Credential:       &proxy.Credential{Type: "basic", Username: "elevate", ValueFile: filepath.Join(dir, "rabbitmq.secret")},
+			CredentialParams: []string{"access_token"}, CredentialParamsAction: "refuse", AllowWebsocket: true},
+		{Name: "search", URL: "https://search.internal:9200", Prefix: "/search/",
+			Credential: &proxy.Credential{Type: "header", Header: "X-Api-Key", ValueEnv: "ELEVATE_TEST_SEARCH_KEY"}},
+		{Name: "caddy", URL: "http://caddy.internal:2019", Prefix: "/caddy/", PassThrough: true},
+	}}, c.proxyConfig(nil))
+	require.Equal(t, proxy.GateConfig{ReadsWhenStale: true, ReadsWithoutAudit: true}, c.Proxy.Gate)
+	require.Equal(t, notify.Config{
+		SMTP: notify.SMTP{Addr: "smtp.example.com:465", From: "elevate@example.com", Username: "elevate", PasswordFile: "/k/smtp.pw",
+			TLS: notify.TLSImplicit, CAFile: "/k/smtp-ca.pem", Timeout: 11 * time.Second},
+		Groups: map[string]string{"approvers": "approvers@example.com"},
+		Webhooks: []notify.Webhook{{URL: "https://chat.example.com/hooks/x", Events: []string{"request.submitted"}, Timeout: 6 * time.Second,
+			HeaderName: "X-Token", HeaderValueFile: "/k/hook.token"}},
+		QueueSize: 99, Retries: 3, RetryBase: 2 * time.Second,
+	}, c.Notify)
+	require.Equal(t, telemetry.Config{SampleRatio: new(0.25), ServiceName: "pam", ServiceVersion: "1.2.3"}, c.Telemetry)
+	cc, err := consoleConfig(c.Console, false, "https://"+c.ControlAddr)
+	require.NoError(t, err)
+	require.Equal(t, console.Config{PublicURL: "https://elevate.example.com", Issuer: "https://login.example.com/", ClientID: "elevate-console",
+		RedirectURL: "https://elevate.example.com/auth/callback", Scopes: []string{"openid", "email"}, Token: console.TokenID,
+		TraceURL: "http://jaeger:16686/trace/{trace_id}"}, cc)
+
+	// The keys serve reads itself.
+	require.Equal(t, []string{"127.0.0.1:18080", "127.0.0.1:18081", filepath.Join(dir, "data")}, []string{c.ProxyAddr, c.ControlAddr, c.DataDir})
+	require.Equal(t, EtcdConfig{Endpoints: []string{"https://etcd-1:2379", "https://etcd-2:2379"}, Prefix: "/pam/", DialTimeout: 7 * time.Second,
+		StartTimeout: 21 * time.Second, CAFile: "/k/etcd-ca.pem", CertFile: "/k/etcd.crt", KeyFile: "/k/etcd.key", Username: "elevate",
+		PasswordFile: "/k/etcd.pw", PasswordEnv: "ELEVATE_TEST_ETCD_PW"}, c.Etcd)
+	require.Equal(t, ListenerConfig{TLSCertFile: "/k/proxy.crt", TLSKeyFile: "/k/proxy.key",
+		ReadHeaderTimeout: 12 * time.Second, ReadTimeout: 5 * time.Minute, IdleTimeout: 122 * time.Second}, c.Proxy.ListenerConfig)
+	require.Equal(t, []string{"/k/ca.crt", "/k/ca.key", "https://elevate.example.com:8443"}, []string{c.Proxy.CACert, c.Proxy.CAKey, c.Proxy.PublicURL})
+	require.Equal(t, "/k/console.secret", c.Console.ClientSecretFile)
+	require.True(t, c.Console.on(false))
+	require.Equal(t, filepath.Join(dir, "policy"), c.Policy.Dir)
+
+	// The whole file is valid, but for the one key that excludes another.
+	c.Etcd.PasswordEnv = ""
+	require.NoError(t, c.validate(false))
+}
+
+// TestConfigDefaults: serve fills in the defaults of the keys it reads
+// itself, and leaves each package's section as the file left it, for the
+// package's own defaults (one set of them) to apply.
+func TestConfigDefaults(t *testing.T) {
+	for _, dev := range []bool{false, true} {
+		var c Config
+		c.defaults(dev)
+		require.Zero(t, c.Identity)
+		require.Zero(t, c.Policy.Config)
+		require.Zero(t, c.Requests)
+		require.Zero(t, c.Notify)
+		require.Zero(t, c.Telemetry)
+		require.Zero(t, c.Proxy.Config)
+		require.Zero(t, c.Proxy.Gate)
+		require.Zero(t, c.Console.Config)
+		if !dev {
+			require.Zero(t, c.API.Config)
+			require.Zero(t, c.Audit)
+			continue
+		}
+		// --dev turns break-glass on and keeps the audit log in the data dir.
+		require.Equal(t, api.Config{BreakGlassGroup: "break-glass"}, c.API.Config)
+		require.Equal(t, audit.Config{Path: ".elevate/audit.log"}, c.Audit)
+	}
+
+	// What the store then runs with is what grants and the README document.
+	var c Config
+	c.defaults(true)
+	sc := c.storeConfig()
+	require.NoError(t, sc.Validate())
+	require.Equal(t, grants.DefaultPrefix, sc.Prefix)
+	require.Equal(t, 4*time.Hour, sc.DefaultDuration)
+	require.Equal(t, 24*time.Hour, sc.MaxDuration)
+	require.Equal(t, 24*time.Hour, sc.PendingTTL)
+}
+
+// TestConfigValidateNamesKey: each section is checked once, by its
+// package, and the error names the key as the file spells it.
+func TestConfigValidateNamesKey(t *testing.T) {
+	for _, tc := range []struct {
+		yaml string
+		dev  bool
+		want string
+	}{
+		{yaml: "requests: {max_duration: -1h}", dev: true, want: "requests.max_duration: must not be negative"},
+		{yaml: "requests: {default_duration: 30h}", dev: true, want: "requests.default_duration: 30h0m0s exceeds requests.max_duration (24h0m0s)"},
+		{yaml: "requests: {break_glass_max: 30h}", dev: true, want: "requests.break_glass_max: 30h0m0s exceeds requests.max_duration (24h0m0s)"},
+		{yaml: "etcd: {prefix: elevate/}", dev: true, want: `etcd.prefix: must start with "/"`},
+		{yaml: "identity: {cache_size: 2000000}", dev: true, want: "identity.cache_size: must be at most"},
+		{yaml: "identity: {leeway: 10m}", dev: true, want: "identity.leeway"},
+		{yaml: "api: {max_body_bytes: 10}", dev: true, want: "api.max_body_bytes"},
+		{yaml: "api: {rate_burst: -1}", dev: true, want: "api.rate_burst"},
+		{yaml: "audit: {max_bytes: -1}", dev: true, want: "audit.max_bytes"},
+		{yaml: "proxy: {upstream_timeout: -1s}", dev: true, want: "proxy.upstream_timeout"},
+		{yaml: `upstreams: [{name: a, url: "ftp://a.internal", prefix: /a/}]`, dev: true, want: "upstreams[0].url"},
+		{yaml: "notify: {retries: -1}", dev: true, want: "notify.retries"},
+		{yaml: "telemetry: {sample_ratio: 2}", dev: true, want: "telemetry.sample_ratio"},
+		{yaml: "console: {scopes: [profile]}", dev: true, want: "console.scopes"},
+		{yaml: "etcd: {endpoints: [http://e:2379]}", want: "identity.issuers: at least one issuer is required"},
+		{yaml: "etcd: {endpoints: [http://e:2379]}\nidentity: {issuers: [{issuer: i, audience: [a], jwks_url: \"https://i/jwks\"}]}", want: "audit.path: required"},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			c, err := parseConfig([]byte(tc.yaml))
+			require.NoError(t, err)
+			c.defaults(tc.dev)
+			require.ErrorContains(t, c.validate(tc.dev), tc.want)
+		})
+	}
+}
+
+// unsetKeys returns the yaml keys of c that hold their zero value, as
+// paths such as identity.issuers[].jwks_url; a key of a list's elements
+// counts as set when one element sets it. Every exported field must name
+// its key or say yaml:"-", so that none becomes a key by its Go name.
+func unsetKeys(t *testing.T, c Config) []string {
+	t.Helper()
+	all, set := map[string]bool{}, map[string]bool{}
+	var walk func(typ reflect.Type, v reflect.Value, path string)
+	walk = func(typ reflect.Type, v reflect.Value, path string) {
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			tag, ok := f.Tag.Lookup("yaml")
+			require.True(t, ok, "%s.%s has no yaml tag: give it its key, or yaml:\"-\"", typ, f.Name)
+			name, opts, _ := strings.Cut(tag, ",")
+			if name == "-" {
+				continue
+			}
+			p := path
+			if opts != "inline" {
+				p = strings.TrimPrefix(path+"."+name, ".")
+			}
+			ft := f.Type
+			var fv reflect.Value
+			if v.IsValid() {
+				fv = v.Field(i)
+			}
+			if ft.Kind() == reflect.Pointer && ft.Elem().Kind() == reflect.Struct {
+				ft = ft.Elem()
+				if fv.IsValid() {
+					fv = fv.Elem() // invalid when nil
+				}
+			}
+			switch {
+			case ft.Kind() == reflect.Struct:
+				walk(ft, fv, p)
+			case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
+				walk(ft.Elem(), reflect.Value{}, p+"[]")
+				for j := 0; fv.IsValid() && j < fv.Len(); j++ {
+					walk(ft.Elem(), fv.Index(j), p+"[]")
+				}
+			default:
+				all[p] = true
+				if fv.IsValid() && !fv.IsZero() {
+					set[p] = true
+				}
+			}
+		}
+	}
+	walk(reflect.TypeOf(c), reflect.ValueOf(c), "")
+	var unset []string
+	for k := range all {
+		if !set[k] {
+			unset = append(unset, k)
+		}
+	}
+	sort.Strings(unset)
+	return unset
 }

@@ -32,13 +32,11 @@ func newConsole(cc ConsoleConfig, d consoleDeps) (http.Handler, error) {
 	if !cc.on(d.dev) {
 		return nil, nil
 	}
-	public, err := consolePublicURL(cc, d)
+	cfg, err := consoleConfig(cc, d.dev, d.controlURL)
 	if err != nil {
 		return nil, err
 	}
-	cfg := console.Config{API: d.api, Verifier: d.verifier, Catalog: d.catalog, PublicURL: public,
-		Issuer: cc.Issuer, ClientID: cc.ClientID, RedirectURL: cc.RedirectURL, Scopes: cc.Scopes,
-		Token: cc.Token, TraceURL: cc.TraceURL, Logger: d.log}
+	cfg.API, cfg.Verifier, cfg.Catalog, cfg.Logger = d.api, d.verifier, d.catalog, d.log
 	if cc.ClientSecretFile != "" {
 		b, err := os.ReadFile(cc.ClientSecretFile)
 		if err != nil {
@@ -50,13 +48,11 @@ func newConsole(cc ConsoleConfig, d consoleDeps) (http.Handler, error) {
 	}
 	var devp *console.DevProvider
 	if cc.Issuer == "" && d.dev {
-		devp, err = console.NewDevProvider(console.DevProviderConfig{Issuer: d.devIssuer, BaseURL: public,
-			RedirectURLs: []string{redirectOrDefault(cc.RedirectURL, public)}})
+		devp, err = console.NewDevProvider(console.DevProviderConfig{Issuer: d.devIssuer, BaseURL: cfg.PublicURL,
+			RedirectURLs: []string{redirectOrDefault(cc.RedirectURL, cfg.PublicURL)}})
 		if err != nil {
 			return nil, err
 		}
-		cfg.Issuer, cfg.ClientID = identity.DevIssuerName, console.DevClientID
-		cfg.DiscoveryURL = public + console.DevPath + "/.well-known/openid-configuration"
 		cfg.HTTPClient = devp.Client()
 	}
 	con, err := console.New(cfg)
@@ -70,6 +66,23 @@ func newConsole(cc ConsoleConfig, d consoleDeps) (http.Handler, error) {
 	m.Handle(console.DevPath+"/", devp)
 	m.Handle("/", con)
 	return m, nil
+}
+
+// consoleConfig is the console section as the console gets it, but for its
+// wiring and client secret: its public URL (see consolePublicURL) and, in
+// --dev without console.issuer, the dev issuer's sign-in page as issuer.
+func consoleConfig(cc ConsoleConfig, dev bool, controlURL string) (console.Config, error) {
+	public, err := consolePublicURL(cc, consoleDeps{dev: dev, controlURL: controlURL})
+	if err != nil {
+		return console.Config{}, err
+	}
+	cfg := cc.Config
+	cfg.PublicURL = public
+	if cc.Issuer == "" && dev {
+		cfg.Issuer, cfg.ClientID = identity.DevIssuerName, console.DevClientID
+		cfg.DiscoveryURL = public + console.DevPath + "/.well-known/openid-configuration"
+	}
+	return cfg, nil
 }
 
 func redirectOrDefault(redirect, public string) string {

@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/elevate-pam/elevate/console"
 )
 
 // TestConsoleConfig: the console section is checked at start-up against
@@ -69,7 +71,7 @@ func TestConsolePublicURL(t *testing.T) {
 		{"a relative redirect_url", "/auth/callback", "http://127.0.0.1:8081", false, "", "console.redirect_url"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
-			got, err := consolePublicURL(ConsoleConfig{RedirectURL: tc.redirect}, consoleDeps{dev: tc.dev, controlURL: tc.control})
+			got, err := consolePublicURL(ConsoleConfig{Config: console.Config{RedirectURL: tc.redirect}}, consoleDeps{dev: tc.dev, controlURL: tc.control})
 			if tc.err != "" {
 				require.ErrorContains(t, err, tc.err)
 				return

@@ -80,7 +80,8 @@ type Notifier interface {
 	Notify(e notify.Event)
 }
 
-// Config configures the control listener's handler.
+// Config configures the control listener's handler. The fields with a yaml
+// key are in the api section of elevate's configuration file.
 type Config struct {
 	// AdminsGroup may change control settings and approval policies.
 	// Default "admins".
@@ -138,7 +139,8 @@ type UpstreamInfo struct {
 	Hosts  []string `json:"hosts,omitempty"`
 }
 
-// Validate checks settings and wiring; errors name the key.
+// Validate fills in defaults and checks the settings; errors name the key.
+// New also checks the wiring.
 func (c *Config) Validate() error {
 	if c.AdminsGroup == "" {
 		c.AdminsGroup = "admins"
@@ -164,9 +166,6 @@ func (c *Config) Validate() error {
 	if c.RateLimit > 0 && c.RateBurst == 0 {
 		c.RateBurst = max(1, int(math.Ceil(2*c.RateLimit)))
 	}
-	if c.Verifier == nil || c.Store == nil || c.Catalog == nil || c.Resolver == nil || c.Gate == nil || c.Audit == nil || c.Ready == nil {
-		return errors.New("api: verifier, store, catalog, resolver, gate, audit and readiness are required")
-	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -189,6 +188,9 @@ type Server struct {
 func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.Verifier == nil || cfg.Store == nil || cfg.Catalog == nil || cfg.Resolver == nil || cfg.Gate == nil || cfg.Audit == nil || cfg.Ready == nil {
+		return nil, errors.New("api: verifier, store, catalog, resolver, gate, audit and readiness are required")
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), tracer: otel.Tracer("github.com/elevate-pam/elevate/proxy/api")}
 	if cfg.RateLimit > 0 {
