@@ -90,16 +90,45 @@ func (s *Store) BreakGlass(ctx context.Context, n NewRequest) (Request, error) {
 	return Request{}, contention("break-glass")
 }
 
+// Use is one use of a grant, as UseGrant spent it.
+type Use struct {
+	// N counts the uses spent so far, this one included; 0 for a grant
+	// whose uses are not counted.
+	N int
+	// MaxUses is the grant's cap; 0 for none.
+	MaxUses int
+}
+
+// Last reports whether u was the grant's last use: its request is now
+// used up.
+func (u Use) Last() bool { return u.MaxUses > 0 && u.N >= u.MaxUses }
+
 // UseGrant spends one use of a grant whose policy caps its uses. It is
 // checked against etcd, not the in-memory view, so that concurrent calls
-// through any number of replicas spend at most MaxUses uses in all. The
-// last use ends the grant: the request becomes expired and Config.OnEvent
-// hears of it. A grant that is gone, has ended or has no uses left is
-// refused with ErrNotApproved; a grant without a cap is not counted.
-func (s *Store) UseGrant(ctx context.Context, grantID string) error {
+// through any number of replicas spend at most MaxUses uses in all; the
+// request keeps the count too (Request.Uses).
+//
+// The last use ends the grant in the same transaction: the request becomes
+// StatusUsedUp (its window may run on, unused), and the grant key stays,
+// used up, until its lease ends, so that views tell a used-up grant from
+// none (Store.UsedUpGrants). Config.OnEvent then hears of it as
+// EventUsedUp; with Config.Deliver set the event also waits in the outbox.
+//
+// spent, when not nil, is called once the use is committed and before
+// Config.OnEvent hears of a last use, so that the caller can record the
+// call the use was spent on before the change that call caused. It is
+// called, with a zero Use, for a grant without a cap too, which is not
+// counted.
+//
+// A grant whose uses are all spent is refused with ErrUsedUp; one that is
+// gone, has ended or has not started, with ErrNotApproved.
+func (s *Store) UseGrant(ctx context.Context, grantID string, spent func(Use)) error {
 	reqID := "req-" + strings.TrimPrefix(grantID, "grt-")
 	if !strings.HasPrefix(grantID, "grt-") || !validID(reqID) {
 		return fmt.Errorf("%w: grant %q", ErrNotFound, grantID)
+	}
+	if spent == nil {
+		spent = func(Use) {}
 	}
 	gkey, rkey := s.grantKey(reqID), s.requestKey(reqID)
 	for range maxAttempts {
@@ -119,45 +148,52 @@ func (s *Store) UseGrant(ctx context.Context, grantID string) error {
 		if err := decode(recs[1].val, &req, "request "+reqID); err != nil {
 			return err
 		}
-		if req.settle(now); req.Status != StatusApproved {
+		req.settle(now)
+		switch {
+		case req.Status == StatusUsedUp || (req.Status == StatusApproved && g.UsedUp()):
+			return fmt.Errorf("%w: grant %s: all %d uses spent", ErrUsedUp, grantID, g.MaxUses)
+		case req.Status != StatusApproved:
 			return fmt.Errorf("%w: grant %s: request is %s", ErrNotApproved, grantID, req.Status)
-		}
-		if !g.liveAt(now) {
+		case !g.within(now):
 			return fmt.Errorf("%w: grant %s is not live at %s", ErrNotApproved, grantID, now.Format(time.RFC3339))
-		}
-		if g.MaxUses <= 0 {
+		case g.MaxUses <= 0:
+			spent(Use{})
 			return nil
 		}
-		if g.Uses >= g.MaxUses {
-			return fmt.Errorf("%w: grant %s: all %d uses spent", ErrNotApproved, grantID, g.MaxUses)
-		}
 		g.Uses++
+		req.Uses = g.Uses
+		use := Use{N: g.Uses, MaxUses: g.MaxUses}
+		var ev *Event
+		if use.Last() {
+			req.Status = StatusUsedUp
+			ev = &Event{Kind: EventUsedUp, Request: req, Comment: usesSpent(g.MaxUses), At: now}
+		}
+		gval, err := encode(g)
+		if err != nil {
+			return err
+		}
+		rval, err := encode(req)
+		if err != nil {
+			return err
+		}
 		cmps := []clientv3.Cmp{unchanged(gkey, recs[0]), unchanged(rkey, recs[1])}
-		var ops []clientv3.Op
-		last := g.Uses >= g.MaxUses
-		if last {
-			oldExpiry := s.expiryKey(&req)
-			req.Status = StatusExpired
-			val, err := encode(req)
-			if err != nil {
+		// The grant key keeps its lease: it goes at the end of the window.
+		ops := []clientv3.Op{clientv3.OpPut(gkey, gval, clientv3.WithIgnoreLease()), clientv3.OpPut(rkey, rval)}
+		if ev != nil {
+			// Nothing is left for the sweep to do.
+			ops = append(ops, clientv3.OpDelete(s.expiryKey(&req)))
+			if ops, err = s.withOutbox(ops, ev); err != nil {
 				return err
 			}
-			ops = append(ops, clientv3.OpPut(rkey, val), clientv3.OpDelete(gkey), clientv3.OpDelete(oldExpiry))
-		} else {
-			val, err := encode(g)
-			if err != nil {
-				return err
-			}
-			ops = append(ops, clientv3.OpPut(gkey, val, clientv3.WithIgnoreLease()))
 		}
 		ok, _, err := s.commit(ctx, cmps, ops...)
 		if err != nil {
 			return err
 		}
 		if ok {
-			if last {
-				s.dropLease(ctx, recs[0].lease)
-				s.emit(EventExpired, req, "", usesSpent(g.MaxUses), now)
+			spent(use)
+			if ev != nil {
+				s.report(*ev)
 			}
 			return nil
 		}

@@ -224,17 +224,19 @@ func TestUseGrant(t *testing.T) {
 		uses       []error
 		wantStatus Status // stored status afterwards
 		wantGrant  bool   // grant key still there afterwards
-		wantUses   int    // on the grant key, when there
-		expired    string // comment of the one expiry event, "" for none
+		wantUses   int    // on the grant key, when there, and on the request
+		usedUp     string // comment of the one used-up event, "" for none
 	}{
 		{
 			desc: "a grant capped at three uses is spent by the third",
 			setup: func(f *fixture) Request {
 				return f.submit(request(f.policy(Policy{Approval: ApprovalAuto, MaxUses: 3}).ID))
 			},
-			uses:       []error{nil, nil, nil, ErrNotApproved, ErrNotApproved},
-			wantStatus: StatusExpired,
-			expired:    "all 3 uses spent",
+			uses:       []error{nil, nil, nil, ErrUsedUp, ErrUsedUp},
+			wantStatus: StatusUsedUp,
+			wantGrant:  true,
+			wantUses:   3,
+			usedUp:     "all 3 uses spent",
 		},
 		{
 			desc: "uses short of the cap are counted in etcd",
@@ -255,9 +257,11 @@ func TestUseGrant(t *testing.T) {
 				require.Equal(f.t, 1, r.MaxUses)
 				return r
 			},
-			uses:       []error{nil, ErrNotApproved},
-			wantStatus: StatusExpired,
-			expired:    "its only use spent",
+			uses:       []error{nil, ErrUsedUp},
+			wantStatus: StatusUsedUp,
+			wantGrant:  true,
+			wantUses:   1,
+			usedUp:     "its only use spent",
 		},
 		{
 			desc: "a grant without a cap is not counted",
@@ -341,7 +345,7 @@ func TestUseGrant(t *testing.T) {
 			seen := len(log.all())
 			_, lease, _ := f.grantKV(r.ID)
 			for i, want := range tc.uses {
-				err := f.s.UseGrant(f.ctx(), grantID(r.ID))
+				err := f.s.UseGrant(f.ctx(), grantID(r.ID), nil)
 				if want == nil {
 					require.NoError(t, err, "use %d", i+1)
 					continue
@@ -351,30 +355,37 @@ func TestUseGrant(t *testing.T) {
 			}
 			stored, _ := f.stored(r.ID)
 			require.Equal(t, tc.wantStatus, stored.Status)
+			require.Equal(t, tc.wantUses, stored.Uses, "the request counts the uses")
 			g, _, found := f.grantKV(r.ID)
 			require.Equal(t, tc.wantGrant, found, "grant key present")
 			if found {
 				require.Equal(t, tc.wantUses, g.Uses)
 			}
 			events := log.since(seen)
-			if tc.expired == "" {
+			if tc.usedUp == "" {
 				require.Empty(t, events)
 				return
 			}
 			require.Len(t, events, 1)
-			require.Equal(t, EventExpired, events[0].Kind)
-			require.Equal(t, tc.expired, events[0].Comment)
+			require.Equal(t, EventUsedUp, events[0].Kind)
+			require.Equal(t, tc.usedUp, events[0].Comment)
+			require.Empty(t, events[0].By)
 			require.Equal(t, stored, events[0].Request)
+			require.True(t, g.UsedUp(), "the grant key stays, marked used up")
 			require.Empty(t, f.expiryEntries(r.ID))
 			ttl, err := f.cli.TimeToLive(f.ctx(), lease)
 			require.NoError(t, err)
-			require.EqualValues(t, -1, ttl.TTL, "the spent grant's lease is revoked")
-			// Nothing is left for the sweeper, even after the grant's end.
+			require.Positive(t, ttl.TTL, "the used-up grant keeps its lease, which ends with its window")
+			// Nothing is left for the sweeper, even after the grant's end:
+			// the request stays used up.
 			f.clock.Add(2 * time.Hour)
 			n, err := f.s.Sweep(f.ctx())
 			require.NoError(t, err)
 			require.Zero(t, n)
 			require.Len(t, log.since(seen), 1)
+			got, err := f.s.Request(f.ctx(), r.ID)
+			require.NoError(t, err)
+			require.Equal(t, StatusUsedUp, got.Status)
 		})
 	}
 }
@@ -392,7 +403,7 @@ func TestUseGrantUnknownIDs(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(fmt.Sprintf("%q", tc.id), func(t *testing.T) {
-			require.ErrorIs(t, f.s.UseGrant(f.ctx(), tc.id), tc.wantErr)
+			require.ErrorIs(t, f.s.UseGrant(f.ctx(), tc.id, nil), tc.wantErr)
 		})
 	}
 }
@@ -404,13 +415,59 @@ func TestUseGrantViewFollows(t *testing.T) {
 	require.Eventually(t, func() bool { return len(f.s.LiveGrants("alice", clockStart)) == 1 }, waitFor, tick)
 	require.Equal(t, 2, f.s.LiveGrants("alice", clockStart)[0].MaxUses)
 
-	require.NoError(t, f.s.UseGrant(f.ctx(), grantID(r.ID)))
+	require.NoError(t, f.s.UseGrant(f.ctx(), grantID(r.ID), nil))
 	require.Eventually(t, func() bool {
 		gs := f.s.LiveGrants("alice", clockStart)
 		return len(gs) == 1 && gs[0].Uses == 1
 	}, waitFor, tick)
-	require.NoError(t, f.s.UseGrant(f.ctx(), grantID(r.ID)))
+	require.Empty(t, f.s.UsedUpGrants("alice", clockStart))
+	require.NoError(t, f.s.UseGrant(f.ctx(), grantID(r.ID), nil))
 	require.Eventually(t, func() bool { return len(f.s.LiveGrants("alice", clockStart)) == 0 }, waitFor, tick)
+	// The view still knows the grant, as used up, until its window ends.
+	used := f.s.UsedUpGrants("alice", clockStart)
+	require.Len(t, used, 1)
+	require.Equal(t, r.ID, used[0].RequestID)
+	require.Equal(t, 2, used[0].Uses)
+	live, _ := f.s.Counts()
+	require.Zero(t, live, "a used-up grant is not live")
+	require.Empty(t, f.s.UsedUpGrants("alice", clockStart.Add(time.Hour)), "after its window")
+	require.Empty(t, f.s.UsedUpGrants("bob", clockStart))
+}
+
+// TestUseGrantSpentBeforeReported: the caller of UseGrant records the call
+// the last use was spent on before Config.OnEvent hears that the request is
+// used up, so that records of the two keep their causal order.
+func TestUseGrantSpentBeforeReported(t *testing.T) {
+	var order []string
+	var mu sync.Mutex
+	note := func(s string) {
+		mu.Lock()
+		defer mu.Unlock()
+		order = append(order, s)
+	}
+	f := newFixture(t, func(c *Config) {
+		c.OnEvent = func(e Event) { note(e.Kind) }
+	})
+	r := f.submit(request(f.policy(Policy{Approval: ApprovalAuto, MaxUses: 2}).ID))
+	var uses []Use
+	for range 2 {
+		require.NoError(t, f.s.UseGrant(f.ctx(), grantID(r.ID), func(u Use) {
+			uses = append(uses, u)
+			note(fmt.Sprintf("use %d of %d", u.N, u.MaxUses))
+		}))
+	}
+	require.Equal(t, []Use{{N: 1, MaxUses: 2}, {N: 2, MaxUses: 2}}, uses)
+	require.False(t, uses[0].Last())
+	require.True(t, uses[1].Last())
+	require.Equal(t, []string{EventSubmitted, EventApproved, "use 1 of 2", "use 2 of 2", EventUsedUp}, order)
+
+	// A refused use is not spent; a grant without a cap is not counted.
+	require.ErrorIs(t, f.s.UseGrant(f.ctx(), grantID(r.ID), func(Use) { t.Error("spent after the last use") }), ErrUsedUp)
+	free := f.submit(NewRequest{Requester: bob, Scope: ScopeTask, Target: "other", Reason: "x",
+		PolicyID: f.policy(Policy{Target: "other", Approval: ApprovalAuto}).ID})
+	var got *Use
+	require.NoError(t, f.s.UseGrant(f.ctx(), grantID(free.ID), func(u Use) { got = &u }))
+	require.Equal(t, &Use{}, got)
 }
 
 func TestUseGrantConcurrent(t *testing.T) {
@@ -434,7 +491,7 @@ func TestUseGrantConcurrent(t *testing.T) {
 		}
 		wg.Go(func() {
 			<-begin
-			errs <- s.UseGrant(f.ctx(), grantID(r.ID))
+			errs <- s.UseGrant(f.ctx(), grantID(r.ID), nil)
 		})
 	}
 	close(begin)
@@ -446,14 +503,16 @@ func TestUseGrantConcurrent(t *testing.T) {
 			ok++
 			continue
 		}
-		require.True(t, errors.Is(err, ErrNotApproved), "%v", err)
+		require.True(t, errors.Is(err, ErrUsedUp), "%v", err)
 	}
 	require.Equal(t, maxUses, ok, "exactly MaxUses calls succeed")
 	stored, _ := f.stored(r.ID)
-	require.Equal(t, StatusExpired, stored.Status)
-	_, _, found := f.grantKV(r.ID)
-	require.False(t, found)
+	require.Equal(t, StatusUsedUp, stored.Status)
+	require.Equal(t, maxUses, stored.Uses)
+	g, _, found := f.grantKV(r.ID)
+	require.True(t, found)
+	require.Equal(t, maxUses, g.Uses)
 	events := log.since(seen)
 	require.Len(t, events, 1)
-	require.Equal(t, EventExpired, events[0].Kind)
+	require.Equal(t, EventUsedUp, events[0].Kind)
 }

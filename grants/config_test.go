@@ -25,7 +25,7 @@ func TestConfigValidate(t *testing.T) {
 				require.Equal(t, "/elevate/", c.Prefix)
 				require.NotNil(t, c.Now)
 				require.Equal(t, 4*time.Hour, c.DefaultDuration)
-				require.Equal(t, 24*time.Hour, c.MaxDuration)
+				require.Equal(t, 7*24*time.Hour, c.MaxDuration)
 				require.Equal(t, 24*time.Hour, c.PendingTTL)
 				require.Equal(t, 3*time.Second, c.StaleAfter)
 				require.Equal(t, time.Second, c.SweepInterval)
@@ -69,24 +69,25 @@ func TestConfigValidate(t *testing.T) {
 				require.Equal(t, time.Second, c.StaleAfter)
 			},
 		},
-		{desc: "prefix must start with a slash", cfg: Config{Client: cli, Prefix: "elevate/"}, wantErr: `etcd.prefix: must start with "/"`},
-		{desc: "prefix must end with a slash", cfg: Config{Client: cli, Prefix: "/elevate"}, wantErr: `etcd.prefix: must end with "/"`},
-		{desc: "negative default duration", cfg: Config{Client: cli, DefaultDuration: -time.Hour}, wantErr: "requests.default_duration: must not be negative"},
-		{desc: "negative max duration", cfg: Config{Client: cli, MaxDuration: -time.Hour}, wantErr: "requests.max_duration: must not be negative"},
-		{desc: "negative pending ttl", cfg: Config{Client: cli, PendingTTL: -time.Hour}, wantErr: "requests.pending_ttl: must not be negative"},
+		{desc: "client is required", cfg: Config{}, wantErr: "grants.client: required"},
+		{desc: "prefix must start with a slash", cfg: Config{Client: cli, Prefix: "elevate/"}, wantErr: `grants.prefix: must start with "/"`},
+		{desc: "prefix must end with a slash", cfg: Config{Client: cli, Prefix: "/elevate"}, wantErr: `grants.prefix: must end with "/"`},
+		{desc: "negative default duration", cfg: Config{Client: cli, DefaultDuration: -time.Hour}, wantErr: "grants.default_duration: must not be negative"},
+		{desc: "negative max duration", cfg: Config{Client: cli, MaxDuration: -time.Hour}, wantErr: "grants.max_duration: must not be negative"},
+		{desc: "negative pending ttl", cfg: Config{Client: cli, PendingTTL: -time.Hour}, wantErr: "grants.pending_ttl: must not be negative"},
 		{desc: "negative stale after", cfg: Config{Client: cli, StaleAfter: -time.Second}, wantErr: "grants.stale_after: must not be negative"},
 		{desc: "stale after too short to probe", cfg: Config{Client: cli, StaleAfter: time.Millisecond}, wantErr: "grants.stale_after: must be at least 30ms"},
-		{desc: "default duration above the cap", cfg: Config{Client: cli, DefaultDuration: 9 * time.Hour, MaxDuration: 8 * time.Hour}, wantErr: "requests.default_duration: 9h0m0s exceeds requests.max_duration"},
-		{desc: "default duration above the default cap", cfg: Config{Client: cli, DefaultDuration: 25 * time.Hour}, wantErr: "requests.default_duration: 25h0m0s exceeds requests.max_duration (24h0m0s)"},
+		{desc: "default duration above the cap", cfg: Config{Client: cli, DefaultDuration: 9 * time.Hour, MaxDuration: 8 * time.Hour}, wantErr: "grants.default_duration: 9h0m0s exceeds grants.max_duration"},
+		{desc: "default duration above the default cap", cfg: Config{Client: cli, DefaultDuration: 200 * time.Hour}, wantErr: "grants.default_duration:"},
 		{desc: "negative sweep interval", cfg: Config{Client: cli, SweepInterval: -time.Second}, wantErr: "grants.sweep_interval: must not be negative"},
 		{desc: "sweep interval too short", cfg: Config{Client: cli, SweepInterval: time.Millisecond}, wantErr: "grants.sweep_interval: must be at least 10ms"},
 		{desc: "negative election ttl", cfg: Config{Client: cli, ElectionTTL: -time.Second}, wantErr: "grants.election_ttl: must not be negative"},
 		{desc: "election ttl too short", cfg: Config{Client: cli, ElectionTTL: 500 * time.Millisecond}, wantErr: "grants.election_ttl: must be at least 1s"},
-		{desc: "negative policy cap", cfg: Config{Client: cli, MaxPolicies: -1}, wantErr: "requests.max_policies: must not be negative"},
-		{desc: "negative break-glass cap", cfg: Config{Client: cli, BreakGlassMax: -time.Hour}, wantErr: "requests.break_glass_max: must not be negative"},
-		{desc: "break-glass cap above the maximum duration", cfg: Config{Client: cli, BreakGlassMax: 200 * time.Hour}, wantErr: "requests.break_glass_max: 200h0m0s exceeds requests.max_duration"},
-		{desc: "negative break-glass duration", cfg: Config{Client: cli, BreakGlassDuration: -time.Hour}, wantErr: "requests.break_glass_duration: must not be negative"},
-		{desc: "break-glass duration above its cap", cfg: Config{Client: cli, BreakGlassDuration: 5 * time.Hour}, wantErr: "requests.break_glass_duration: 5h0m0s exceeds requests.break_glass_max"},
+		{desc: "negative policy cap", cfg: Config{Client: cli, MaxPolicies: -1}, wantErr: "grants.max_policies: must not be negative"},
+		{desc: "negative break-glass cap", cfg: Config{Client: cli, BreakGlassMax: -time.Hour}, wantErr: "grants.break_glass_max: must not be negative"},
+		{desc: "break-glass cap above the maximum duration", cfg: Config{Client: cli, BreakGlassMax: 200 * time.Hour}, wantErr: "grants.break_glass_max: 200h0m0s exceeds grants.max_duration"},
+		{desc: "negative break-glass duration", cfg: Config{Client: cli, BreakGlassDuration: -time.Hour}, wantErr: "grants.break_glass_duration: must not be negative"},
+		{desc: "break-glass duration above its cap", cfg: Config{Client: cli, BreakGlassDuration: 5 * time.Hour}, wantErr: "grants.break_glass_duration: 5h0m0s exceeds grants.break_glass_max"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {
@@ -102,10 +103,6 @@ func TestConfigValidate(t *testing.T) {
 			tc.check(t, cfg)
 		})
 	}
-	// Validate checks the settings alone; New also checks the wiring.
-	require.NoError(t, (&Config{}).Validate())
-	_, err := New(Config{})
-	require.ErrorContains(t, err, "grants.client: required")
 }
 
 func TestDurationJSON(t *testing.T) {
@@ -152,6 +149,26 @@ func TestRequestJSONShape(t *testing.T) {
 	require.NotContains(t, m, "denial")
 	require.NotContains(t, m, "grant_start")
 
+	require.NotContains(t, m, "max_uses")
+	require.NotContains(t, m, "uses", "uses are shown only where they are counted")
+	require.NotContains(t, m, "uses_left")
+
+	// A capped grant's request shows its uses, none spent included, and
+	// what is left of them; reading it back keeps the count.
+	for _, tc := range []struct{ uses, left int }{{0, 3}, {2, 1}, {3, 0}} {
+		b, err = json.Marshal(Request{ID: "req-2", MaxUses: 3, Uses: tc.uses, Status: StatusApproved})
+		require.NoError(t, err)
+		m = map[string]any{}
+		require.NoError(t, json.Unmarshal(b, &m))
+		require.EqualValues(t, 3, m["max_uses"])
+		require.EqualValues(t, tc.uses, m["uses"])
+		require.EqualValues(t, tc.left, m["uses_left"])
+		var back Request
+		require.NoError(t, json.Unmarshal(b, &back))
+		require.Equal(t, tc.uses, back.Uses)
+		require.Equal(t, "req-2", back.ID)
+	}
+
 	b, err = json.Marshal(Policy{ID: "pol-1", Approvals: 1})
 	require.NoError(t, err)
 	require.NotContains(t, string(b), "max_duration", "a policy without its own cap omits it")
@@ -173,6 +190,7 @@ func TestErrorFamilies(t *testing.T) {
 		{desc: "not pending is a conflict", err: ErrNotPending, parent: ErrConflict},
 		{desc: "already approved is a conflict", err: ErrAlreadyApproved, parent: ErrConflict},
 		{desc: "not approved is a conflict", err: ErrNotApproved, parent: ErrConflict},
+		{desc: "used up is a conflict", err: ErrUsedUp, parent: ErrConflict},
 		{desc: "a duplicate is a conflict", err: &DuplicateError{ExistingID: "req-1"}, parent: ErrConflict},
 		{desc: "the policy limit is a conflict", err: ErrPolicyLimit, parent: ErrConflict},
 		{desc: "a second policy for a target is a conflict", err: &PolicyExistsError{ExistingID: "pol-1"}, parent: ErrConflict},
@@ -190,6 +208,7 @@ func TestErrorFamilies(t *testing.T) {
 			}
 		})
 	}
+	require.ErrorIs(t, ErrUsedUp, ErrNotApproved, "a used-up grant is one that cannot be used")
 	var dup *DuplicateError
 	require.ErrorAs(t, errors.Join(&DuplicateError{ExistingID: "req-7"}), &dup)
 	require.Equal(t, "req-7", dup.ExistingID)

@@ -218,16 +218,16 @@ func TestEvents(t *testing.T) {
 			desc: "the last use of a grant",
 			act: func(t *testing.T, f *fixture) Request {
 				r := f.submit(request(f.policy(Policy{Approval: ApprovalAuto, MaxUses: 2}).ID))
-				require.NoError(t, f.s.UseGrant(f.ctx(), grantID(r.ID)))
+				require.NoError(t, f.s.UseGrant(f.ctx(), grantID(r.ID), nil))
 				f.clock.Add(time.Minute)
-				require.NoError(t, f.s.UseGrant(f.ctx(), grantID(r.ID)))
+				require.NoError(t, f.s.UseGrant(f.ctx(), grantID(r.ID), nil))
 				r, _ = f.stored(r.ID)
 				return r
 			},
 			want: []want{
 				{kind: EventSubmitted, by: "alice", status: StatusApproved},
 				{kind: EventApproved, by: AutoApprover, status: StatusApproved},
-				{kind: EventExpired, comment: "all 2 uses spent", status: StatusExpired, at: time.Minute},
+				{kind: EventUsedUp, comment: "all 2 uses spent", status: StatusUsedUp, at: time.Minute},
 			},
 		},
 		{

@@ -27,6 +27,11 @@
 // which the leader of the moment empties through Deliver: the event
 // outlives the replica that wrote it.
 //
+// A grant capped at a number of uses (Policy.MaxUses) is used up by the
+// transaction that spends its last use (UseGrant): its request becomes
+// used_up, and its grant key stays, marked used up, until its lease ends,
+// so that every replica's view can tell a used-up grant from none.
+//
 // # Keys
 //
 // All keys live under Config.Prefix (default "/elevate/"); values are JSON.
@@ -54,8 +59,8 @@
 // Every refusal wraps one of the exported sentinel errors; match them with
 // errors.Is and errors.As. ErrForbidden is the parent of ErrSelfApproval,
 // ErrNotApprover and ErrMFARequired; ErrConflict is the parent of
-// ErrNotPending, ErrAlreadyApproved, ErrNotApproved, ErrPolicyLimit,
-// *DuplicateError and *PolicyExistsError.
+// ErrNotPending, ErrAlreadyApproved, ErrNotApproved (itself the parent of
+// ErrUsedUp), ErrPolicyLimit, *DuplicateError and *PolicyExistsError.
 // ErrUnavailable wraps failures of etcd itself.
 package grants
 
@@ -72,39 +77,37 @@ import (
 )
 
 // Config configures a Store. The zero value of every field but Client
-// selects the documented default. The fields with a yaml key are the
-// requests section of elevate's configuration file; Prefix is its
-// etcd.prefix.
+// selects the documented default.
 type Config struct {
 	// Client is the etcd client the Store uses. Required.
-	Client *clientv3.Client `yaml:"-"`
+	Client *clientv3.Client
 	// Prefix is the key prefix of all state. Default "/elevate/"; it must
 	// start and end with "/".
-	Prefix string `yaml:"-"`
+	Prefix string
 	// Now is the clock used for every rule and for Fresh. Default time.Now.
-	Now func() time.Time `yaml:"-"`
+	Now func() time.Time
 	// DefaultDuration is the grant duration of a request that asks for none.
 	// Default 4h.
-	DefaultDuration time.Duration `yaml:"default_duration"`
+	DefaultDuration time.Duration
 	// MaxDuration caps every grant; an approval policy may set a lower cap.
-	// Default 24h.
-	MaxDuration time.Duration `yaml:"max_duration"`
+	// Default 168h (7 days).
+	MaxDuration time.Duration
 	// PendingTTL is how long a request may stay undecided before it
 	// expires. Default 24h.
-	PendingTTL time.Duration `yaml:"pending_ttl"`
+	PendingTTL time.Duration
 	// StaleAfter bounds how long ago the in-memory view may have last been
 	// confirmed against etcd for Fresh to report true. The view is probed
 	// every StaleAfter/3. Default 3s; at least 30ms.
-	StaleAfter time.Duration `yaml:"-"`
+	StaleAfter time.Duration
 	// OnState, when set, is called after the first sync, after every re-list
 	// and after every change to control settings or policies, with the new
 	// state. Calls are serial, from the goroutine running Run.
-	OnState func(Control, []Policy) `yaml:"-"`
+	OnState func(Control, []Policy)
 	// OnEvent, when set, is called once for every change of a request's
 	// status (see Event), by the Store whose etcd transaction made the
 	// change, right after it committed. Calls may come from several
 	// goroutines at once and must not block.
-	OnEvent func(Event) `yaml:"-"`
+	OnEvent func(Event)
 	// Deliver, when set, hands on the events of the expiries the sweep
 	// writes back in a way that survives the replica that wrote them: each
 	// such expiry commits together with an outbox entry holding its event,
@@ -115,35 +118,35 @@ type Config struct {
 	// entry was removed). OnEvent still hears of each such expiry once, with
 	// Event.Outbox set. Calls may come from several goroutines at once; ctx
 	// ends at the latest a second after the leader's term.
-	Deliver func(ctx context.Context, e Event) error `yaml:"-"`
+	Deliver func(ctx context.Context, e Event) error
 	// SweepInterval is how often the leader among the Stores sharing
 	// Prefix writes back the requests that have expired. Default 1s; at
 	// least 10ms.
-	SweepInterval time.Duration `yaml:"-"`
+	SweepInterval time.Duration
 	// ElectionTTL is the TTL of the lease that holds a Store's leadership:
 	// a leader that vanishes without resigning is replaced after about this
 	// long. Default 5s; at least 1s; rounded up to whole seconds.
-	ElectionTTL time.Duration `yaml:"-"`
+	ElectionTTL time.Duration
 	// MaxPolicies caps the number of approval policies. Default 0: no cap.
-	MaxPolicies int `yaml:"max_policies"`
+	MaxPolicies int
 	// BreakGlassDuration is the grant duration of a break-glass request that
 	// asks for none. Default 1h, or BreakGlassMax when that is lower.
-	BreakGlassDuration time.Duration `yaml:"break_glass_duration"`
+	BreakGlassDuration time.Duration
 	// BreakGlassMax caps break-glass grants. Default 4h, or MaxDuration when
 	// that is lower; at most MaxDuration.
-	BreakGlassMax time.Duration `yaml:"break_glass_max"`
+	BreakGlassMax time.Duration
 	// BreakGlassReviewers is the approver group of break-glass requests:
 	// it is notified and, besides the requester, may revoke the grant.
 	// Optional: the default approver group of the control settings when
 	// empty.
-	BreakGlassReviewers string `yaml:"-"`
+	BreakGlassReviewers string
 }
 
 // Defaults applied by Validate.
 const (
 	DefaultPrefix          = "/elevate/"
 	DefaultDefaultDuration = 4 * time.Hour
-	DefaultMaxDuration     = 24 * time.Hour
+	DefaultMaxDuration     = 7 * 24 * time.Hour
 	DefaultPendingTTL      = 24 * time.Hour
 	DefaultStaleAfter      = 3 * time.Second
 	DefaultSweepInterval   = time.Second
@@ -156,20 +159,20 @@ const (
 	minElectionTTL   = time.Second
 )
 
-// Validate fills in defaults and checks the settings; New also checks the
-// wiring (Client). Its messages name the offending key as elevate's
-// configuration file does, for example `requests.max_duration: must not be
-// negative` or `etcd.prefix: must start with "/"`; the settings that file
-// does not hold are named grants.*.
+// Validate fills in defaults and checks the configuration. Its messages name
+// the offending key, for example `grants.prefix: must start with "/"`.
 func (c *Config) Validate() error {
+	if c.Client == nil {
+		return errors.New("grants.client: required")
+	}
 	if c.Prefix == "" {
 		c.Prefix = DefaultPrefix
 	}
 	if !strings.HasPrefix(c.Prefix, "/") {
-		return errors.New(`etcd.prefix: must start with "/"`)
+		return errors.New(`grants.prefix: must start with "/"`)
 	}
 	if !strings.HasSuffix(c.Prefix, "/") {
-		return errors.New(`etcd.prefix: must end with "/"`)
+		return errors.New(`grants.prefix: must end with "/"`)
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -179,9 +182,9 @@ func (c *Config) Validate() error {
 		v   *time.Duration
 		def time.Duration
 	}{
-		{"requests.default_duration", &c.DefaultDuration, DefaultDefaultDuration},
-		{"requests.max_duration", &c.MaxDuration, DefaultMaxDuration},
-		{"requests.pending_ttl", &c.PendingTTL, DefaultPendingTTL},
+		{"grants.default_duration", &c.DefaultDuration, DefaultDefaultDuration},
+		{"grants.max_duration", &c.MaxDuration, DefaultMaxDuration},
+		{"grants.pending_ttl", &c.PendingTTL, DefaultPendingTTL},
 		{"grants.stale_after", &c.StaleAfter, DefaultStaleAfter},
 		{"grants.sweep_interval", &c.SweepInterval, DefaultSweepInterval},
 		{"grants.election_ttl", &c.ElectionTTL, DefaultElectionTTL},
@@ -194,7 +197,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.DefaultDuration > c.MaxDuration {
-		return fmt.Errorf("requests.default_duration: %s exceeds requests.max_duration (%s)", c.DefaultDuration, c.MaxDuration)
+		return fmt.Errorf("grants.default_duration: %s exceeds grants.max_duration (%s)", c.DefaultDuration, c.MaxDuration)
 	}
 	if c.StaleAfter < minStaleAfter {
 		return fmt.Errorf("grants.stale_after: must be at least %s, got %s", minStaleAfter, c.StaleAfter)
@@ -206,23 +209,23 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("grants.election_ttl: must be at least %s, got %s", minElectionTTL, c.ElectionTTL)
 	}
 	if c.MaxPolicies < 0 {
-		return fmt.Errorf("requests.max_policies: must not be negative, got %d", c.MaxPolicies)
+		return fmt.Errorf("grants.max_policies: must not be negative, got %d", c.MaxPolicies)
 	}
 	switch {
 	case c.BreakGlassMax < 0:
-		return fmt.Errorf("requests.break_glass_max: must not be negative, got %s", c.BreakGlassMax)
+		return fmt.Errorf("grants.break_glass_max: must not be negative, got %s", c.BreakGlassMax)
 	case c.BreakGlassMax == 0:
 		c.BreakGlassMax = min(DefaultBreakGlassMax, c.MaxDuration)
 	case c.BreakGlassMax > c.MaxDuration:
-		return fmt.Errorf("requests.break_glass_max: %s exceeds requests.max_duration (%s)", c.BreakGlassMax, c.MaxDuration)
+		return fmt.Errorf("grants.break_glass_max: %s exceeds grants.max_duration (%s)", c.BreakGlassMax, c.MaxDuration)
 	}
 	switch {
 	case c.BreakGlassDuration < 0:
-		return fmt.Errorf("requests.break_glass_duration: must not be negative, got %s", c.BreakGlassDuration)
+		return fmt.Errorf("grants.break_glass_duration: must not be negative, got %s", c.BreakGlassDuration)
 	case c.BreakGlassDuration == 0:
 		c.BreakGlassDuration = min(DefaultBreakGlass, c.BreakGlassMax)
 	case c.BreakGlassDuration > c.BreakGlassMax:
-		return fmt.Errorf("requests.break_glass_duration: %s exceeds requests.break_glass_max (%s)", c.BreakGlassDuration, c.BreakGlassMax)
+		return fmt.Errorf("grants.break_glass_duration: %s exceeds grants.break_glass_max (%s)", c.BreakGlassDuration, c.BreakGlassMax)
 	}
 	c.BreakGlassReviewers = strings.TrimSpace(c.BreakGlassReviewers)
 	return nil
@@ -246,22 +249,21 @@ func (s Scope) valid() bool {
 type Status string
 
 // Statuses. A pending request becomes approved, denied or expired; an
-// approved one becomes revoked or expired.
+// approved one becomes revoked, expired (its grant ended) or used_up (the
+// last of the uses its policy allows was spent, see Store.UseGrant).
 const (
 	StatusPending  Status = "pending"
 	StatusApproved Status = "approved"
 	StatusDenied   Status = "denied"
 	StatusExpired  Status = "expired"
 	StatusRevoked  Status = "revoked"
+	StatusUsedUp   Status = "used_up"
 )
 
-func (s Status) valid() bool {
-	switch s {
-	case StatusPending, StatusApproved, StatusDenied, StatusExpired, StatusRevoked:
-		return true
-	}
-	return false
-}
+// statuses lists every status, in the order of a request's life.
+var statuses = []Status{StatusPending, StatusApproved, StatusDenied, StatusExpired, StatusRevoked, StatusUsedUp}
+
+func (s Status) valid() bool { return slices.Contains(statuses, s) }
 
 // Approval types of a Policy.
 const (
@@ -401,12 +403,34 @@ type Request struct {
 	GrantEnd   *time.Time `json:"grant_end,omitempty"`
 	// MaxUses is the policy's cap on the uses of the grant; 0 means none.
 	MaxUses int `json:"max_uses,omitempty"`
+	// Uses counts the uses of the grant spent so far, when MaxUses caps
+	// them. In JSON, a request with a cap always has "uses" and also
+	// "uses_left" (see MarshalJSON).
+	Uses int `json:"uses,omitempty"`
 	// RequesterEmail is the requester's address when their token had one.
 	RequesterEmail string `json:"requester_email,omitempty"`
 	// BreakGlass marks a request approved at once by Store.BreakGlass.
 	BreakGlass bool `json:"break_glass,omitempty"`
 	// Review is ReviewPending on a break-glass request; "" otherwise.
 	Review string `json:"review,omitempty"`
+}
+
+// UsesLeft is what MaxUses leaves of the grant's uses; 0 when they are not
+// capped.
+func (r Request) UsesLeft() int { return max(r.MaxUses-r.Uses, 0) }
+
+// MarshalJSON writes r; a request whose grant's uses are capped also gets
+// "uses" (0 included) and "uses_left" (UsesLeft).
+func (r Request) MarshalJSON() ([]byte, error) {
+	type plain Request // without this method
+	if r.MaxUses <= 0 {
+		return json.Marshal(plain(r))
+	}
+	return json.Marshal(struct {
+		plain
+		Uses     int `json:"uses"`
+		UsesLeft int `json:"uses_left"`
+	}{plain(r), r.Uses, r.UsesLeft()})
 }
 
 // settle sets the status r has at now: a pending request past its expiry and
@@ -453,9 +477,17 @@ type Grant struct {
 	Uses    int `json:"uses,omitempty"`
 }
 
-func (g *Grant) liveAt(now time.Time) bool {
+// UsedUp reports whether the grant's uses are capped and all spent.
+func (g *Grant) UsedUp() bool { return g.MaxUses > 0 && g.Uses >= g.MaxUses }
+
+// within reports whether now lies in the grant's window.
+func (g *Grant) within(now time.Time) bool {
 	return !now.Before(g.NotBefore) && now.Before(g.ExpiresAt)
 }
+
+// liveAt reports whether the grant allows calls at now: within its window
+// and not used up.
+func (g *Grant) liveAt(now time.Time) bool { return g.within(now) && !g.UsedUp() }
 
 // Filter selects requests. Empty fields match everything; Limit <= 0 means
 // no limit.
@@ -481,8 +513,11 @@ const (
 	// EventRevoked: an approved request's grant was revoked.
 	EventRevoked = "request.revoked"
 	// EventExpired: a pending request expired undecided, or an approved
-	// request's grant ended or was used up.
+	// request's grant ended.
 	EventExpired = "request.expired"
+	// EventUsedUp: the last use an approved request's grant allowed was
+	// spent (Store.UseGrant).
+	EventUsedUp = "request.used_up"
 	// EventBreakGlass: a break-glass request was stored, approved at once.
 	EventBreakGlass = "request.break_glass"
 )
@@ -496,10 +531,10 @@ type Event struct {
 	Request Request `json:"request"`
 	// By is who made the change: the requester for a submission or a
 	// break-glass request, AutoApprover for an automatic approval, the
-	// approver, denier or revoker, and "" for an expiry.
+	// approver, denier or revoker, and "" for an expiry or a grant used up.
 	By string `json:"by,omitempty"`
-	// Comment is the decision's comment, or for an expiry what ended the
-	// request.
+	// Comment is the decision's comment, or for an expiry or a grant used
+	// up what ended the request.
 	Comment string `json:"comment,omitempty"`
 	// At is when the change was made, by the clock of the Store that made
 	// it.
@@ -556,6 +591,8 @@ var (
 	// ErrNotApproved: the request has no grant that could be revoked or
 	// used.
 	ErrNotApproved error = &kindError{"request is not approved or its grant has ended", ErrConflict}
+	// ErrUsedUp: the grant's uses are all spent. It wraps ErrNotApproved.
+	ErrUsedUp error = &kindError{"the grant has no uses left", ErrNotApproved}
 	// ErrPolicyLimit: Config.MaxPolicies approval policies exist already.
 	ErrPolicyLimit error = &kindError{"too many approval policies", ErrConflict}
 	// ErrSelfApproval: a requester may not decide their own request.

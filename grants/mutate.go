@@ -59,11 +59,17 @@ func (s *Store) putExpiry(r *Request) clientv3.Op { return clientv3.OpPut(s.expi
 
 // emit reports a committed change to Config.OnEvent.
 func (s *Store) emit(kind string, r Request, by, comment string, at time.Time) {
+	s.report(Event{Kind: kind, Request: r, By: by, Comment: comment, At: at})
+}
+
+// report hands a committed change to Config.OnEvent, with a request that
+// shares nothing with the caller's.
+func (s *Store) report(e Event) {
 	if s.cfg.OnEvent == nil {
 		return
 	}
-	r.Approvals = slices.Clone(r.Approvals)
-	s.cfg.OnEvent(Event{Kind: kind, Request: r, By: by, Comment: comment, At: at})
+	e.Request.Approvals = slices.Clone(e.Request.Approvals)
+	s.cfg.OnEvent(e)
 }
 
 // grantID derives the ID of a request's grant from the request's ID.

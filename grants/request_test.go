@@ -830,6 +830,11 @@ func TestRequestsFilter(t *testing.T) {
 	r3 := f.submit(n)
 	_, err := f.s.Approve(f.ctx(), r3.ID, bob, "")
 	require.NoError(t, err)
+	f.clock.Add(time.Minute)
+	n = request(f.policy(Policy{Approval: ApprovalAuto, MaxUses: 1, Target: "once"}).ID)
+	n.Target = "once"
+	r4 := f.submit(n)
+	require.NoError(t, f.s.UseGrant(f.ctx(), grantID(r4.ID), nil))
 
 	ids := func(rs []Request) []string {
 		out := []string{}
@@ -843,12 +848,13 @@ func TestRequestsFilter(t *testing.T) {
 		f    Filter
 		want []string
 	}{
-		{desc: "everything, newest first", f: Filter{}, want: []string{r3.ID, r2.ID, r1.ID}},
-		{desc: "by requester", f: Filter{Requester: "alice"}, want: []string{r2.ID, r1.ID}},
+		{desc: "everything, newest first", f: Filter{}, want: []string{r4.ID, r3.ID, r2.ID, r1.ID}},
+		{desc: "by requester", f: Filter{Requester: "alice"}, want: []string{r4.ID, r2.ID, r1.ID}},
 		{desc: "by target", f: Filter{Target: task}, want: []string{r3.ID, r1.ID}},
 		{desc: "by status", f: Filter{Status: StatusApproved}, want: []string{r3.ID}},
 		{desc: "by status and requester", f: Filter{Status: StatusPending, Requester: "alice", Target: task}, want: []string{r1.ID}},
-		{desc: "limited", f: Filter{Limit: 2}, want: []string{r3.ID, r2.ID}},
+		{desc: "used up", f: Filter{Status: StatusUsedUp}, want: []string{r4.ID}},
+		{desc: "limited", f: Filter{Limit: 2}, want: []string{r4.ID, r3.ID}},
 		{desc: "nothing matches", f: Filter{Requester: "mallory"}, want: []string{}},
 	}
 	for _, tc := range tests {
@@ -860,4 +866,5 @@ func TestRequestsFilter(t *testing.T) {
 	}
 	_, err = f.s.Requests(f.ctx(), Filter{Status: "open"})
 	require.ErrorIs(t, err, ErrInvalid)
+	require.ErrorContains(t, err, "pending, approved, denied, expired, revoked, used_up")
 }

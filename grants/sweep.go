@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"math"
-	"slices"
 	"sync"
 	"time"
 
@@ -200,26 +199,32 @@ func (s *Store) expire(ctx context.Context, ekey string, erev int64, id string, 
 	if before == StatusApproved {
 		comment = "grant ended"
 	}
-	ev := Event{Kind: EventExpired, Request: req, Comment: comment, At: now, Outbox: s.cfg.Deliver != nil}
-	if ev.Outbox {
-		// The event commits with the expiry, so that it outlives this
-		// replica: see drain.
-		b, err := encode(ev)
-		if err != nil {
-			return false, err
-		}
-		ops = append(ops, clientv3.OpPut(s.outboxKey(id, ev.Kind), b))
+	ev := Event{Kind: EventExpired, Request: req, Comment: comment, At: now}
+	if ops, err = s.withOutbox(ops, &ev); err != nil {
+		return false, err
 	}
 	ok, _, err := s.commit(ctx, cmps, ops...)
 	if err != nil || !ok {
 		// Changed since it was read: the next sweep looks again.
 		return false, err
 	}
-	if s.cfg.OnEvent != nil {
-		ev.Request.Approvals = slices.Clone(ev.Request.Approvals)
-		s.cfg.OnEvent(ev)
-	}
+	s.report(ev)
 	return true, nil
+}
+
+// withOutbox adds to ops, when Config.Deliver is set, the outbox entry of
+// ev, and marks ev as waiting there: the event then commits with the change
+// it reports, so that it outlives this replica (see drain).
+func (s *Store) withOutbox(ops []clientv3.Op, ev *Event) ([]clientv3.Op, error) {
+	if s.cfg.Deliver == nil {
+		return ops, nil
+	}
+	ev.Outbox = true
+	b, err := encode(ev)
+	if err != nil {
+		return nil, err
+	}
+	return append(ops, clientv3.OpPut(s.outboxKey(ev.Request.ID, ev.Kind), b)), nil
 }
 
 // outboxKey is the outbox entry of the event of kind about request id.

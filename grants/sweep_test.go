@@ -170,11 +170,11 @@ func TestSweep(t *testing.T) {
 			desc: "a grant whose uses are spent is not swept again",
 			setup: func(f *fixture) Request {
 				r := f.submit(request(f.policy(Policy{Approval: ApprovalAuto, MaxUses: 1}).ID))
-				require.NoError(f.t, f.s.UseGrant(f.ctx(), grantID(r.ID)))
+				require.NoError(f.t, f.s.UseGrant(f.ctx(), grantID(r.ID), nil))
 				return r
 			},
 			later: 2 * time.Hour,
-			want:  StatusExpired,
+			want:  StatusUsedUp,
 		},
 	}
 	for _, tc := range tests {

@@ -1,6 +1,6 @@
 // Package notify tells people and systems when something happens to an
-// access request: submitted, approved, denied, revoked, expired, or taken by
-// break-glass. It sends mail through an SMTP relay and posts JSON to
+// access request: submitted, approved, denied, revoked, expired, used up
+// (the last call its grant allowed was made), or taken by break-glass. It sends mail through an SMTP relay and posts JSON to
 // webhooks.
 //
 // # Delivery
@@ -27,7 +27,8 @@
 //
 // A request's approver group is mapped to a mail address by
 // Config.Groups. A submitted request goes to its group; approved and denied
-// go to the requester (Event.RequesterEmail); revoked and expired go to both.
+// go to the requester (Event.RequesterEmail); revoked, expired and used up go
+// to both.
 // Break-glass goes to every address in Config.Groups. Webhooks receive every
 // kind listed in their Events, or all kinds when the list is empty.
 //

@@ -13,11 +13,12 @@ const (
 	KindDenied     = "request.denied"
 	KindRevoked    = "request.revoked"
 	KindExpired    = "request.expired"
+	KindUsedUp     = "request.used_up" // the last use a grant allowed was spent
 	KindBreakGlass = "request.break_glass"
 )
 
 // kinds lists every kind of event, in the order of a request's life.
-var kinds = []string{KindSubmitted, KindApproved, KindDenied, KindRevoked, KindExpired, KindBreakGlass}
+var kinds = []string{KindSubmitted, KindApproved, KindDenied, KindRevoked, KindExpired, KindUsedUp, KindBreakGlass}
 
 // Event is something that happened to an access request. Webhooks receive
 // it as the "event" member of their JSON body, with these member names.
@@ -151,6 +152,8 @@ func summary(e Event) string {
 		return fmt.Sprintf("The grant of request %s (%s for %s) was revoked%s.", id, who, subject, by)
 	case KindExpired:
 		return fmt.Sprintf("Request %s of %s for %s has expired.", id, who, subject)
+	case KindUsedUp:
+		return fmt.Sprintf("The grant of request %s (%s for %s) is used up: every call it allowed has been made.", id, who, subject)
 	case KindBreakGlass:
 		return fmt.Sprintf("BREAK-GLASS: %s took %s without approval (request %s). Review it now.", who, subject, id)
 	default:

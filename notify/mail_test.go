@@ -271,6 +271,7 @@ func TestMailRecipients(t *testing.T) {
 	}{
 		{"revoked: requester and group", KindRevoked, nil, []string{"bob@example.com", "exchange-admins@example.com"}},
 		{"expired: requester and group", KindExpired, nil, []string{"bob@example.com", "exchange-admins@example.com"}},
+		{"used up: requester and group", KindUsedUp, nil, []string{"bob@example.com", "exchange-admins@example.com"}},
 		{"break-glass: every group", KindBreakGlass, nil, []string{"ad-admins@example.com", "exchange-admins@example.com"}},
 		{"break-glass without a group: every group", KindBreakGlass, func(e *Event) { e.Approvers = "" }, []string{"ad-admins@example.com", "exchange-admins@example.com"}},
 		{"approved without a requester address: nobody", KindApproved, func(e *Event) { e.RequesterEmail = "" }, nil},
@@ -362,8 +363,9 @@ func TestMailServerDown(t *testing.T) {
 	}
 	require.Less(t, time.Since(began), time.Second, "Notify does not wait for the relay")
 
-	// submitted 1, approved 1, denied 1, revoked 2, expired 2, break-glass 2
-	const deliveries = 9
+	// submitted 1, approved 1, denied 1, revoked 2, expired 2, used up 2,
+	// break-glass 2
+	const deliveries = 11
 	waitStats(t, n, Stats{Queued: deliveries, Failed: deliveries, Retried: deliveries * 2})
 	out := logs.String()
 	require.Equal(t, deliveries*2, strings.Count(out, "will retry"))

@@ -144,7 +144,8 @@ func New(cfg Config) (*Notifier, error) {
 //
 //   - request.submitted: the address of the approver group (e.Approvers);
 //   - request.approved, request.denied: the requester (e.RequesterEmail);
-//   - request.revoked, request.expired: the requester and the approver group;
+//   - request.revoked, request.expired, request.used_up: the requester and
+//     the approver group;
 //   - request.break_glass: every address in Config.Groups, with the mail
 //     marked urgent;
 //   - every webhook whose Events list the kind, or is empty.
@@ -304,7 +305,7 @@ func (n *Notifier) recipients(e Event) []string {
 		group()
 	case KindApproved, KindDenied:
 		add(requester)
-	case KindRevoked, KindExpired:
+	case KindRevoked, KindExpired, KindUsedUp:
 		add(requester)
 		group()
 	case KindBreakGlass:

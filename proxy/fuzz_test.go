@@ -35,6 +35,7 @@ func FuzzResolve(f *testing.F) {
 		{"POST", "/exchange/mailboxes/alice/move-requests", "elevate.test", false},
 		{"GET", "/rmq/api/vhosts/%2F", "elevate.test", false},
 		{"DELETE", "/rmq/api/queues/%2f/q/contents?access_token=x&columns=a", "elevate.test", false},
+		{"GET", "/rmq/api/overview?ACCESS%5FTOKEN=x&Access_Token=y&columns=a", "elevate.test", false},
 		{"GET", "/config/apps", "caddy.elevate.test", false},
 		{"GET", "/mailboxes", "exchange.elevate.test:80", true},
 		{"GET", "/api/overview", "RABBITMQ.elevate.test.", true},
@@ -116,8 +117,13 @@ func FuzzResolve(f *testing.F) {
 		for k := range call.Query {
 			require.False(t, methodOverrideParams[strings.ToLower(k)])
 		}
-		for k := range rt.params {
-			require.NotContains(t, call.Query, k, "a credential parameter is judged")
+		forwarded, err := url.ParseQuery(res.rawQuery)
+		require.NoError(t, err, "the forwarded query %q", res.rawQuery)
+		for _, q := range []url.Values{call.Query, forwarded} {
+			for k := range q {
+				_, cred := credentialName(k, rt.params)
+				require.False(t, cred, "a credential parameter %q is judged or forwarded", k)
+			}
 		}
 	})
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -32,6 +33,9 @@ type Verifier interface {
 // GrantView is the in-memory view of live grants.
 type GrantView interface {
 	LiveGrants(subject string, now time.Time) []grants.Grant
+	// UsedUpGrants are the grants of subject, within their window, whose
+	// uses are all spent; a refusal looks for them to say why.
+	UsedUpGrants(subject string, now time.Time) []grants.Grant
 	Fresh() bool
 }
 
@@ -53,9 +57,11 @@ type Appender interface {
 }
 
 // GrantUser counts calls against grants that allow a limited number of
-// uses; only those grants cost an etcd round trip.
+// uses; only those grants cost an etcd round trip. UseGrant calls spent
+// once the use is recorded, and before it reports the request of a last
+// use as used up.
 type GrantUser interface {
-	UseGrant(ctx context.Context, grantID string) error
+	UseGrant(ctx context.Context, grantID string, spent func(grants.Use)) error
 }
 
 // GateConfig wires the parts one decision needs. The fields with a yaml key
@@ -233,11 +239,8 @@ func (g *Gate) check(ctx context.Context, c Call, span *spanAttrs) Verdict {
 		Subject: policy.Subject{ID: id.Subject, Groups: id.Groups, MFA: id.MFA(), Email: id.Email},
 		Grants:  make([]policy.Grant, 0, len(live)),
 	}
-	for _, gr := range live {
-		in.Grants = append(in.Grants, policy.Grant{
-			ID: gr.ID, RequestID: gr.RequestID, Scope: string(gr.Scope), Target: gr.Target,
-			NotBefore: gr.NotBefore, ExpiresAt: gr.ExpiresAt,
-		})
+	for i := range live {
+		in.Grants = append(in.Grants, policyGrant(&live[i]))
 	}
 	pctx, ps := g.tracer.Start(ctx, "elevate.policy")
 	d, err := g.cfg.Policy.Eval(pctx, in, now)
@@ -280,24 +283,30 @@ func (g *Gate) check(ctx context.Context, c Call, span *spanAttrs) Verdict {
 			v.Problem = NewProblem(http.StatusServiceUnavailable, "state-unavailable", "elevate cannot confirm grant state right now; the call was refused, try again shortly")
 			return g.finish(ctx, span, v, rec, c.DryRun)
 		}
-		if v.Grant != nil && v.Grant.MaxUses > 0 && !c.DryRun {
-			if prob := g.use(ctx, v.Grant); prob != nil {
-				rec.Event, rec.Status, rec.Reason = "denied", prob.Status, prob.Detail
+		if c.DryRun {
+			v.Allowed, rec.Event = true, "allowed"
+			return g.finish(ctx, span, v, rec, true)
+		}
+		// Write-ahead: the record of an allowed call is durable before the
+		// call is forwarded. A limited grant's use is spent first; the
+		// record is written once it is, and before the change a last use
+		// makes to its request is recorded.
+		rec.Event = "allowed"
+		var err error
+		if v.Grant != nil && v.Grant.MaxUses > 0 {
+			if prob := g.use(ctx, v, func() { err = g.write(ctx, rec) }); prob != nil {
+				rec.Event, rec.Status, rec.Reason = "grant_required", prob.Status, prob.Reason
 				if prob.Status == http.StatusServiceUnavailable {
-					rec.Event = "unavailable"
+					rec.Event, rec.Reason = "unavailable", prob.Detail
 				}
 				v.Problem = prob
 				return g.finish(ctx, span, v, rec, false)
 			}
+		} else {
+			err = g.write(ctx, rec)
 		}
 		v.Allowed = true
-		rec.Event = "allowed"
-		if c.DryRun {
-			return g.finish(ctx, span, v, rec, true)
-		}
-		// Write-ahead: the record of an allowed call is durable before the
-		// call is forwarded.
-		if err := g.write(ctx, rec); err != nil && (reliesOnState || !g.cfg.ReadsWithoutAudit) {
+		if err != nil && (reliesOnState || !g.cfg.ReadsWithoutAudit) {
 			v.Allowed, v.Event = false, "unavailable"
 			v.Problem = NewProblem(http.StatusServiceUnavailable, "audit-unavailable", "the audit log cannot be written; the call was refused")
 			v.Problem.DecisionID = v.DecisionID
@@ -309,9 +318,12 @@ func (g *Gate) check(ctx context.Context, c Call, span *spanAttrs) Verdict {
 		return v
 	case policy.GrantRequired:
 		rec.Event, rec.Status = "grant_required", http.StatusForbidden
-		cmd := requestCommand(d.Task, d.Request)
-		v.Problem = NewProblem(http.StatusForbidden, "grant-required", fmt.Sprintf("%s needs an approved grant. Request one with: %s", d.Task, cmd))
-		v.Problem.Task, v.Problem.Reason, v.Problem.Request = d.Task, d.Reason, cmd
+		if used := g.usedUp(ctx, in, now); used != nil {
+			v.Problem = usedUpProblem(d, used)
+			rec.GrantID, rec.RequestID, rec.Reason = used.ID, used.RequestID, v.Problem.Reason
+		} else {
+			v.Problem = grantRequiredProblem(d)
+		}
 	default: // policy.Deny and anything unexpected
 		rec.Event, rec.Status = "denied", http.StatusForbidden
 		v.Problem = NewProblem(http.StatusForbidden, "denied", d.Reason)
@@ -320,23 +332,97 @@ func (g *Gate) check(ctx context.Context, c Call, span *spanAttrs) Verdict {
 	return g.finish(ctx, span, v, rec, c.DryRun)
 }
 
-// use spends one use of a limited grant before the call is forwarded.
-func (g *Gate) use(ctx context.Context, gr *grants.Grant) *Problem {
+// use spends one use of the limited grant that allowed v's call, and calls
+// allowed once it is spent. A grant found used up (by a call through any
+// replica since the view was read) refuses the call with grant-used-up, one
+// found gone with grant-required.
+func (g *Gate) use(ctx context.Context, v Verdict, allowed func()) *Problem {
+	gr := v.Grant
 	if g.cfg.Uses == nil {
-		return NewProblem(http.StatusForbidden, "grant-used-up", "this grant allows a limited number of calls and uses cannot be counted here")
+		p := grantRequiredProblem(v.Decision)
+		p.Detail = "this grant allows a limited number of calls and uses cannot be counted here; the call was refused"
+		return p
 	}
 	uctx, s := g.tracer.Start(ctx, "elevate.grant_use")
 	defer s.End()
-	err := g.cfg.Uses.UseGrant(uctx, gr.ID)
+	err := g.cfg.Uses.UseGrant(uctx, gr.ID, func(u grants.Use) {
+		s.SetAttributes(attribute.Int("elevate.grant_use", u.N), attribute.Int("elevate.grant_max_uses", u.MaxUses))
+		allowed()
+	})
 	switch {
 	case err == nil:
 		return nil
+	case errors.Is(err, grants.ErrUsedUp):
+		return usedUpProblem(v.Decision, gr)
 	case errors.Is(err, grants.ErrNotApproved) || errors.Is(err, grants.ErrNotFound):
-		return NewProblem(http.StatusForbidden, "grant-used-up", "the grant has no uses left; request a new one")
+		return grantRequiredProblem(v.Decision)
 	default:
 		s.SetStatus(codes.Error, "grant use not recorded")
 		g.cfg.Logger.Error("grant use failed", "grant", gr.ID, "err", err)
 		return NewProblem(http.StatusServiceUnavailable, "state-unavailable", "the grant's use could not be recorded; the call was refused")
+	}
+}
+
+// usedUp returns, for a call that needs a grant, the used-up grant of the
+// caller's that would have allowed it, if any: the policy judges the call
+// once more as if the caller's used-up grants were live. Only the refusals
+// of callers who hold a used-up grant pay for the second evaluation.
+func (g *Gate) usedUp(ctx context.Context, in policy.Input, now time.Time) *grants.Grant {
+	spent := g.cfg.Grants.UsedUpGrants(in.Subject.ID, now)
+	if len(spent) == 0 {
+		return nil
+	}
+	ctx, s := g.tracer.Start(ctx, "elevate.grants_used_up")
+	defer s.End()
+	in.Grants = slices.Clip(in.Grants)
+	for i := range spent {
+		in.Grants = append(in.Grants, policyGrant(&spent[i]))
+	}
+	d, err := g.cfg.Policy.Eval(ctx, in, now)
+	if err != nil || d.Outcome != policy.Allow {
+		return nil
+	}
+	for i := range spent {
+		if spent[i].ID == d.GrantID {
+			s.SetAttributes(attribute.String("elevate.grant_id", spent[i].ID))
+			return &spent[i]
+		}
+	}
+	return nil
+}
+
+// grantRequiredProblem refuses a call that needs a grant the caller does
+// not hold, naming the task and the command that requests it.
+func grantRequiredProblem(d policy.Decision) *Problem {
+	cmd := requestCommand(d.Task, d.Request)
+	p := NewProblem(http.StatusForbidden, "grant-required", fmt.Sprintf("%s needs an approved grant. Request one with: %s", d.Task, cmd))
+	p.Task, p.Reason, p.Request = d.Task, d.Reason, cmd
+	return p
+}
+
+// usedUpProblem refuses a call that the caller's grant gr would allow but
+// for its uses, all spent; it names the task and the command that requests
+// a new grant.
+func usedUpProblem(d policy.Decision, gr *grants.Grant) *Problem {
+	cmd := requestCommand(d.Task, d.Request)
+	reason := fmt.Sprintf("the grant of request %s allowed %d %s, all spent", gr.RequestID, gr.MaxUses, plural(gr.MaxUses, "call", "calls"))
+	p := NewProblem(http.StatusForbidden, "grant-used-up", fmt.Sprintf("%s: %s. Request a new grant with: %s", d.Task, reason, cmd))
+	p.Task, p.Reason, p.Request = d.Task, reason, cmd
+	return p
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// policyGrant is a grant as the policy sees it.
+func policyGrant(gr *grants.Grant) policy.Grant {
+	return policy.Grant{
+		ID: gr.ID, RequestID: gr.RequestID, Scope: string(gr.Scope), Target: gr.Target,
+		NotBefore: gr.NotBefore, ExpiresAt: gr.ExpiresAt,
 	}
 }
 

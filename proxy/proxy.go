@@ -12,6 +12,7 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
@@ -308,29 +309,39 @@ func (p *Proxy) onRequest(r *http.Request, gctx *goproxy.ProxyCtx) (*http.Reques
 	switch {
 	case isReverse:
 		target, hostport = rc.requestURI, rc.host
+	case !inTunnel:
+		// Absolute form: read as POST /v1/check reads its URL. The path is
+		// judged as it arrived on the request line, never as re-encoded by
+		// a parser.
+		uri := r.RequestURI
+		if uri == "" {
+			uri = r.URL.String()
+		}
+		scheme, hp, t, prob := absoluteTarget(uri)
+		if prob == nil && scheme != "http" {
+			prob = NewProblem(http.StatusBadRequest, "bad-request", "only http:// targets may be proxied without CONNECT")
+		}
+		if prob != nil {
+			return r, p.refuse(ctx, r, audit.Record{Event: "bad_request", Method: r.Method}, prob)
+		}
+		target, hostport = t, hp
 	default:
-		// Absolute form, or origin form inside a tunnel (which goproxy
-		// made absolute from the Host header). The path is judged as it
-		// arrived on the request line, never as re-encoded by a parser.
+		// Inside a tunnel: origin form (which goproxy made absolute from
+		// the Host header), or absolute form. The Host header names the
+		// host, and it must be a plain host: goproxy builds the URL by
+		// pasting it before the path.
 		target, hostport = requestTarget(r), r.URL.Host
-		if inTunnel {
-			// Inside a tunnel the Host header names the host, and it must
-			// be a plain host: goproxy builds the URL by pasting it before
-			// the path.
-			if r.Host != "" {
-				hostport = r.Host
-			}
-			h, ok := normalHost(hostport)
-			if !ok {
-				return r, p.refuse(ctx, r, audit.Record{Event: "bad_request", Method: r.Method},
-					NewProblem(http.StatusBadRequest, "bad-host", "the Host is not a valid host name"))
-			}
-			if h != tn.host {
-				return r, p.refuse(ctx, r, audit.Record{Event: "denied", Method: r.Method, Host: h},
-					NewProblem(http.StatusMisdirectedRequest, "misdirected", "the request's host is not the host of the tunnel"))
-			}
-		} else if r.URL.Scheme != "http" {
-			return r, p.refuse(ctx, r, audit.Record{Event: "bad_request"}, NewProblem(http.StatusBadRequest, "bad-request", "only http:// targets may be proxied without CONNECT"))
+		if r.Host != "" {
+			hostport = r.Host
+		}
+		h, ok := normalHost(hostport)
+		if !ok {
+			return r, p.refuse(ctx, r, audit.Record{Event: "bad_request", Method: r.Method},
+				NewProblem(http.StatusBadRequest, "bad-host", "the Host is not a valid host name"))
+		}
+		if h != tn.host {
+			return r, p.refuse(ctx, r, audit.Record{Event: "denied", Method: r.Method, Host: h},
+				NewProblem(http.StatusMisdirectedRequest, "misdirected", "the request's host is not the host of the tunnel"))
 		}
 	}
 	if prob := refuseShape(r, nil); prob != nil {
@@ -343,6 +354,11 @@ func (p *Proxy) onRequest(r *http.Request, gctx *goproxy.ProxyCtx) (*http.Reques
 	rt, rest := res.route, res.call.Path
 	if prob := refuseShape(r, rt); prob != nil {
 		rec.Event = "bad_request"
+		return r, p.refuse(ctx, r, rec, prob)
+	}
+	body, prob, why := formBody(r, rt)
+	if prob != nil {
+		rec.Event, rec.Reason = "bad_request", why
 		return r, p.refuse(ctx, r, rec, prob)
 	}
 	span.SetAttributes(semconv.URLPath(escapeSegments(rest))) // the gate adds elevate.upstream
@@ -372,7 +388,7 @@ func (p *Proxy) onRequest(r *http.Request, gctx *goproxy.ProxyCtx) (*http.Reques
 		return r, v.Problem.response(r, extra)
 	}
 
-	out := p.outbound(ctx, r, rt, rest, res.rawQuery, call.Host, isReverse, inTunnel)
+	out := p.outbound(ctx, r, rt, rest, res.rawQuery, body, call.Host, isReverse, inTunnel)
 	call.Token = ""
 	j.verdict, j.route, j.call = v, rt, call
 	gctx.RoundTripper = rt.roundTripper
@@ -381,8 +397,9 @@ func (p *Proxy) onRequest(r *http.Request, gctx *goproxy.ProxyCtx) (*http.Reques
 
 // outbound builds the forwarded request from exactly what was judged: the
 // upstream's own URL, Host and Origin, the caller's credentials removed and
-// the upstream credential, if any, set.
-func (p *Proxy) outbound(ctx context.Context, r *http.Request, rt *route, rest []string, rawQuery, host string, isReverse, inTunnel bool) *http.Request {
+// the upstream credential, if any, set. body, when not nil, is the form
+// body read by formBody, forwarded in place of the caller's.
+func (p *Proxy) outbound(ctx context.Context, r *http.Request, rt *route, rest []string, rawQuery string, body []byte, host string, isReverse, inTunnel bool) *http.Request {
 	u := *rt.target
 	u.RawPath = forwardPath(rt, rest)
 	u.Path, _ = url.PathUnescape(u.RawPath)
@@ -397,7 +414,7 @@ func (p *Proxy) outbound(ctx context.Context, r *http.Request, rt *route, rest [
 	if !rt.PassThrough {
 		h.Del("Cookie")
 		if rt.Credential != nil && rt.Credential.Type == "header" {
-			h.Del(rt.credName)
+			delHeader(h, rt.credName)
 		}
 	}
 	if rt.credName != "" {
@@ -427,7 +444,13 @@ func (p *Proxy) outbound(ctx context.Context, r *http.Request, rt *route, rest [
 	out.Host = rt.target.Host
 	out.Body = r.Body
 	out.ContentLength = r.ContentLength
-	if r.Body == nil || r.Body == http.NoBody {
+	switch {
+	case body != nil:
+		out.Body, out.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+		if len(body) == 0 {
+			out.Body = http.NoBody
+		}
+	case r.Body == nil || r.Body == http.NoBody:
 		out.Body = http.NoBody
 	}
 	out.Close = false
@@ -562,10 +585,10 @@ func (b *countingBody) finish(reason string) {
 	b.once.Do(func() { b.done(b.n, reason) })
 }
 
-// requestTarget is the path and query of a proxied call exactly as they
-// arrived on the request line: the origin form as it is, the path and query
-// of an absolute form after its scheme and authority. What is not a request
-// line target falls back to the parsed URL.
+// requestTarget is the path and query of a call inside a tunnel exactly as
+// they arrived on the request line: the origin form as it is, the path and
+// query of an absolute form as absoluteTarget reads them. What is not a
+// request line target falls back to the parsed URL.
 func requestTarget(r *http.Request) string {
 	uri := r.RequestURI
 	switch {
@@ -578,16 +601,34 @@ func requestTarget(r *http.Request) string {
 	case strings.HasPrefix(uri, "/"):
 		return uri
 	}
-	_, rest, ok := strings.Cut(uri, "://")
-	if !ok {
-		return uri // not a path: refused by parsePath
+	if _, _, target, prob := absoluteTarget(uri); prob == nil {
+		return target
 	}
-	// The authority ends where Go's parser ends it: at the first "/" or
-	// "?". An empty path is refused like any path without a leading "/".
-	if i := strings.IndexAny(rest, "/?"); i >= 0 {
-		return rest[i:]
+	return uri // not a path: refused by parsePath
+}
+
+// absoluteTarget reads an absolute URL (an absolute-form request target,
+// or the URL given to POST /v1/check) the one way both read it: scheme
+// and authority as Go's request-line parser (url.ParseRequestURI, which
+// the HTTP server ran on the request line) reads them; the path and query
+// exactly as written after the authority, never re-encoded. The authority
+// ends where that parser ends it, at the first "/" or "?"; an empty path
+// stays empty (parsePath refuses it); "#" is part of the target, since a
+// request target has no fragment. Only http and https are accepted; a URL
+// holding a space cannot be a request line's target and is refused too.
+func absoluteTarget(uri string) (scheme, hostport, target string, prob *Problem) {
+	u, err := url.ParseRequestURI(uri)
+	if err != nil || strings.ContainsRune(uri, ' ') || (u.Scheme != "http" && u.Scheme != "https") {
+		return "", "", "", NewProblem(http.StatusBadRequest, "bad-url", "the URL must be an absolute http or https URL")
 	}
-	return ""
+	rest := uri[len(u.Scheme)+1:]
+	if authority, ok := strings.CutPrefix(rest, "//"); ok {
+		rest = ""
+		if i := strings.IndexAny(authority, "/?"); i >= 0 {
+			rest = authority[i:]
+		}
+	}
+	return u.Scheme, u.Host, rest, nil
 }
 
 // resolved is a call target turned into what the gate judges.
@@ -646,12 +687,19 @@ func (p *Proxy) resolve(method, target, hostport string, forward bool) (resolved
 		rec.Event = "not_found"
 		return resolved{}, rec, NewProblem(http.StatusNotFound, "no-route", "no upstream is configured for this path")
 	}
-	if len(rt.params) > 0 {
+	rec.Upstream = rt.Name
+	if kept, name := stripParams(rawQuery, rt.params); name != "" {
+		if rt.refuseParams {
+			rec.Event, rec.Reason = "bad_request", "the query carries the upstream credential parameter "+name
+			return resolved{}, rec, credentialInRequest(name, "query")
+		}
 		// Credentials in the query are removed before the call is judged,
 		// so that what is judged is what is forwarded.
-		rawQuery = dropParams(rawQuery, rt.params)
-		for k := range rt.params {
-			query.Del(k)
+		rawQuery = kept
+		for k := range query {
+			if _, ok := credentialName(k, rt.params); ok {
+				delete(query, k)
+			}
 		}
 	}
 	return resolved{
@@ -662,28 +710,19 @@ func (p *Proxy) resolve(method, target, hostport string, forward bool) (resolved
 }
 
 // Resolve turns a method and URL into the call the gate would judge, for
-// POST /v1/check. A URL whose host is one of an upstream's hosts resolves as
-// in forward mode; any other URL resolves by its path as in reverse mode.
+// POST /v1/check, with the proxy listener's own parser: the URL is read as
+// an absolute-form request target is (absoluteTarget), and the method, path
+// and query by resolve, as typed. A URL whose host is one of an upstream's
+// hosts resolves as in forward mode (an https URL as a call inside an
+// intercepted tunnel); any other URL names elevate's proxy listener and
+// resolves by its path as in reverse mode.
 func (p *Proxy) Resolve(method, rawURL string) (Call, *Problem) {
-	u, err := url.Parse(rawURL)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return Call{}, NewProblem(http.StatusBadRequest, "bad-url", "url must be an absolute http or https URL")
+	_, hostport, target, prob := absoluteTarget(rawURL)
+	if prob != nil {
+		return Call{}, prob
 	}
-	target := u.EscapedPath()
-	if target == "" {
-		target = "/"
-	}
-	if u.RawQuery != "" {
-		target += "?" + u.RawQuery
-	}
-	method = strings.ToUpper(method)
-	if h, ok := normalHost(u.Host); ok {
-		if p.forwardHost(h) {
-			res, _, prob := p.resolve(method, target, u.Host, true)
-			return res.call, prob
-		}
-	}
-	res, _, prob := p.resolve(method, target, u.Host, false)
+	h, ok := normalHost(hostport)
+	res, _, prob := p.resolve(method, target, hostport, ok && p.forwardHost(h))
 	return res.call, prob
 }
 
@@ -753,21 +792,152 @@ func headerBytes(h http.Header) int {
 	return n
 }
 
-// dropParams removes the named parameters from a raw query, keeping every
-// other pair exactly as sent.
-func dropParams(raw string, names map[string]bool) string {
-	if raw == "" {
-		return raw
+// credentialName reports whether the parameter name k is one of names
+// (lower case), and which: compared with Unicode case folding (so that
+// "API-KEY", "Api-Key" and Java's equalsIgnoreCase reading of "ſ" as "s"
+// all match), and again after each further percent-decoding, for upstreams
+// that decode twice.
+func credentialName(k string, names map[string]bool) (string, bool) {
+	for range 3 {
+		if l := strings.ToLower(k); names[l] {
+			return l, true
+		}
+		for n := range names {
+			if strings.EqualFold(k, n) {
+				return n, true
+			}
+		}
+		d := lenientUnescape(k)
+		if d == k {
+			break
+		}
+		k = d
 	}
-	var kept []string
+	return "", false
+}
+
+// lenientUnescape decodes a query or form name as the most lenient
+// servers do: "+" is a space, valid escapes are decoded, invalid ones are
+// kept as they are.
+func lenientUnescape(s string) string {
+	if !strings.ContainsAny(s, "%+") {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '+':
+			b.WriteByte(' ')
+		case c == '%' && i+2 < len(s) && isHex(s[i+1]) && isHex(s[i+2]):
+			b.WriteByte(unhex(s[i+1])<<4 | unhex(s[i+2]))
+			i += 2
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// credentialInRequest is the refusal of a call that carries an upstream
+// credential parameter where the route says refuse.
+func credentialInRequest(name, where string) *Problem {
+	return NewProblem(http.StatusBadRequest, "credential-in-request",
+		"the "+where+" carries the upstream credential parameter "+name+
+			"; elevate presents the upstream's credential itself: send the call without it")
+}
+
+// stripParams removes from a raw query or form body every "&"-separated
+// pair whose name is one of names (see credentialName), keeping every
+// other pair exactly as sent. A pair is also removed when a ";"-separated
+// part of it names one, for servers that split on ";" too. found is the
+// first name removed.
+func stripParams(raw string, names map[string]bool) (kept, found string) {
+	if raw == "" || len(names) == 0 {
+		return raw, ""
+	}
+	var out []string
 	for _, pair := range strings.Split(raw, "&") {
-		k, _, _ := strings.Cut(pair, "=")
-		if name, err := url.QueryUnescape(k); err == nil && names[name] {
+		if name, ok := credentialPair(pair, names); ok {
+			if found == "" {
+				found = name
+			}
 			continue
 		}
-		kept = append(kept, pair)
+		out = append(out, pair)
 	}
-	return strings.Join(kept, "&")
+	if found == "" {
+		return raw, ""
+	}
+	return strings.Join(out, "&"), found
+}
+
+func credentialPair(pair string, names map[string]bool) (string, bool) {
+	for _, part := range strings.Split(pair, ";") {
+		k, _, _ := strings.Cut(part, "=")
+		if name, ok := credentialName(lenientUnescape(k), names); ok {
+			return name, true
+		}
+	}
+	return "", false
+}
+
+// maxFormBytes bounds a form body read to find credential parameters:
+// forms of parameters are small, and anything else should say what it is.
+const maxFormBytes = 1 << 20
+
+// formBody applies a route's credential parameters to a request body that
+// its upstream may read as form parameters: one typed
+// application/x-www-form-urlencoded, or one without a Content-Type (Rack
+// reads those as forms). Such a body is read whole (at most maxFormBytes)
+// and returned to forward in place of r.Body, without the credential
+// parameters, or the call is refused. nil means forward r.Body as it is.
+func formBody(r *http.Request, rt *route) ([]byte, *Problem, string) {
+	if len(rt.params) == 0 || r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 || !formType(r.Header.Values("Content-Type")) {
+		return nil, nil, ""
+	}
+	if ce := r.Header.Values("Content-Encoding"); len(ce) > 0 && !(len(ce) == 1 && strings.EqualFold(strings.TrimSpace(ce[0]), "identity")) {
+		return nil, NewProblem(http.StatusBadRequest, "bad-body",
+			"a form body sent to this upstream must not be compressed: elevate reads it for credential parameters"), "a compressed form body"
+	}
+	tooLarge := NewProblem(http.StatusRequestEntityTooLarge, "body-too-large",
+		fmt.Sprintf("a form body (or a body without Content-Type) sent to this upstream may hold at most %d bytes: "+
+			"elevate reads it for credential parameters; send other bodies with their own Content-Type", maxFormBytes))
+	if r.ContentLength > maxFormBytes {
+		return nil, tooLarge, "a form body over the limit"
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, maxFormBytes+1))
+	switch {
+	case err != nil:
+		return nil, NewProblem(http.StatusBadRequest, "bad-body", "the request body could not be read"), "an unreadable body"
+	case len(b) > maxFormBytes:
+		return nil, tooLarge, "a form body over the limit"
+	}
+	kept, name := stripParams(string(b), rt.params)
+	switch {
+	case name == "":
+		return b, nil, ""
+	case rt.refuseParams:
+		return nil, credentialInRequest(name, "form body"), "the form body carries the upstream credential parameter " + name
+	}
+	return []byte(kept), nil, ""
+}
+
+// formType reports whether a body with these Content-Type values may be
+// read as form parameters by some upstream: no type at all, or any value
+// whose media type is application/x-www-form-urlencoded, however it is
+// cased or parameterised.
+func formType(values []string) bool {
+	if len(values) == 0 {
+		return true
+	}
+	for _, v := range values {
+		mt, _, _ := strings.Cut(v, ";")
+		if mt = strings.TrimSpace(mt); mt == "" || strings.EqualFold(mt, "application/x-www-form-urlencoded") {
+			return true
+		}
+	}
+	return false
 }
 
 // hopHeaders are connection-scoped and never forwarded (RFC 9110 7.6.1).
@@ -777,22 +947,51 @@ var hopHeaders = []string{
 }
 
 // spoofable are headers a caller could use to lie about where a call came
-// from or what it is; they are dropped and, where meaningful, set fresh.
-var spoofable = []string{
+// from or what it is, as headerName spells them; they are dropped and,
+// where meaningful, set fresh.
+var spoofable = headerNames(
 	"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Port",
 	"X-Forwarded-Prefix", "X-Forwarded-Uri", "X-Forwarded-Path", "X-Real-Ip", "X-Original-Url",
 	"X-Rewrite-Url", "X-Original-Uri", "X-Http-Method-Override", "X-Http-Method", "X-Method-Override",
 	"X-Forwarded-Method", "X-Original-Method", "X-Forwarded-Server", "X-Forwarded-Scheme", "X-Forwarded-Ssl",
 	"X-Url-Scheme", "X-Client-Ip", "True-Client-Ip", "X-Cluster-Client-Ip",
+)
+
+func headerNames(names ...string) map[string]bool {
+	m := make(map[string]bool, len(names))
+	for _, k := range names {
+		m[headerName(k)] = true
+	}
+	return m
+}
+
+// headerName is a header's name as the most lenient upstream reads it:
+// without regard to case, and with "_" read as "-" (CGI-style servers
+// turn both into "_", so "X_Api_Key" reaches them as X-Api-Key). Go
+// canonicalises the case of names it receives, not their underscores.
+func headerName(k string) string {
+	return strings.ToLower(strings.ReplaceAll(k, "_", "-"))
+}
+
+// delHeader removes every header that an upstream may read as name.
+func delHeader(h http.Header, name string) {
+	n := headerName(name)
+	for k := range h {
+		if headerName(k) == n {
+			delete(h, k)
+		}
+	}
 }
 
 // cleanHeaders copies h without hop-by-hop headers, without every header the
-// Connection header names, and without spoofable ones.
+// Connection header names, and without spoofable ones in any spelling.
 func cleanHeaders(h http.Header) http.Header {
 	out := h.Clone()
 	stripHopHeaders(out)
-	for _, k := range spoofable {
-		out.Del(k)
+	for k := range out {
+		if spoofable[headerName(k)] {
+			delete(out, k)
+		}
 	}
 	return out
 }

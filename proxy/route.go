@@ -44,9 +44,18 @@ type Upstream struct {
 	// forward mode (where elevate's token travels in Proxy-Authorization).
 	// Default false: callers' upstream credentials are removed.
 	PassThrough bool `yaml:"pass_through"`
-	// CredentialParams are query parameters that carry credentials (for
-	// example "api_key"); they are removed before forwarding.
+	// CredentialParams name the parameters that carry an upstream
+	// credential (for example "api_key"). They are matched without regard
+	// to case and after percent-decoding ("API-KEY", "Api-Key" and
+	// "api%2Dkey" are all "api-key"), in the query and in form bodies
+	// (application/x-www-form-urlencoded, or without a Content-Type) alike,
+	// because upstreams read parameter names in any case. Optional.
 	CredentialParams []string `yaml:"credential_params"`
+	// CredentialParamsAction is what happens to a call that carries one of
+	// CredentialParams: strip (the default) removes the parameter and
+	// forwards the rest, judged without it; refuse answers 400
+	// credential-in-request, audited, and forwards nothing.
+	CredentialParamsAction string `yaml:"credential_params_action"`
 	// AllowWebsocket lets websocket upgrades through after the handshake
 	// request is judged. Default false. h2c upgrades are always refused.
 	AllowWebsocket bool `yaml:"allow_websocket"`
@@ -121,8 +130,11 @@ type route struct {
 	hosts     map[string]bool
 	credName  string // header elevate sets; "" when none
 	credValue string
-	params    map[string]bool
-	transport *http.Transport
+	// params are CredentialParams in lower case; refuseParams is
+	// CredentialParamsAction refuse.
+	params       map[string]bool
+	refuseParams bool
+	transport    *http.Transport
 	// roundTripper sends through transport; the engine takes it per call.
 	roundTripper goproxy.RoundTripper
 }
@@ -192,8 +204,18 @@ func newRoutes(ups []Upstream) ([]*route, error) {
 			}
 		}
 		r.params = map[string]bool{}
-		for _, p := range u.CredentialParams {
-			r.params[p] = true
+		for j, p := range u.CredentialParams {
+			if p == "" || strings.ContainsAny(p, "&=#? \t\r\n") {
+				return nil, fmt.Errorf("%s.credential_params[%d]: %q is not a parameter name", key, j, p)
+			}
+			r.params[strings.ToLower(p)] = true
+		}
+		switch u.CredentialParamsAction {
+		case "", "strip":
+		case "refuse":
+			r.refuseParams = true
+		default:
+			return nil, fmt.Errorf("%s.credential_params_action: %q must be strip or refuse", key, u.CredentialParamsAction)
 		}
 		var roots *x509.CertPool
 		if u.CAFile != "" {

@@ -21,16 +21,21 @@
 //     preface, websocket; Go issue 80416);
 //   - grant confusion: a grant for one task used to reach another by shape;
 //   - methods in another case, HEAD, OPTIONS, TRACE and CONNECT on the
-//     listener, very long targets, control bytes.
+//     listener, very long targets, control bytes;
+//   - a caller's own upstream credential reaching the upstream: credential
+//     parameters in another case or encoding, in the query or a form body,
+//     and the credential header in another case or with "_" for "-".
 //
 // Every case is written on a raw connection (net/http's client would
 // normalise most of them) to one elevate instance whose upstreams,
-// "exchange", "rabbitmq" and (for websocket upgrades) "caddy", are
-// recording servers. A case is either
+// "exchange", "rabbitmq" and (for websocket upgrades and refused
+// credential parameters) "caddy", are recording servers. A case is either
 // refused (a 4xx, and no upstream saw anything) or judged as exactly one task
 // that the upstream then received as exactly the method and target that
 // task means; the audit record found by the answer's Elevate-Decision-Id
-// names the task and the decision.
+// names the task and the decision. Every case that is a method and a URL
+// is then asked of POST /v1/check by the same caller, which must give the
+// proxy's verdict (checkURL lists the kinds of case that are not).
 package test
 
 import (
@@ -104,6 +109,8 @@ type shapeWant struct {
 	Event string `yaml:"event"`
 	// Task is the task the audit record names; empty for none.
 	Task string `yaml:"task"`
+	// Problem is the slug of elevate's refusal (urn:elevate:problem:SLUG).
+	Problem string `yaml:"problem"`
 	// Absent are headers the upstream must not have received; Header
 	// those it must have received with these values; Body the body.
 	Absent []string          `yaml:"absent"`
@@ -202,6 +209,8 @@ func startShapeEnv(t *testing.T) *shapeEnv {
 	iss := newIssuer(t)
 	secret := filepath.Join(t.TempDir(), "rabbitmq.secret")
 	require.NoError(t, os.WriteFile(secret, []byte("s3cret\n"), 0o600))
+	caddyKey := filepath.Join(t.TempDir(), "caddy.secret")
+	require.NoError(t, os.WriteFile(caddyKey, []byte("caddy-k3y\n"), 0o600))
 	s := startConfigured(t, fmt.Sprintf(`
 proxy_addr: PROXY_ADDR
 control_addr: CONTROL_ADDR
@@ -216,6 +225,8 @@ identity:
       algorithms: [RS256]
 audit:
   path: DATA_DIR/audit.log
+api:
+  rate_limit: -1 # every case is also asked of POST /v1/check
 upstreams:
   - name: exchange
     url: %s
@@ -226,12 +237,15 @@ upstreams:
     prefix: /rmq/
     hosts: [rabbitmq.elevate.test]
     credential: {type: basic, username: elevate-svc, value_file: %s}
-    credential_params: [access_token]
+    credential_params: [access_token, api-key]
   - name: caddy
     url: %s
     prefix: /caddy/
     allow_websocket: true
-`, endpoint, iss.pemFile, exchange.URL, rabbit.URL, secret, caddy.URL))
+    credential: {type: header, header: X-Api-Key, value_file: %s}
+    credential_params: [api-key]
+    credential_params_action: refuse
+`, endpoint, iss.pemFile, exchange.URL, rabbit.URL, secret, caddy.URL, caddyKey))
 	s.waitReady(t)
 
 	admin := iss.token(t, "ada", "admins", "approvers")
@@ -262,6 +276,7 @@ upstreams:
 		"{{exchange-addr}}", strings.TrimPrefix(exchange.URL, "http://"),
 		"{{rabbitmq-addr}}", strings.TrimPrefix(rabbit.URL, "http://"),
 		"{{rabbitmq-credential}}", "Basic "+base64.StdEncoding.EncodeToString([]byte("elevate-svc:s3cret")),
+		"{{caddy-credential}}", "caddy-k3y",
 	)}
 }
 
@@ -430,6 +445,9 @@ func (e *shapeEnv) check(t *testing.T, w shapeWant, a shapeAnswer, hit *shapeHit
 		task, _ := rec["task"].(string)
 		require.Equal(t, w.Task, task, "audit record %v", rec)
 	}
+	if w.Problem != "" {
+		require.Equal(t, "urn:elevate:problem:"+w.Problem, problemType(a.body), "answer: %s", a.body)
+	}
 	if w.Forward == "" {
 		require.Nil(t, hit)
 		return
@@ -451,6 +469,16 @@ func (e *shapeEnv) check(t *testing.T, w shapeWant, a shapeAnswer, hit *shapeHit
 	} else {
 		require.Empty(t, hit.header.Get("Authorization"), "no caller credential reaches the upstream")
 	}
+	if hit.upstream == "caddy" {
+		require.Equal(t, []string{e.expand("{{caddy-credential}}")}, hit.header.Values("X-Api-Key"), "elevate's credential, and only it")
+	}
+	// The corpus spells the caller's own upstream credential "mine": it
+	// never reaches an upstream, wherever it was put.
+	require.NotContains(t, hit.line, "mine")
+	require.NotContains(t, hit.body, "mine")
+	for k, vs := range hit.header {
+		require.NotContains(t, vs, "mine", "header %s", k)
+	}
 }
 
 func TestRequestShapes(t *testing.T) {
@@ -458,7 +486,29 @@ func TestRequestShapes(t *testing.T) {
 	require.GreaterOrEqual(t, len(cases), 150)
 	e := startShapeEnv(t)
 
+	// elevate check sends the method as typed: a lower-case method is
+	// refused as the proxy refuses it, not judged as its upper case.
+	t.Run("check/cli-method-as-typed", func(t *testing.T) {
+		move := "http://" + e.s.proxyAddr + "/exchange/mailboxes/alice/move-requests"
+		for _, tc := range []struct {
+			method, problem string
+			code, status    int
+		}{{"post", "urn:elevate:problem:bad-method", 1, 400}, {"POST", "", 0, 200}} {
+			r := e.s.cli(e.tokens["bob"], "-o", "json", "check", tc.method, move)
+			require.Equal(t, tc.code, r.code, "check %s: %s%s", tc.method, r.stdout, r.stderr)
+			var res struct {
+				Status  int    `json:"status"`
+				Problem string `json:"problem"`
+			}
+			require.NoError(t, json.Unmarshal([]byte(r.stdout), &res), r.stdout)
+			require.Equal(t, tc.status, res.Status)
+			require.Equal(t, tc.problem, res.Problem)
+		}
+	})
+
 	classes := map[string]int{}
+	excluded := map[string]int{}
+	compared := 0
 	for _, c := range cases {
 		classes[c.Class]++
 		t.Run(c.Name, func(t *testing.T) {
@@ -476,6 +526,16 @@ func TestRequestShapes(t *testing.T) {
 				e.check(t, w, answers[i], hit)
 			}
 			require.Empty(t, hits, "the upstream received more than the case allows")
+
+			// POST /v1/check, asked by the same caller about the same
+			// method and URL, gives the proxy's verdict.
+			u, why := e.checkURL(c)
+			if why != "" {
+				excluded[why]++
+				return
+			}
+			compared++
+			e.sameVerdict(t, c, u, answers[0])
 		})
 	}
 	names := make([]string, 0, len(classes))
@@ -486,6 +546,130 @@ func TestRequestShapes(t *testing.T) {
 	for _, k := range names {
 		t.Logf("%-22s %3d cases", k, classes[k])
 	}
+	t.Logf("POST /v1/check gave the proxy's verdict on %d cases; not asked:", compared)
+	for why, n := range excluded {
+		t.Logf("  %3d %s", n, why)
+	}
+	if !t.Failed() {
+		require.GreaterOrEqual(t, compared, len(cases)*2/3, "most shapes are a method and a URL")
+	}
+}
+
+// upstreamHosts are the hosts forward mode serves in the shape corpus.
+var upstreamHosts = map[string]bool{"exchange.elevate.test": true, "rabbitmq.elevate.test": true}
+
+// checkURL is the URL that asks POST /v1/check about c's call, or why c
+// cannot be asked as a method and a URL. Reverse-mode calls are asked with
+// elevate's own address, forward-mode calls with their absolute URI, calls
+// inside a tunnel with https and the tunnel's host.
+func (e *shapeEnv) checkURL(c shapeCase) (u, why string) {
+	switch {
+	case c.Raw != "":
+		return "", "raw bytes (framing, pipelining, CONNECT lines): not a method and a URL"
+	case c.As == "none":
+		return "", "no caller: /v1/check judges for the authenticated caller asking"
+	case c.Body != "":
+		return "", "a body: /v1/check is asked about a method and a URL"
+	case c.Host != "" && c.Mode != "forward":
+		return "", "a Host header apart from the URL (outside forward mode, where the URI's host wins)"
+	}
+	for _, h := range c.Headers {
+		name, _, _ := strings.Cut(h, ":")
+		switch http.CanonicalHeaderKey(strings.TrimSpace(name)) {
+		case "Upgrade", "Http2-Settings", "Authorization", "Proxy-Authorization", "Host":
+			return "", "a header the verdict depends on (a protocol upgrade, a token, Host)"
+		}
+	}
+	notUpstream := "a host no upstream serves, or https without CONNECT: as a URL, check reads https as a call in a tunnel and any other host as elevate's own"
+	target := e.expand(c.Target)
+	switch c.Mode {
+	case "forward":
+		scheme, rest, _ := strings.Cut(target, "://")
+		authority := rest[:strings.IndexAny(rest+"/", "/?")]
+		if i := strings.LastIndex(authority, "@"); i >= 0 {
+			authority = authority[i+1:]
+		}
+		if !strings.EqualFold(scheme, "http") || !upstreamHost(authority) {
+			return "", notUpstream
+		}
+		return target, ""
+	case "tunnel":
+		if !upstreamHost(e.expand(c.Tunnel)) {
+			return "", notUpstream
+		}
+		return "https://" + e.expand(c.Tunnel) + target, ""
+	}
+	if !strings.HasPrefix(target, "/") {
+		return "", `an origin-form target that is not a path ("*", a bare authority)`
+	}
+	return "http://" + e.s.proxyAddr + target, ""
+}
+
+func upstreamHost(hostport string) bool {
+	h := hostport
+	if host, _, err := net.SplitHostPort(hostport); err == nil {
+		h = host
+	}
+	return upstreamHosts[strings.TrimSuffix(strings.ToLower(h), ".")]
+}
+
+// verdict is a decision as the proxy answered it or /v1/check reported it.
+type verdict struct {
+	allowed bool
+	status  int
+	problem string // urn:elevate:problem:SLUG; empty when allowed
+	task    string
+}
+
+// sameVerdict asks POST /v1/check about u for c's caller and requires the
+// verdict the proxy gave in a: allowed or refused, with the same status,
+// problem type and task. A request the HTTP server refused before elevate
+// read it (no decision id) must be refused by check too.
+func (e *shapeEnv) sameVerdict(t *testing.T, c shapeCase, u string, a shapeAnswer) {
+	t.Helper()
+	caller := c.As
+	if caller == "" {
+		caller = "dan"
+	}
+	method := c.Method
+	body, err := json.Marshal(map[string]string{"method": method, "url": u})
+	require.NoError(t, err)
+	rep := do(t, "POST", "http://"+e.s.controlAddr+"/v1/check", e.tokens[caller], string(body))
+	var got verdict
+	if rep.status != http.StatusOK {
+		got = verdict{status: rep.status, problem: problemType(string(rep.body))}
+	} else {
+		var res struct {
+			Allowed bool   `json:"allowed"`
+			Status  int    `json:"status"`
+			Problem string `json:"problem"`
+			Task    string `json:"task"`
+		}
+		require.NoError(t, json.Unmarshal(rep.body, &res), string(rep.body))
+		got = verdict{allowed: res.Allowed, status: res.Status, problem: res.Problem, task: res.Task}
+	}
+	if a.decisionID == "" {
+		require.False(t, got.allowed, "check %s %s: the HTTP server refused this call (%d), check let it pass", method, u, a.status)
+		require.GreaterOrEqual(t, got.status, 400, "check %s %s", method, u)
+		return
+	}
+	want := verdict{allowed: a.status < 400, status: a.status, problem: problemType(a.body)}
+	want.task, _ = e.auditByID(t, a.decisionID)["task"].(string)
+	if method == http.MethodHead {
+		want.problem = got.problem // the answer to HEAD has no body to name it
+	}
+	require.Equal(t, want, got, "check %s %s: %s", method, u, rep.body)
+}
+
+// problemType is the type of a problem document, or "" for any other body.
+func problemType(body string) string {
+	var p struct {
+		Type string `json:"type"`
+	}
+	if json.Unmarshal([]byte(body), &p) != nil || !strings.HasPrefix(p.Type, "urn:elevate:problem:") {
+		return ""
+	}
+	return p.Type
 }
 
 // TestAmbiguousLengthClosesConnection: a request with both Content-Length

@@ -204,7 +204,7 @@ func requestCmd(g *globals) *cobra.Command {
 	var status, requester, target string
 	var mine, onlyBreakGlass bool
 	listC := &cobra.Command{
-		Use:   "list [--status pending|approved|denied|expired|revoked] [--mine]",
+		Use:   "list [--status pending|approved|denied|expired|revoked|used_up] [--mine]",
 		Short: "List access requests",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -245,7 +245,7 @@ func requestCmd(g *globals) *cobra.Command {
 			return table(cmd.OutOrStdout(), []string{"ID", "STATUS", "REQUESTER", "TARGET", "DURATION", "APPROVALS", "CREATED", "REASON"}, rows)
 		},
 	}
-	listC.Flags().StringVar(&status, "status", "", "only requests in this status")
+	listC.Flags().StringVar(&status, "status", "", "only requests in this status: pending, approved, denied, expired, revoked or used_up")
 	listC.Flags().BoolVar(&mine, "mine", false, "only my requests")
 	listC.Flags().BoolVar(&onlyBreakGlass, "break-glass", false, "only break-glass requests (for review)")
 	listC.Flags().StringVar(&requester, "requester", "", "only requests of this requester")
@@ -312,6 +312,9 @@ func showRequest(cmd *cobra.Command, g *globals, r grants.Request) error {
 	}
 	if r.GrantEnd != nil {
 		kv = append(kv, [2]string{"grant ends", ts(*r.GrantEnd)})
+	}
+	if r.MaxUses > 0 {
+		kv = append(kv, [2]string{"uses", fmt.Sprintf("%d of %d, %d left", r.Uses, r.MaxUses, r.UsesLeft())})
 	}
 	if r.Denial != nil {
 		kv = append(kv, [2]string{"denied by", r.Denial.By + " " + r.Denial.Comment})
