@@ -56,6 +56,9 @@ type CheckResult struct {
 	Upstream       string `json:"upstream,omitempty"`
 	Path           string `json:"path,omitempty"`
 	RequestCommand string `json:"request_command,omitempty"`
+	// Problem is the type of the problem the proxy would refuse the call
+	// with (urn:elevate:problem:SLUG); empty when it would pass.
+	Problem string `json:"problem,omitempty"`
 }
 
 func (s *Server) check(w http.ResponseWriter, r *http.Request, c caller) {
@@ -66,7 +69,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request, c caller) {
 	}
 	call, prob := s.cfg.Resolver.Resolve(in.Method, in.URL)
 	if prob != nil {
-		out := CheckResult{Status: prob.Status, Outcome: "refused", Reason: prob.Detail}
+		out := CheckResult{Status: prob.Status, Outcome: "refused", Reason: prob.Detail, Problem: prob.Type}
 		writeJSON(w, http.StatusOK, out)
 		return
 	}
@@ -82,7 +85,7 @@ func (s *Server) check(w http.ResponseWriter, r *http.Request, c caller) {
 		out.RequestID = v.Grant.RequestID
 	}
 	if v.Problem != nil {
-		out.Status = v.Problem.Status
+		out.Status, out.Problem = v.Problem.Status, v.Problem.Type
 		out.RequestCommand = v.Problem.Request
 		if out.Reason == "" {
 			out.Reason = v.Problem.Detail
