@@ -25,7 +25,7 @@ func TestConfigValidate(t *testing.T) {
 				require.Equal(t, "/elevate/", c.Prefix)
 				require.NotNil(t, c.Now)
 				require.Equal(t, 4*time.Hour, c.DefaultDuration)
-				require.Equal(t, 7*24*time.Hour, c.MaxDuration)
+				require.Equal(t, 24*time.Hour, c.MaxDuration)
 				require.Equal(t, 24*time.Hour, c.PendingTTL)
 				require.Equal(t, 3*time.Second, c.StaleAfter)
 				require.Equal(t, time.Second, c.SweepInterval)
@@ -69,25 +69,24 @@ func TestConfigValidate(t *testing.T) {
 				require.Equal(t, time.Second, c.StaleAfter)
 			},
 		},
-		{desc: "client is required", cfg: Config{}, wantErr: "grants.client: required"},
-		{desc: "prefix must start with a slash", cfg: Config{Client: cli, Prefix: "elevate/"}, wantErr: `grants.prefix: must start with "/"`},
-		{desc: "prefix must end with a slash", cfg: Config{Client: cli, Prefix: "/elevate"}, wantErr: `grants.prefix: must end with "/"`},
-		{desc: "negative default duration", cfg: Config{Client: cli, DefaultDuration: -time.Hour}, wantErr: "grants.default_duration: must not be negative"},
-		{desc: "negative max duration", cfg: Config{Client: cli, MaxDuration: -time.Hour}, wantErr: "grants.max_duration: must not be negative"},
-		{desc: "negative pending ttl", cfg: Config{Client: cli, PendingTTL: -time.Hour}, wantErr: "grants.pending_ttl: must not be negative"},
+		{desc: "prefix must start with a slash", cfg: Config{Client: cli, Prefix: "elevate/"}, wantErr: `etcd.prefix: must start with "/"`},
+		{desc: "prefix must end with a slash", cfg: Config{Client: cli, Prefix: "/elevate"}, wantErr: `etcd.prefix: must end with "/"`},
+		{desc: "negative default duration", cfg: Config{Client: cli, DefaultDuration: -time.Hour}, wantErr: "requests.default_duration: must not be negative"},
+		{desc: "negative max duration", cfg: Config{Client: cli, MaxDuration: -time.Hour}, wantErr: "requests.max_duration: must not be negative"},
+		{desc: "negative pending ttl", cfg: Config{Client: cli, PendingTTL: -time.Hour}, wantErr: "requests.pending_ttl: must not be negative"},
 		{desc: "negative stale after", cfg: Config{Client: cli, StaleAfter: -time.Second}, wantErr: "grants.stale_after: must not be negative"},
 		{desc: "stale after too short to probe", cfg: Config{Client: cli, StaleAfter: time.Millisecond}, wantErr: "grants.stale_after: must be at least 30ms"},
-		{desc: "default duration above the cap", cfg: Config{Client: cli, DefaultDuration: 9 * time.Hour, MaxDuration: 8 * time.Hour}, wantErr: "grants.default_duration: 9h0m0s exceeds grants.max_duration"},
-		{desc: "default duration above the default cap", cfg: Config{Client: cli, DefaultDuration: 200 * time.Hour}, wantErr: "grants.default_duration:"},
+		{desc: "default duration above the cap", cfg: Config{Client: cli, DefaultDuration: 9 * time.Hour, MaxDuration: 8 * time.Hour}, wantErr: "requests.default_duration: 9h0m0s exceeds requests.max_duration"},
+		{desc: "default duration above the default cap", cfg: Config{Client: cli, DefaultDuration: 25 * time.Hour}, wantErr: "requests.default_duration: 25h0m0s exceeds requests.max_duration (24h0m0s)"},
 		{desc: "negative sweep interval", cfg: Config{Client: cli, SweepInterval: -time.Second}, wantErr: "grants.sweep_interval: must not be negative"},
 		{desc: "sweep interval too short", cfg: Config{Client: cli, SweepInterval: time.Millisecond}, wantErr: "grants.sweep_interval: must be at least 10ms"},
 		{desc: "negative election ttl", cfg: Config{Client: cli, ElectionTTL: -time.Second}, wantErr: "grants.election_ttl: must not be negative"},
 		{desc: "election ttl too short", cfg: Config{Client: cli, ElectionTTL: 500 * time.Millisecond}, wantErr: "grants.election_ttl: must be at least 1s"},
-		{desc: "negative policy cap", cfg: Config{Client: cli, MaxPolicies: -1}, wantErr: "grants.max_policies: must not be negative"},
-		{desc: "negative break-glass cap", cfg: Config{Client: cli, BreakGlassMax: -time.Hour}, wantErr: "grants.break_glass_max: must not be negative"},
-		{desc: "break-glass cap above the maximum duration", cfg: Config{Client: cli, BreakGlassMax: 200 * time.Hour}, wantErr: "grants.break_glass_max: 200h0m0s exceeds grants.max_duration"},
-		{desc: "negative break-glass duration", cfg: Config{Client: cli, BreakGlassDuration: -time.Hour}, wantErr: "grants.break_glass_duration: must not be negative"},
-		{desc: "break-glass duration above its cap", cfg: Config{Client: cli, BreakGlassDuration: 5 * time.Hour}, wantErr: "grants.break_glass_duration: 5h0m0s exceeds grants.break_glass_max"},
+		{desc: "negative policy cap", cfg: Config{Client: cli, MaxPolicies: -1}, wantErr: "requests.max_policies: must not be negative"},
+		{desc: "negative break-glass cap", cfg: Config{Client: cli, BreakGlassMax: -time.Hour}, wantErr: "requests.break_glass_max: must not be negative"},
+		{desc: "break-glass cap above the maximum duration", cfg: Config{Client: cli, BreakGlassMax: 200 * time.Hour}, wantErr: "requests.break_glass_max: 200h0m0s exceeds requests.max_duration"},
+		{desc: "negative break-glass duration", cfg: Config{Client: cli, BreakGlassDuration: -time.Hour}, wantErr: "requests.break_glass_duration: must not be negative"},
+		{desc: "break-glass duration above its cap", cfg: Config{Client: cli, BreakGlassDuration: 5 * time.Hour}, wantErr: "requests.break_glass_duration: 5h0m0s exceeds requests.break_glass_max"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {
@@ -103,6 +102,10 @@ func TestConfigValidate(t *testing.T) {
 			tc.check(t, cfg)
 		})
 	}
+	// Validate checks the settings alone; New also checks the wiring.
+	require.NoError(t, (&Config{}).Validate())
+	_, err := New(Config{})
+	require.ErrorContains(t, err, "grants.client: required")
 }
 
 func TestDurationJSON(t *testing.T) {

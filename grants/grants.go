@@ -77,37 +77,39 @@ import (
 )
 
 // Config configures a Store. The zero value of every field but Client
-// selects the documented default.
+// selects the documented default. The fields with a yaml key are the
+// requests section of elevate's configuration file; Prefix is its
+// etcd.prefix.
 type Config struct {
 	// Client is the etcd client the Store uses. Required.
-	Client *clientv3.Client
+	Client *clientv3.Client `yaml:"-"`
 	// Prefix is the key prefix of all state. Default "/elevate/"; it must
 	// start and end with "/".
-	Prefix string
+	Prefix string `yaml:"-"`
 	// Now is the clock used for every rule and for Fresh. Default time.Now.
-	Now func() time.Time
+	Now func() time.Time `yaml:"-"`
 	// DefaultDuration is the grant duration of a request that asks for none.
 	// Default 4h.
-	DefaultDuration time.Duration
+	DefaultDuration time.Duration `yaml:"default_duration"`
 	// MaxDuration caps every grant; an approval policy may set a lower cap.
-	// Default 168h (7 days).
-	MaxDuration time.Duration
+	// Default 24h.
+	MaxDuration time.Duration `yaml:"max_duration"`
 	// PendingTTL is how long a request may stay undecided before it
 	// expires. Default 24h.
-	PendingTTL time.Duration
+	PendingTTL time.Duration `yaml:"pending_ttl"`
 	// StaleAfter bounds how long ago the in-memory view may have last been
 	// confirmed against etcd for Fresh to report true. The view is probed
 	// every StaleAfter/3. Default 3s; at least 30ms.
-	StaleAfter time.Duration
+	StaleAfter time.Duration `yaml:"-"`
 	// OnState, when set, is called after the first sync, after every re-list
 	// and after every change to control settings or policies, with the new
 	// state. Calls are serial, from the goroutine running Run.
-	OnState func(Control, []Policy)
+	OnState func(Control, []Policy) `yaml:"-"`
 	// OnEvent, when set, is called once for every change of a request's
 	// status (see Event), by the Store whose etcd transaction made the
 	// change, right after it committed. Calls may come from several
 	// goroutines at once and must not block.
-	OnEvent func(Event)
+	OnEvent func(Event) `yaml:"-"`
 	// Deliver, when set, hands on the events of the expiries the sweep
 	// writes back in a way that survives the replica that wrote them: each
 	// such expiry commits together with an outbox entry holding its event,
@@ -118,35 +120,35 @@ type Config struct {
 	// entry was removed). OnEvent still hears of each such expiry once, with
 	// Event.Outbox set. Calls may come from several goroutines at once; ctx
 	// ends at the latest a second after the leader's term.
-	Deliver func(ctx context.Context, e Event) error
+	Deliver func(ctx context.Context, e Event) error `yaml:"-"`
 	// SweepInterval is how often the leader among the Stores sharing
 	// Prefix writes back the requests that have expired. Default 1s; at
 	// least 10ms.
-	SweepInterval time.Duration
+	SweepInterval time.Duration `yaml:"-"`
 	// ElectionTTL is the TTL of the lease that holds a Store's leadership:
 	// a leader that vanishes without resigning is replaced after about this
 	// long. Default 5s; at least 1s; rounded up to whole seconds.
-	ElectionTTL time.Duration
+	ElectionTTL time.Duration `yaml:"-"`
 	// MaxPolicies caps the number of approval policies. Default 0: no cap.
-	MaxPolicies int
+	MaxPolicies int `yaml:"max_policies"`
 	// BreakGlassDuration is the grant duration of a break-glass request that
 	// asks for none. Default 1h, or BreakGlassMax when that is lower.
-	BreakGlassDuration time.Duration
+	BreakGlassDuration time.Duration `yaml:"break_glass_duration"`
 	// BreakGlassMax caps break-glass grants. Default 4h, or MaxDuration when
 	// that is lower; at most MaxDuration.
-	BreakGlassMax time.Duration
+	BreakGlassMax time.Duration `yaml:"break_glass_max"`
 	// BreakGlassReviewers is the approver group of break-glass requests:
 	// it is notified and, besides the requester, may revoke the grant.
 	// Optional: the default approver group of the control settings when
 	// empty.
-	BreakGlassReviewers string
+	BreakGlassReviewers string `yaml:"-"`
 }
 
 // Defaults applied by Validate.
 const (
 	DefaultPrefix          = "/elevate/"
 	DefaultDefaultDuration = 4 * time.Hour
-	DefaultMaxDuration     = 7 * 24 * time.Hour
+	DefaultMaxDuration     = 24 * time.Hour
 	DefaultPendingTTL      = 24 * time.Hour
 	DefaultStaleAfter      = 3 * time.Second
 	DefaultSweepInterval   = time.Second
@@ -159,20 +161,20 @@ const (
 	minElectionTTL   = time.Second
 )
 
-// Validate fills in defaults and checks the configuration. Its messages name
-// the offending key, for example `grants.prefix: must start with "/"`.
+// Validate fills in defaults and checks the settings; New also checks the
+// wiring (Client). Its messages name the offending key as elevate's
+// configuration file does, for example `requests.max_duration: must not be
+// negative` or `etcd.prefix: must start with "/"`; the settings that file
+// does not hold are named grants.*.
 func (c *Config) Validate() error {
-	if c.Client == nil {
-		return errors.New("grants.client: required")
-	}
 	if c.Prefix == "" {
 		c.Prefix = DefaultPrefix
 	}
 	if !strings.HasPrefix(c.Prefix, "/") {
-		return errors.New(`grants.prefix: must start with "/"`)
+		return errors.New(`etcd.prefix: must start with "/"`)
 	}
 	if !strings.HasSuffix(c.Prefix, "/") {
-		return errors.New(`grants.prefix: must end with "/"`)
+		return errors.New(`etcd.prefix: must end with "/"`)
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -182,9 +184,9 @@ func (c *Config) Validate() error {
 		v   *time.Duration
 		def time.Duration
 	}{
-		{"grants.default_duration", &c.DefaultDuration, DefaultDefaultDuration},
-		{"grants.max_duration", &c.MaxDuration, DefaultMaxDuration},
-		{"grants.pending_ttl", &c.PendingTTL, DefaultPendingTTL},
+		{"requests.default_duration", &c.DefaultDuration, DefaultDefaultDuration},
+		{"requests.max_duration", &c.MaxDuration, DefaultMaxDuration},
+		{"requests.pending_ttl", &c.PendingTTL, DefaultPendingTTL},
 		{"grants.stale_after", &c.StaleAfter, DefaultStaleAfter},
 		{"grants.sweep_interval", &c.SweepInterval, DefaultSweepInterval},
 		{"grants.election_ttl", &c.ElectionTTL, DefaultElectionTTL},
@@ -197,7 +199,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	if c.DefaultDuration > c.MaxDuration {
-		return fmt.Errorf("grants.default_duration: %s exceeds grants.max_duration (%s)", c.DefaultDuration, c.MaxDuration)
+		return fmt.Errorf("requests.default_duration: %s exceeds requests.max_duration (%s)", c.DefaultDuration, c.MaxDuration)
 	}
 	if c.StaleAfter < minStaleAfter {
 		return fmt.Errorf("grants.stale_after: must be at least %s, got %s", minStaleAfter, c.StaleAfter)
@@ -209,23 +211,23 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("grants.election_ttl: must be at least %s, got %s", minElectionTTL, c.ElectionTTL)
 	}
 	if c.MaxPolicies < 0 {
-		return fmt.Errorf("grants.max_policies: must not be negative, got %d", c.MaxPolicies)
+		return fmt.Errorf("requests.max_policies: must not be negative, got %d", c.MaxPolicies)
 	}
 	switch {
 	case c.BreakGlassMax < 0:
-		return fmt.Errorf("grants.break_glass_max: must not be negative, got %s", c.BreakGlassMax)
+		return fmt.Errorf("requests.break_glass_max: must not be negative, got %s", c.BreakGlassMax)
 	case c.BreakGlassMax == 0:
 		c.BreakGlassMax = min(DefaultBreakGlassMax, c.MaxDuration)
 	case c.BreakGlassMax > c.MaxDuration:
-		return fmt.Errorf("grants.break_glass_max: %s exceeds grants.max_duration (%s)", c.BreakGlassMax, c.MaxDuration)
+		return fmt.Errorf("requests.break_glass_max: %s exceeds requests.max_duration (%s)", c.BreakGlassMax, c.MaxDuration)
 	}
 	switch {
 	case c.BreakGlassDuration < 0:
-		return fmt.Errorf("grants.break_glass_duration: must not be negative, got %s", c.BreakGlassDuration)
+		return fmt.Errorf("requests.break_glass_duration: must not be negative, got %s", c.BreakGlassDuration)
 	case c.BreakGlassDuration == 0:
 		c.BreakGlassDuration = min(DefaultBreakGlass, c.BreakGlassMax)
 	case c.BreakGlassDuration > c.BreakGlassMax:
-		return fmt.Errorf("grants.break_glass_duration: %s exceeds grants.break_glass_max (%s)", c.BreakGlassDuration, c.BreakGlassMax)
+		return fmt.Errorf("requests.break_glass_duration: %s exceeds requests.break_glass_max (%s)", c.BreakGlassDuration, c.BreakGlassMax)
 	}
 	c.BreakGlassReviewers = strings.TrimSpace(c.BreakGlassReviewers)
 	return nil

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -34,7 +33,6 @@ import (
 	"github.com/elevate-pam/elevate/proxy"
 	"github.com/elevate-pam/elevate/proxy/api"
 	"github.com/elevate-pam/elevate/proxy/identity"
-	"github.com/elevate-pam/elevate/rego"
 	"github.com/elevate-pam/elevate/telemetry"
 )
 
@@ -159,35 +157,31 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 	defer cli.Close()
 
 	// Identity.
-	idc := identity.Config{Issuers: cfg.Identity.Issuers, Leeway: cfg.Identity.Leeway}
-	idc.Claims.Subject, idc.Claims.Groups = cfg.Identity.Claims.Subject, cfg.Identity.Claims.Groups
-	idc.Claims.AMR, idc.Claims.Email = cfg.Identity.Claims.AMR, cfg.Identity.Claims.Email
 	var devIssuer *identity.DevIssuer
+	var devIs *identity.Issuer
 	if f.dev {
 		if devIssuer, err = identity.LoadOrCreateDevIssuer(cfg.DataDir); err != nil {
 			return err
 		}
-		idc.Issuers = append(idc.Issuers, devIssuer.Issuer())
+		is := devIssuer.Issuer()
+		devIs = &is
 	}
-	verifier, err := identity.New(ctx, idc)
+	verifier, err := identity.New(ctx, cfg.identityConfig(devIs))
 	if err != nil {
 		return err
 	}
 
 	// Policy.
-	var bundle fs.FS = rego.Bundle
-	if cfg.Policy.Dir != "" {
-		bundle = os.DirFS(cfg.Policy.Dir)
-	}
-	engine, err := policy.New(ctx, policy.Config{Bundle: bundle, CacheSize: cfg.Policy.DecisionCache})
+	engine, err := policy.New(ctx, cfg.policyConfig())
 	if err != nil {
 		return fmt.Errorf("policy: %w", err)
 	}
 	logCacheable(log, engine)
 
 	// Audit.
-	auditLog, err := audit.Open(audit.Config{Path: cfg.Audit.Path, MaxBytes: cfg.Audit.MaxBytes,
-		OnFsync: func(d time.Duration) { fsyncs.Record(context.Background(), d.Seconds()) }})
+	ac := cfg.Audit
+	ac.OnFsync = func(d time.Duration) { fsyncs.Record(context.Background(), d.Seconds()) }
+	auditLog, err := audit.Open(ac)
 	if err != nil {
 		return fmt.Errorf("audit: %w", err)
 	}
@@ -208,47 +202,43 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 	// Expiries are swept by one elected replica and recorded here; their
 	// notifications wait in etcd until one replica has delivered them.
 	var stateLoaded atomic.Bool
-	store, err := grants.New(grants.Config{
-		Client: cli, Prefix: cfg.Etcd.Prefix,
-		DefaultDuration: cfg.Requests.DefaultDuration, MaxDuration: cfg.Requests.MaxDuration,
-		PendingTTL: cfg.Requests.PendingTTL, MaxPolicies: cfg.Requests.MaxPolicies,
-		BreakGlassDuration: cfg.Requests.BreakGlassDuration, BreakGlassMax: cfg.Requests.BreakGlassMax,
-		OnEvent: func(e grants.Event) {
-			// The side API records and announces the changes its callers
-			// make, with their trace; expiries and used-up grants happen
-			// here, once, on the replica that swept them or spent a grant's
-			// last use (after the record of the call that spent it).
-			if e.Kind != grants.EventExpired && e.Kind != grants.EventUsedUp {
-				return
-			}
-			rec := audit.Record{Kind: "lifecycle", Event: e.Kind, Time: e.At,
-				Subject: e.By, Task: e.Request.Target, RequestID: e.Request.ID, PolicyID: e.Request.PolicyID,
-				Comment: e.Comment, After: jsonOf(e.Request)}
-			ectx, span := api.EventSpan(context.Background(), otel.Tracer("github.com/elevate-pam/elevate"), rec)
-			rec, err := auditLog.Write(ectx, rec)
-			span.End()
-			if err != nil {
-				log.Error("audit write failed", "event", e.Kind, "request", e.Request.ID, "err", err)
-			}
-			if !e.Outbox { // else Deliver below
-				notifier.Notify(api.NotifyEvent(e.Kind, e.Request, "", e.By, e.Comment, rec.ID, rec.TraceID, e.At))
-			}
-		},
-		Deliver: func(ctx context.Context, e grants.Event) error {
-			return notifier.Deliver(ctx, api.NotifyEvent(e.Kind, e.Request, "", e.By, e.Comment, "", "", e.At))
-		},
-		OnState: func(c grants.Control, ps []grants.Policy) {
-			if err := engine.SetState(ctx, policyState(c, ps)); err != nil {
-				log.Error("policy state update failed", "err", err)
-				stateLoaded.Store(false)
-				return
-			}
-			stateLoaded.Store(true)
-		},
-	})
+	gc := cfg.storeConfig()
+	gc.Client = cli
+	gc.OnEvent = func(e grants.Event) {
+		// The side API records and announces the changes its callers
+		// make, with their trace; expiries and used-up grants happen
+		// here, once, on the replica that swept them or spent a grant's
+		// last use (after the record of the call that spent it).
+		if e.Kind != grants.EventExpired && e.Kind != grants.EventUsedUp {
+			return
+		}
+		rec := audit.Record{Kind: "lifecycle", Event: e.Kind, Time: e.At,
+			Subject: e.By, Task: e.Request.Target, RequestID: e.Request.ID, PolicyID: e.Request.PolicyID,
+			Comment: e.Comment, After: jsonOf(e.Request)}
+		ectx, span := api.EventSpan(context.Background(), otel.Tracer("github.com/elevate-pam/elevate"), rec)
+		rec, err := auditLog.Write(ectx, rec)
+		span.End()
+		if err != nil {
+			log.Error("audit write failed", "event", e.Kind, "request", e.Request.ID, "err", err)
+		}
+		if !e.Outbox { // else Deliver below
+			notifier.Notify(api.NotifyEvent(e.Kind, e.Request, "", e.By, e.Comment, rec.ID, rec.TraceID, e.At))
+		}
+	}
+	gc.Deliver = func(ctx context.Context, e grants.Event) error {
+		return notifier.Deliver(ctx, api.NotifyEvent(e.Kind, e.Request, "", e.By, e.Comment, "", "", e.At))
+	}
+	gc.OnState = func(c grants.Control, ps []grants.Policy) {
+		if err := engine.SetState(ctx, policyState(c, ps)); err != nil {
+			log.Error("policy state update failed", "err", err)
+			stateLoaded.Store(false)
+			return
+		}
+		stateLoaded.Store(true)
+	}
+	store, err := grants.New(gc)
 	if err != nil {
-		// The store names its settings grants.*; the file calls them requests.*.
-		return errors.New(strings.ReplaceAll(err.Error(), "grants.", "requests."))
+		return err
 	}
 	storeCtx, stopStore := context.WithCancel(context.Background())
 	storeDone := make(chan error, 1)
@@ -269,23 +259,25 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 	}
 
 	// Upstreams.
-	ups := cfg.Upstreams
+	var demo *proxy.Upstream
 	if f.dev {
 		demoLn, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return err
 		}
-		demo := &http.Server{Handler: newDemoUpstream().handler(), ReadHeaderTimeout: 5 * time.Second}
-		go demo.Serve(demoLn)
-		defer demo.Close()
-		ups = append(ups, proxy.Upstream{Name: "exchange", URL: "http://" + demoLn.Addr().String(),
-			Prefix: "/exchange/", Hosts: []string{"exchange.elevate.test"}})
+		demoSrv := &http.Server{Handler: newDemoUpstream().handler(), ReadHeaderTimeout: 5 * time.Second}
+		go demoSrv.Serve(demoLn)
+		defer demoSrv.Close()
+		d := demoRoute("http://" + demoLn.Addr().String())
+		demo = &d
 	}
+	pc := cfg.proxyConfig(demo)
+	pc.Logger = log
+	ups := pc.Upstreams
 
-	gate, err := proxy.NewGate(proxy.GateConfig{
-		Verifier: verifier, Grants: store, Policy: engine, Audit: auditLog, Uses: store, Logger: log,
-		ReadsWhenStale: cfg.Proxy.ReadsWhenStale, ReadsWithoutAudit: cfg.Proxy.ReadsWithoutAudit,
-	})
+	gateCfg := cfg.Proxy.Gate
+	gateCfg.Verifier, gateCfg.Grants, gateCfg.Policy, gateCfg.Audit, gateCfg.Uses, gateCfg.Logger = verifier, store, engine, auditLog, store, log
+	gate, err := proxy.NewGate(gateCfg)
 	if err != nil {
 		return err
 	}
@@ -301,7 +293,8 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 		return err
 	}
 	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Certificate[0]})
-	px, err := proxy.New(proxy.Config{Upstreams: ups, UpstreamTimeout: cfg.Proxy.UpstreamTimeout, CA: &ca, Logger: log}, gate)
+	pc.CA = &ca
+	px, err := proxy.New(pc, gate)
 	if err != nil {
 		return err
 	}
@@ -318,15 +311,12 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	side, err = api.New(api.Config{
-		AdminsGroup: cfg.API.AdminsGroup, AuditorsGroup: cfg.API.AuditorsGroup, MaxBodyBytes: cfg.API.MaxBodyBytes,
-		BreakGlassGroup: cfg.API.BreakGlassGroup, RateLimit: cfg.API.RateLimit, RateBurst: cfg.API.RateBurst, CACert: caPEM, ProxyURL: publicURL(cfg, proxyLn), Upstreams: upstreamInfo(ups),
-		Verifier: verifier, Store: store, Catalog: engine, Resolver: px, Gate: gate, Audit: auditLog, Notifier: notifier,
-		Ready:   func() bool { return store.Ready() && stateLoaded.Load() && store.Fresh() },
-		Metrics: tel.MetricsHandler(),
-		Console: web,
-		Logger:  log,
-	})
+	sc := cfg.API.Config
+	sc.CACert, sc.ProxyURL, sc.Upstreams = caPEM, publicURL(cfg, proxyLn), upstreamInfo(ups)
+	sc.Verifier, sc.Store, sc.Catalog, sc.Resolver, sc.Gate, sc.Audit, sc.Notifier = verifier, store, engine, px, gate, auditLog, notifier
+	sc.Ready = func() bool { return store.Ready() && stateLoaded.Load() && store.Fresh() }
+	sc.Metrics, sc.Console, sc.Logger = tel.MetricsHandler(), web, log
+	side, err = api.New(sc)
 	if err != nil {
 		return err
 	}
@@ -471,6 +461,12 @@ Try it (Microsoft 365 PAM's four steps) in another terminal, from this directory
 The README walks through it step by step.
 
 `, proxyURL, controlURL, dd, webLine)
+}
+
+// demoRoute is the route to the demo Exchange API of --dev, served at
+// url.
+func demoRoute(url string) proxy.Upstream {
+	return proxy.Upstream{Name: "exchange", URL: url, Prefix: "/exchange/", Hosts: []string{"exchange.elevate.test"}}
 }
 
 // publicURL is where callers reach the proxy listener.
