@@ -9,11 +9,12 @@ import (
 	"strconv"
 )
 
-// Report sums up a successful Verify.
+// Report sums up a successful Verify. Its JSON is what
+// `elevate audit verify -o json` prints.
 type Report struct {
-	Records  int    // records checked
-	Files    int    // files checked
-	LastHash string // Hash of the last record, "" when there is none
+	Records  int    `json:"records"`   // records checked
+	Files    int    `json:"files"`     // files checked
+	LastHash string `json:"last_hash"` // Hash of the last record, "" when there is none
 }
 
 // TamperError names the first record (or file) that fails verification.

@@ -304,7 +304,9 @@ func oauthError(w http.ResponseWriter, status int, code string) {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false) // as every JSON elevate writes
+	_ = enc.Encode(v)
 }
 
 // Client returns an HTTP client that reaches the provider in process, for

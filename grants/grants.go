@@ -65,6 +65,7 @@
 package grants
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -426,13 +427,26 @@ func (r Request) UsesLeft() int { return max(r.MaxUses-r.Uses, 0) }
 func (r Request) MarshalJSON() ([]byte, error) {
 	type plain Request // without this method
 	if r.MaxUses <= 0 {
-		return json.Marshal(plain(r))
+		return marshalUnescaped(plain(r))
 	}
-	return json.Marshal(struct {
+	return marshalUnescaped(struct {
 		plain
 		Uses     int `json:"uses"`
 		UsesLeft int `json:"uses_left"`
 	}{plain(r), r.Uses, r.UsesLeft()})
+}
+
+// marshalUnescaped is json.Marshal without HTML escaping: an encoder that
+// writes r with SetEscapeHTML(false) keeps a reason's `<`, `>` and `&` only
+// if this method does too.
+func marshalUnescaped(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 // settle sets the status r has at now: a pending request past its expiry and

@@ -37,9 +37,14 @@ func NewProblem(status int, slug, detail string) *Problem {
 	return &Problem{Type: problemType(slug), Title: http.StatusText(status), Status: status, Detail: detail}
 }
 
+// body is the problem as JSON. Nothing is HTML-escaped: request_command
+// must be copied from curl's output as it is, `<why>` included.
 func (p *Problem) body() []byte {
-	b, _ := json.Marshal(p)
-	return append(b, '\n')
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(p) // ends with "\n"
+	return buf.Bytes()
 }
 
 // Write sends the problem on w.

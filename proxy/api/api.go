@@ -9,6 +9,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -346,13 +347,25 @@ func (s *Server) auth(h handler) http.HandlerFunc {
 		}
 		id, err := a.id, a.err
 		if err != nil {
-			reason := "a valid bearer token is required"
+			slug, reason := "unauthenticated", "a valid bearer token is required"
 			if a.hadTok {
 				reason = "the bearer token was refused"
+				if why := identity.Reason(err); why != "" {
+					reason += ": " + why
+				}
+				if errors.Is(err, identity.ErrExpired) {
+					// Its own type, so that clients can say how to get a
+					// new one.
+					slug = "token-expired"
+				}
 			}
 			s.record(r.Context(), audit.Record{Event: "unauthenticated", Method: r.Method, Path: r.URL.Path, Status: 401, Reason: reason})
-			w.Header().Set("WWW-Authenticate", `Bearer realm="elevate"`)
-			proxy.NewProblem(http.StatusUnauthorized, "unauthenticated", reason).Write(w)
+			challenge := `Bearer realm="elevate"`
+			if a.hadTok {
+				challenge += `, error="invalid_token"` // RFC 6750, as the proxy says
+			}
+			w.Header().Set("WWW-Authenticate", challenge)
+			proxy.NewProblem(http.StatusUnauthorized, slug, reason).Write(w)
 			return
 		}
 		trace.SpanFromContext(r.Context()).SetAttributes(attribute.String("elevate.subject", id.Subject))
@@ -484,21 +497,26 @@ func userText(err error) string {
 	return err.Error()
 }
 
+// writeJSON answers v as indented JSON. Nothing is HTML-escaped: `<`, `>`
+// and `&` in reasons and commands stay as they are.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
 }
 
 // marshal is for before/after snapshots in audit records.
 func marshal(v any) json.RawMessage {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		return nil
 	}
-	return b
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
 func contains(list []string, s string) bool { return slices.Contains(list, s) }

@@ -112,6 +112,20 @@ const (
 	reasonInvalid       refusal = "invalid token"
 )
 
+// ErrExpired is matched (errors.Is) by the refusal of a token past its exp,
+// so that callers can say how to get a new one.
+var ErrExpired error = reasonExpired
+
+// Reason returns the part of a verification error that may be shown to the
+// caller, such as "token expired"; "" for an error Verify did not give.
+func Reason(err error) string {
+	var r refusal
+	if errors.As(err, &r) {
+		return string(r)
+	}
+	return ""
+}
+
 // refuse wraps a reason in ErrUnauthenticated.
 func refuse(r refusal) error {
 	return fmt.Errorf("%w: %w", ErrUnauthenticated, r)
