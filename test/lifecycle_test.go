@@ -133,7 +133,9 @@ func TestLifecycle(t *testing.T) {
 
 	t.Run("break-glass", func(t *testing.T) {
 		s.refused(bob, "403", "request", "new", "--task", journalTask, "--reason", "outage", "--break-glass")
-		s.refused(oncall, "reason", "request", "new", "--task", journalTask, "--reason", " ", "--break-glass")
+		blank := s.cli(oncall, "request", "new", "--task", journalTask, "--reason", " ", "--break-glass")
+		require.Equal(t, 2, blank.code, "a blank reason is a usage error: %s", blank.stderr)
+		require.Contains(t, blank.stderr, "--reason")
 		id := s.request(oncall, "--task", journalTask, "--reason", "outage INC-7: journal loop", "--break-glass")
 		st := s.status(admin, id)
 		require.Equal(t, "approved", st["status"])

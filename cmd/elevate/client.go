@@ -5,12 +5,16 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -25,18 +29,18 @@ type client struct {
 func newClient(g *globals) (*client, error) {
 	u, err := url.Parse(g.server)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("--server: %q is not an http(s) URL", g.server)
+		return nil, usageError("--server: %q is not an http(s) URL", g.server)
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	if g.caFile != "" {
 		b, err := os.ReadFile(g.caFile)
 		if err != nil {
-			return nil, fmt.Errorf("--ca-file: %w", err)
+			return nil, usageError("--ca-file: %v", err)
 		}
 		tr.TLSClientConfig.RootCAs = x509.NewCertPool()
 		if !tr.TLSClientConfig.RootCAs.AppendCertsFromPEM(b) {
-			return nil, fmt.Errorf("--ca-file: %s holds no PEM certificate", g.caFile)
+			return nil, usageError("--ca-file: %s holds no PEM certificate", g.caFile)
 		}
 	}
 	return &client{g: g, http: &http.Client{Timeout: 30 * time.Second, Transport: tr}}, nil
@@ -44,6 +48,7 @@ func newClient(g *globals) (*client, error) {
 
 // problem is the part of an RFC 9457 answer the CLI shows.
 type problem struct {
+	Type       string `json:"type"`
 	Status     int    `json:"status"`
 	Title      string `json:"title"`
 	Detail     string `json:"detail"`
@@ -51,51 +56,54 @@ type problem struct {
 	ExistingID string `json:"existing_id"`
 }
 
+// tokenExpired is the problem type of a 401 for a token past its exp.
+const tokenExpired = "urn:elevate:problem:token-expired"
+
+// Answers 429 (rate-limited) are tried again after the Retry-After the
+// side API gives, up to retryAttempts calls in all, each wait at most
+// maxRetryWait. The side API refuses such a call before doing anything, so
+// trying again is safe whatever the method.
+const (
+	retryAttempts = 10
+	maxRetryWait  = time.Minute
+)
+
 // do sends a JSON request and decodes a JSON answer into out (a *[]byte
 // takes the answer as it is). Any non-2xx answer becomes an error of one
-// line.
+// line whose exit status says what failed: 3 when the server cannot be
+// reached or did not accept the token, 1 for every other answer.
 func (c *client) do(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
+	var body []byte
 	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
+		var err error
+		if body, err = marshalJSON(in); err != nil {
 			return err
 		}
-		body = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.g.server, "/")+path, body)
-	if err != nil {
-		return err
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	req.Header.Set("Accept", "application/json")
-	if c.g.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.g.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return fmt.Errorf("cannot reach %s: %v", c.g.server, rootCause(err))
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
-	if err != nil {
-		return fmt.Errorf("reading the answer: %v", err)
+	var resp *http.Response
+	var b []byte
+	for attempt := 1; ; attempt++ {
+		var err error
+		if resp, b, err = c.send(ctx, method, path, body); err != nil {
+			return err
+		}
+		if resp.StatusCode != http.StatusTooManyRequests || attempt == retryAttempts {
+			break
+		}
+		wait, ok := retryAfter(resp.Header.Get("Retry-After"))
+		if !ok {
+			break
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
 	}
 	if resp.StatusCode/100 != 2 {
-		var p problem
-		if json.Unmarshal(b, &p) == nil && p.Detail != "" {
-			msg := fmt.Sprintf("%d %s: %s", resp.StatusCode, http.StatusText(resp.StatusCode), p.Detail)
-			if p.DecisionID != "" {
-				msg += " (decision " + p.DecisionID + ")"
-			}
-			if resp.StatusCode == http.StatusUnauthorized && c.g.token == "" {
-				msg += "; set --token or ELEVATE_TOKEN"
-			}
-			return exitError{code: 1, msg: msg}
-		}
-		return exitError{code: 1, msg: fmt.Sprintf("%d %s", resp.StatusCode, http.StatusText(resp.StatusCode))}
+		return c.answerError(resp.StatusCode, b)
 	}
 	if out == nil {
 		return nil
@@ -110,26 +118,141 @@ func (c *client) do(ctx context.Context, method, path string, in, out any) error
 	return nil
 }
 
+// send makes one call and reads its answer.
+func (c *client) send(ctx context.Context, method, path string, body []byte) (*http.Response, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.g.server, "/")+path, rd)
+	if err != nil {
+		return nil, nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.g.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.g.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, nil, exitError{code: exitNoServer, msg: fmt.Sprintf("cannot reach %s: %v", c.g.server, rootCause(err))}
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
+	if err != nil {
+		return nil, nil, exitError{code: exitNoServer, msg: fmt.Sprintf("reading the answer of %s: %v", c.g.server, err)}
+	}
+	return resp, b, nil
+}
+
+// answerError is the error for a non-2xx answer.
+func (c *client) answerError(status int, b []byte) error {
+	code := exitFailed
+	if status == http.StatusUnauthorized {
+		code = exitNoServer
+	}
+	var p problem
+	if json.Unmarshal(b, &p) != nil || p.Detail == "" {
+		return exitError{code: code, msg: fmt.Sprintf("%d %s", status, http.StatusText(status))}
+	}
+	if status == http.StatusUnauthorized && p.Type == tokenExpired {
+		return exitError{code: code, msg: expiredMessage(c.g.token)}
+	}
+	msg := fmt.Sprintf("%d %s: %s", status, http.StatusText(status), p.Detail)
+	if p.DecisionID != "" {
+		msg += " (decision " + p.DecisionID + ")"
+	}
+	if status == http.StatusUnauthorized && c.g.token == "" {
+		msg += "; set --token or ELEVATE_TOKEN"
+	}
+	return exitError{code: code, msg: msg}
+}
+
+// expiredMessage says that token expired, when, and how to get another. The
+// claims are read without verification: only to word the message.
+func expiredMessage(token string) string {
+	var claims struct {
+		Sub string `json:"sub"`
+		Exp int64  `json:"exp"`
+	}
+	if parts := strings.Split(token, "."); len(parts) == 3 {
+		if b, err := base64.RawURLEncoding.DecodeString(parts[1]); err == nil {
+			_ = json.Unmarshal(b, &claims)
+		}
+	}
+	when := ""
+	if claims.Exp > 0 {
+		when = " at " + time.Unix(claims.Exp, 0).UTC().Format(time.RFC3339)
+	}
+	sub := claims.Sub
+	if !plainWord.MatchString(sub) { // printed in a command to paste
+		sub = "NAME"
+	}
+	return fmt.Sprintf("401 Unauthorized: your token expired%s; get a new one from your identity provider, "+
+		"or with serve --dev: elevate token --sub %s (and the --groups it had)", when, sub)
+}
+
+// plainWord is text a shell takes as it is.
+var plainWord = regexp.MustCompile(`^[A-Za-z0-9._@+=:,/-]+$`)
+
+// retryAfter reads a Retry-After header: seconds or an HTTP date. A
+// missing one means a second; a wait over maxRetryWait is not waited.
+func retryAfter(v string) (time.Duration, bool) {
+	var d time.Duration
+	if v == "" {
+		d = time.Second
+	} else if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		d = time.Duration(n) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = max(time.Until(t), 0)
+	} else {
+		return 0, false
+	}
+	return d, d <= maxRetryWait
+}
+
 func rootCause(err error) string {
 	var ue *url.Error
-	if e, ok := err.(*url.Error); ok {
-		ue = e
+	if errors.As(err, &ue) {
 		return ue.Err.Error()
 	}
 	return err.Error()
 }
 
+// marshalJSON encodes v as compact JSON, without HTML escaping.
+func marshalJSON(v any) ([]byte, error) { return marshalIndent(v, "", "") }
+
+// marshalIndent encodes v as JSON indented as json.MarshalIndent does, but
+// without HTML escaping: `<`, `>` and `&` stay as they are, so that commands
+// and reasons can be copied.
+func marshalIndent(v any, prefix, indent string) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent(prefix, indent)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
 // printJSON writes v as indented JSON: the stable format for scripts.
+// Nothing is HTML-escaped.
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
 
-// table writes aligned columns.
+// table writes aligned columns, under header unless it is nil.
 func table(w io.Writer, header []string, rows [][]string) error {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	if header != nil {
+		fmt.Fprintln(tw, strings.Join(header, "\t"))
+	}
 	for _, r := range rows {
 		fmt.Fprintln(tw, strings.Join(r, "\t"))
 	}
@@ -148,9 +271,10 @@ func fields(w io.Writer, kv [][2]string) error {
 	return tw.Flush()
 }
 
+// ts is how tables show a time: in UTC, RFC 3339 to the second.
 func ts(t time.Time) string {
 	if t.IsZero() {
 		return ""
 	}
-	return t.Local().Format("2006-01-02 15:04:05")
+	return t.UTC().Format("2006-01-02T15:04:05Z")
 }

@@ -3,7 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -30,12 +33,15 @@ func tokenCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if strings.TrimSpace(sub) == "" {
-				return errors.New("--sub: required")
+				return usageError("--sub: required")
 			}
 			if ttl <= 0 || ttl > 24*time.Hour {
-				return errors.New("--ttl: must be between 1s and 24h")
+				return usageError("--ttl: must be between 1s and 24h")
 			}
 			dev, err := identity.LoadDevIssuer(dataDir)
+			if errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("%v; or give the data directory of serve --dev with --data-dir or ELEVATE_DATA_DIR", err)
+			}
 			if err != nil {
 				return err
 			}
@@ -52,7 +58,7 @@ func tokenCmd() *cobra.Command {
 	c.Flags().BoolVar(&mfa, "mfa", false, "mark the token as MFA-authenticated (amr contains mfa)")
 	c.Flags().DurationVar(&ttl, "ttl", time.Hour, "token lifetime")
 	c.Flags().StringVar(&email, "email", "", "e-mail address claim")
-	c.Flags().StringVar(&dataDir, "data-dir", ".elevate", "data directory of serve --dev")
+	dataDirFlag(c, &dataDir, "data directory of serve --dev")
 	return c
 }
 
@@ -140,7 +146,7 @@ func (t *targetFlags) scopeTarget() (string, string, error) {
 		}
 	}
 	if n != 1 {
-		return "", "", errors.New("give exactly one of --task, --role, --role-group")
+		return "", "", usageError("give exactly one of --task, --role, --role-group")
 	}
 	return scope, target, nil
 }
@@ -164,18 +170,18 @@ func requestCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if strings.TrimSpace(reason) == "" {
-				return errors.New("--reason: required")
+				return usageError("--reason: required")
 			}
 			body := api.NewRequestBody{Scope: scope, Target: target, Reason: reason, Duration: duration, BreakGlass: breakGlass}
 			if duration != "" {
 				if d, err := time.ParseDuration(duration); err != nil || d <= 0 {
-					return fmt.Errorf("--duration: %q is not a positive duration such as 30m or 4h", duration)
+					return usageError("--duration: %q is not a positive duration such as 30m or 4h", duration)
 				}
 			}
 			if start != "" {
 				t, err := time.Parse(time.RFC3339, start)
 				if err != nil {
-					return fmt.Errorf("--start: %q is not an RFC 3339 time such as 2026-01-02T15:04:05Z", start)
+					return usageError("--start: %q is not an RFC 3339 time such as 2026-01-02T15:04:05Z", start)
 				}
 				body.StartAt = t
 			}
@@ -307,8 +313,13 @@ func showRequest(cmd *cobra.Command, g *globals, r grants.Request) error {
 		{"approvers", r.Approvers}, {"approvals", fmt.Sprintf("%d/%d %s", len(r.Approvals), r.ApprovalsRequired, strings.Join(approvals, ","))},
 		{"created", ts(r.CreatedAt)}, {"expires", ts(r.ExpiresAt)},
 	}
-	if r.GrantStart != nil {
+	switch {
+	case r.GrantStart != nil:
 		kv = append(kv, [2]string{"grant starts", ts(*r.GrantStart)})
+	case r.StartAt != nil:
+		kv = append(kv, [2]string{"grant starts", ts(*r.StartAt) + " (as asked, once approved)"})
+	case r.Status == grants.StatusPending:
+		kv = append(kv, [2]string{"grant starts", "at approval"})
 	}
 	if r.GrantEnd != nil {
 		kv = append(kv, [2]string{"grant ends", ts(*r.GrantEnd)})
@@ -343,13 +354,13 @@ func policyCmd(g *globals) *cobra.Command {
 				return err
 			}
 			if approval != "manual" && approval != "auto" {
-				return errors.New("--approval: must be manual or auto")
+				return usageError("--approval: must be manual or auto")
 			}
 			// Left out, the server's default (1); given, at least 1.
 			var nApprovals *int
 			if cmd.Flags().Changed("approvals") {
 				if approvals < 1 {
-					return errors.New("--approvals: must be at least 1")
+					return usageError("--approvals: must be at least 1")
 				}
 				nApprovals = &approvals
 			}
@@ -364,7 +375,7 @@ func policyCmd(g *globals) *cobra.Command {
 			if err := cl.do(cmd.Context(), "POST", "/v1/policies", body, &p); err != nil {
 				return err
 			}
-			return showPolicies(cmd, g, []grants.Policy{p}, true)
+			return showPolicy(cmd, g, p)
 		},
 	}
 	tf.add(newC)
@@ -394,7 +405,7 @@ func policyCmd(g *globals) *cobra.Command {
 			if g.output == "json" {
 				return printJSON(cmd.OutOrStdout(), out)
 			}
-			return showPolicies(cmd, g, out.Policies, false)
+			return listPolicies(cmd, out.Policies)
 		},
 	}
 	// byID sends method to one policy and shows the policy answered.
@@ -408,7 +419,7 @@ func policyCmd(g *globals) *cobra.Command {
 			if err := cl.do(cmd.Context(), method, "/v1/policies/"+url.PathEscape(args[0]), nil, &p); err != nil {
 				return err
 			}
-			return showPolicies(cmd, g, []grants.Policy{p}, true)
+			return showPolicy(cmd, g, p)
 		}
 	}
 	getC := &cobra.Command{Use: "get ID", Short: "Show one approval policy", Args: cobra.ExactArgs(1), RunE: byID("GET")}
@@ -417,23 +428,72 @@ func policyCmd(g *globals) *cobra.Command {
 	return c
 }
 
-func showPolicies(cmd *cobra.Command, g *globals, ps []grants.Policy, single bool) error {
+// showPolicy shows one policy with every rule it sets.
+func showPolicy(cmd *cobra.Command, g *globals, p grants.Policy) error {
 	if g.output == "json" {
-		return printJSON(cmd.OutOrStdout(), ps[0])
+		return printJSON(cmd.OutOrStdout(), p)
 	}
+	maxUses := "unlimited"
+	if p.MaxUses > 0 {
+		maxUses = strconv.Itoa(p.MaxUses)
+	}
+	return fields(cmd.OutOrStdout(), [][2]string{
+		{"id", p.ID}, {"target", string(p.Scope) + " " + p.Target}, {"approval", p.Approval},
+		{"approvers", policyApprovers(p)}, {"approvals", strconv.Itoa(p.Approvals)},
+		{"max duration", policyMaxDuration(p)}, {"max uses", maxUses},
+		{"min reason length", strconv.Itoa(p.MinReasonLength)}, {"reason pattern", p.ReasonPattern},
+		{"approver mfa", strconv.FormatBool(p.RequireMFA)}, {"requester mfa", strconv.FormatBool(p.RequireRequesterMFA)},
+		{"created by", p.CreatedBy}, {"created", ts(p.CreatedAt)},
+	})
+}
+
+// listPolicies shows policies one a row.
+func listPolicies(cmd *cobra.Command, ps []grants.Policy) error {
 	rows := [][]string{}
 	for _, p := range ps {
-		maxd := ""
-		if p.MaxDuration > 0 {
-			maxd = time.Duration(p.MaxDuration).String()
+		maxUses := "-"
+		if p.MaxUses > 0 {
+			maxUses = strconv.Itoa(p.MaxUses)
 		}
-		approvers := p.Approvers
-		if approvers == "" {
-			approvers = "(org default)"
+		var mfa []string
+		if p.RequireMFA {
+			mfa = append(mfa, "approvers")
 		}
-		rows = append(rows, []string{p.ID, string(p.Scope), p.Target, p.Approval, approvers, strconv.Itoa(p.Approvals), maxd, strconv.FormatBool(p.RequireMFA)})
+		if p.RequireRequesterMFA {
+			mfa = append(mfa, "requester")
+		}
+		var reason []string
+		if p.MinReasonLength > 0 {
+			reason = append(reason, fmt.Sprintf("min %d chars", p.MinReasonLength))
+		}
+		if p.ReasonPattern != "" {
+			reason = append(reason, "matches "+p.ReasonPattern)
+		}
+		rows = append(rows, []string{p.ID, string(p.Scope), p.Target, p.Approval, policyApprovers(p), strconv.Itoa(p.Approvals),
+			orDash(policyMaxDuration(p)), maxUses, orDash(strings.Join(mfa, ",")), orDash(strings.Join(reason, ", "))})
 	}
-	return table(cmd.OutOrStdout(), []string{"ID", "SCOPE", "TARGET", "APPROVAL", "APPROVERS", "APPROVALS", "MAX", "MFA"}, rows)
+	return table(cmd.OutOrStdout(), []string{"ID", "SCOPE", "TARGET", "APPROVAL", "APPROVERS", "APPROVALS", "MAX DURATION", "MAX USES", "MFA", "REASON"}, rows)
+}
+
+func policyApprovers(p grants.Policy) string {
+	if p.Approvers == "" {
+		return "(org default)"
+	}
+	return p.Approvers
+}
+
+func policyMaxDuration(p grants.Policy) string {
+	if p.MaxDuration > 0 {
+		return time.Duration(p.MaxDuration).String()
+	}
+	return ""
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func controlCmd(g *globals) *cobra.Command {
@@ -515,7 +575,7 @@ func auditCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			q := url.Values{}
 			if all && cursor != "" {
-				return errors.New("--all and --cursor: give one or the other")
+				return usageError("--all and --cursor: give one or the other")
 			}
 			for k, v := range map[string]string{"subject": subject, "task": task, "decision": decision, "request": request, "trace": trace} {
 				if v != "" {
@@ -528,51 +588,46 @@ func auditCmd(g *globals) *cobra.Command {
 				}
 				t, err := parseWhen(v)
 				if err != nil {
-					return fmt.Errorf("--%s: %v", k, err)
+					return usageError("--%s: %v", k, err)
 				}
 				q.Set(k, t.UTC().Format(time.RFC3339))
 			}
-			if limit > 0 {
+			switch {
+			case limit > 0:
 				q.Set("limit", strconv.Itoa(limit))
+			case all:
+				q.Set("limit", "1000") // the fewest calls
 			}
 			cl, err := newClient(g)
 			if err != nil {
 				return err
 			}
-			type page struct {
-				Records []audit.Record `json:"records"`
-				Next    string         `json:"next"`
-			}
-			var out page
+			out := newRecordsOut(cmd, g.output == "json")
 			for {
 				if cursor != "" {
 					q.Set("cursor", cursor)
 				}
-				var p page
+				var p struct {
+					Records []audit.Record `json:"records"`
+					Next    string         `json:"next"`
+				}
 				if err := cl.do(cmd.Context(), "GET", "/v1/audit?"+q.Encode(), nil, &p); err != nil {
+					return out.abort(err, cursor)
+				}
+				if err := out.page(p.Records); err != nil {
 					return err
 				}
-				out.Records, out.Next = append(out.Records, p.Records...), p.Next
 				if !all || p.Next == "" {
+					cursor = p.Next
 					break
 				}
 				cursor = p.Next
 			}
-			if out.Records == nil {
-				out.Records = []audit.Record{}
-			}
-			if g.output == "json" {
-				return printJSON(cmd.OutOrStdout(), out)
-			}
-			rows := [][]string{}
-			for _, r := range out.Records {
-				rows = append(rows, []string{ts(r.Time), r.Event, r.Subject, r.Task, r.Method + " " + r.Path, statusText(r.Status), r.RequestID, r.TraceID})
-			}
-			if err := table(cmd.OutOrStdout(), []string{"TIME", "EVENT", "SUBJECT", "TASK", "CALL", "STATUS", "REQUEST", "TRACE"}, rows); err != nil {
+			if err := out.end(cursor); err != nil {
 				return err
 			}
-			if out.Next != "" {
-				fmt.Fprintf(cmd.ErrOrStderr(), "more records: --cursor %s (or --all)\n", out.Next)
+			if cursor != "" && !out.json {
+				fmt.Fprintf(cmd.ErrOrStderr(), "more records: --cursor %s (or --all)\n", cursor)
 			}
 			return nil
 		},
@@ -586,15 +641,20 @@ func auditCmd(g *globals) *cobra.Command {
 	queryC.Flags().StringVar(&trace, "trace", "", "only records of this trace id")
 	queryC.Flags().IntVar(&limit, "limit", 0, "records per page, 1 to 1000 (default 100)")
 	queryC.Flags().StringVar(&cursor, "cursor", "", "the page after this cursor (printed after a full page)")
-	queryC.Flags().BoolVar(&all, "all", false, "follow every page")
+	queryC.Flags().BoolVar(&all, "all", false, "follow every page, printing each as it arrives")
 
 	var dataDir string
 	verifyC := &cobra.Command{
 		Use:   "verify [FILE...]",
 		Short: "Check the hash chain of an audit log (default DATA_DIR/audit.log and its rotated files)",
+		Args:  cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			files := args
 			if len(files) == 0 {
+				if _, err := os.Stat(dataDir); errors.Is(err, fs.ErrNotExist) {
+					return fmt.Errorf("no data directory %s to find audit.log in: run this where elevate serve --dev runs, "+
+						"give its data directory with --data-dir or ELEVATE_DATA_DIR, or name the log: elevate audit verify FILE", dataDir)
+				}
 				// One path: Verify reads its whole rotated set, oldest first,
 				// and names a missing file.
 				files = []string{filepath.Join(dataDir, "audit.log")}
@@ -610,7 +670,7 @@ func auditCmd(g *globals) *cobra.Command {
 			return nil
 		},
 	}
-	verifyC.Flags().StringVar(&dataDir, "data-dir", ".elevate", "data directory whose audit.log to verify when no FILE is given")
+	dataDirFlag(verifyC, &dataDir, "data directory whose audit.log to verify when no FILE is given")
 	c.AddCommand(queryC, verifyC)
 	return c
 }
@@ -630,4 +690,90 @@ func statusText(s int) string {
 		return ""
 	}
 	return strconv.Itoa(s)
+}
+
+// dataDirFlag adds --data-dir, default ./.elevate or ELEVATE_DATA_DIR.
+func dataDirFlag(c *cobra.Command, dir *string, usage string) {
+	c.Flags().StringVar(dir, "data-dir", ".elevate", usage)
+	envFlag(c.Flags(), "data-dir", "ELEVATE_DATA_DIR")
+}
+
+// recordsOut prints audit records page by page as they arrive: table rows,
+// or JSON of the shape of one page, {"records": [...], "next": "..."},
+// written a record at a time. Nothing printed is taken back: when a page
+// fails, the JSON is closed with the cursor to go on from.
+type recordsOut struct {
+	w     io.Writer
+	json  bool
+	n     int // records printed
+	pages int
+}
+
+func newRecordsOut(cmd *cobra.Command, asJSON bool) *recordsOut {
+	return &recordsOut{w: cmd.OutOrStdout(), json: asJSON}
+}
+
+func (o *recordsOut) page(recs []audit.Record) error {
+	o.pages++
+	if o.json {
+		for _, r := range recs {
+			b, err := marshalIndent(r, "    ", "  ")
+			if err != nil {
+				return err
+			}
+			sep := ",\n    "
+			if o.n == 0 {
+				sep = "{\n  \"records\": [\n    "
+			}
+			if _, err := fmt.Fprintf(o.w, "%s%s", sep, b); err != nil {
+				return err
+			}
+			o.n++
+		}
+		return nil
+	}
+	rows := make([][]string, 0, len(recs))
+	for _, r := range recs {
+		rows = append(rows, []string{ts(r.Time), r.Event, r.Subject, r.Task, r.Method + " " + r.Path, statusText(r.Status), r.RequestID, r.TraceID})
+	}
+	var header []string
+	if o.pages == 1 {
+		header = []string{"TIME", "EVENT", "SUBJECT", "TASK", "CALL", "STATUS", "REQUEST", "TRACE"}
+	}
+	o.n += len(recs)
+	return table(o.w, header, rows)
+}
+
+// end closes the output; next is the cursor of the page after the last.
+func (o *recordsOut) end(next string) error {
+	if !o.json {
+		return nil
+	}
+	nb, err := marshalJSON(next)
+	if err != nil {
+		return err
+	}
+	open := "{\n  \"records\": []"
+	if o.n > 0 {
+		open = "\n  ]"
+	}
+	_, err = fmt.Fprintf(o.w, "%s,\n  \"next\": %s\n}\n", open, nb)
+	return err
+}
+
+// abort ends the output after err failed the page at cursor, and returns
+// err with the way to go on, keeping its exit status.
+func (o *recordsOut) abort(err error, cursor string) error {
+	if o.pages == 0 {
+		return err
+	}
+	if e := o.end(cursor); e != nil {
+		return e
+	}
+	code, msg := exitFailed, err.Error()
+	var ee exitError
+	if errors.As(err, &ee) {
+		code, msg = ee.code, ee.msg
+	}
+	return exitError{code: code, msg: fmt.Sprintf("%s; %d records printed; go on with --cursor %s", msg, o.n, cursor)}
 }

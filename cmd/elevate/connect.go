@@ -51,7 +51,7 @@ func caCmd(g *globals) *cobra.Command {
 			return err
 		},
 	}
-	c.Flags().StringVar(&dataDir, "data-dir", ".elevate", "data directory of serve --dev")
+	dataDirFlag(c, &dataDir, "data directory of serve --dev")
 	return c
 }
 
@@ -68,7 +68,7 @@ func connectCmd(g *globals) *cobra.Command {
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if g.token == "" {
-				return errors.New("--token or ELEVATE_TOKEN is required")
+				return exitError{code: exitNoServer, msg: "no token to add to the calls: set --token or ELEVATE_TOKEN"}
 			}
 			cl, err := newClient(g)
 			if err != nil {
@@ -99,7 +99,7 @@ func connectCmd(g *globals) *cobra.Command {
 			}
 			target, err := url.Parse(proxyURL)
 			if err != nil || (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" {
-				return fmt.Errorf("--proxy: %q is not an http(s) URL", proxyURL)
+				return usageError("--proxy: %q is not an http(s) URL", proxyURL)
 			}
 			ln, err := net.Listen("tcp", listen)
 			if err != nil {

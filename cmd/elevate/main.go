@@ -5,17 +5,21 @@
 //	elevate token --sub NAME            mint a dev token
 //	elevate request new --task T ...    ask for a time-bound grant
 //
-// Run `elevate help` for every command.
+// Run `elevate help` for every command. The exit status says what happened:
+// 0 done, 1 refused or failed as asked, 2 a usage mistake, 3 the server
+// could not be reached or did not accept the token (see exitHelp).
 package main
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // globals are the flags every client command shares.
@@ -26,25 +30,52 @@ type globals struct {
 	caFile string
 }
 
+// Exit statuses.
+const (
+	exitFailed   = 1 // refused, or failed as asked
+	exitUsage    = 2 // the command line is wrong
+	exitNoServer = 3 // cannot reach or authenticate to the server
+)
+
+// exitHelp is the part of `elevate --help` that scripts rely on.
+const exitHelp = `Exit status:
+  0  done (check: the call would pass)
+  1  refused or failed as asked: the server said no (4xx, 5xx), check says the
+     call would be refused, a file or the data directory is missing or bad
+  2  usage: unknown command, wrong arguments, bad or missing flag values
+  3  cannot reach or authenticate to the server: no connection, TLS failure,
+     or 401 (no token, a refused token, an expired token)
+Every failure prints one line on stderr.
+
+Environment (read after the command line, which wins; never shown by --help):
+  ELEVATE_SERVER    --server
+  ELEVATE_TOKEN     --token
+  ELEVATE_CA_FILE   --ca-file
+  ELEVATE_DATA_DIR  --data-dir (serve: after the config file's data_dir)`
+
 func main() {
-	os.Exit(run(context.Background(), os.Args[1:]))
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(ctx context.Context, args []string) int {
+// run runs one command line and returns its exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root := rootCmd()
 	root.SetArgs(args)
-	if err := root.ExecuteContext(ctx); err != nil {
-		var ee exitError
-		if errors.As(err, &ee) {
-			if ee.msg != "" {
-				fmt.Fprintln(os.Stderr, "elevate: "+oneLine(ee.msg))
-			}
-			return ee.code
-		}
-		fmt.Fprintln(os.Stderr, "elevate: "+oneLine(err.Error()))
-		return 1
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
 	}
-	return 0
+	code, msg := exitFailed, err.Error()
+	var ee exitError
+	if errors.As(err, &ee) {
+		code, msg = ee.code, ee.msg
+	}
+	if msg != "" {
+		fmt.Fprintln(stderr, "elevate: "+oneLine(msg))
+	}
+	return code
 }
 
 // exitError carries a specific exit status.
@@ -55,6 +86,11 @@ type exitError struct {
 
 func (e exitError) Error() string { return e.msg }
 
+// usageError is a mistake in the command line: exit status 2.
+func usageError(format string, a ...any) error {
+	return exitError{code: exitUsage, msg: fmt.Sprintf(format, a...)}
+}
+
 func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
@@ -64,23 +100,151 @@ func rootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:           "elevate",
 		Short:         "Approvals in front of admin APIs: zero standing access",
+		Long:          "Approvals in front of admin APIs: zero standing access.\n\n" + exitHelp,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if err := flagsFromEnv(cmd); err != nil {
+				return err
+			}
 			if g.output != "table" && g.output != "json" {
-				return fmt.Errorf("-o: must be table or json, not %q", g.output)
+				return usageError("-o: must be table or json, not %q", g.output)
 			}
 			return nil
 		},
 	}
-	server := os.Getenv("ELEVATE_SERVER")
-	if server == "" {
-		server = "http://127.0.0.1:8081"
-	}
-	root.PersistentFlags().StringVar(&g.server, "server", server, "control listener URL (env ELEVATE_SERVER)")
-	root.PersistentFlags().StringVar(&g.token, "token", os.Getenv("ELEVATE_TOKEN"), "bearer token (env ELEVATE_TOKEN)")
-	root.PersistentFlags().StringVarP(&g.output, "output", "o", "table", "output format: table or json")
-	root.PersistentFlags().StringVar(&g.caFile, "ca-file", os.Getenv("ELEVATE_CA_FILE"), "PEM certificates that an https:// --server must chain to, instead of the system's (env ELEVATE_CA_FILE)")
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.server, "server", "http://127.0.0.1:8081", "control listener URL")
+	pf.StringVar(&g.token, "token", "", "bearer token")
+	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
+	pf.StringVar(&g.caFile, "ca-file", "", "PEM certificates that an https:// --server must chain to, instead of the system's")
+	envFlag(pf, "server", "ELEVATE_SERVER")
+	envFlag(pf, "token", "ELEVATE_TOKEN")
+	envFlag(pf, "ca-file", "ELEVATE_CA_FILE")
 	root.AddCommand(serveCmd(), tokenCmd(), whoamiCmd(g), checkCmd(g), requestCmd(g), policyCmd(g), controlCmd(g), auditCmd(g), caCmd(g), connectCmd(g), demoUpstreamCmd())
+	root.SetHelpCommand(helpCmd(root))
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		// A group given an unknown flag after an unknown command: the
+		// command is the mistake to report.
+		if c.HasSubCommands() && c.Flags().NArg() > 0 {
+			return unknownCommand(c, c.Flags().Arg(0))
+		}
+		return usageError("%s%v", where(c), err)
+	})
+	strictArgs(root)
 	return root
+}
+
+// strictArgs makes argument mistakes usage errors (exit 2) across the tree.
+// A group (a command with subcommands) runs nothing itself: given no
+// command, or one it does not know, it says so instead of printing help
+// and succeeding.
+func strictArgs(c *cobra.Command) {
+	if c.HasSubCommands() {
+		c.Args = cobra.ArbitraryArgs
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usageError("%sa command is required: %s (see %s --help)", where(cmd), subcommandNames(cmd), cmd.CommandPath())
+			}
+			return unknownCommand(cmd, args[0])
+		}
+		for _, sub := range c.Commands() {
+			strictArgs(sub)
+		}
+		return
+	}
+	check := c.Args
+	if check == nil {
+		check = cobra.NoArgs
+	}
+	c.Args = func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return usageError("%s%v; usage: %s", where(cmd), err, cmd.UseLine())
+		}
+		return nil
+	}
+}
+
+// where prefixes a usage error with the command it is about; run already
+// says "elevate: ".
+func where(c *cobra.Command) string {
+	if !c.HasParent() {
+		return ""
+	}
+	return c.CommandPath() + ": "
+}
+
+// unknownCommand is the usage error for a command name c does not have,
+// with the names it may have meant.
+func unknownCommand(c *cobra.Command, name string) error {
+	msg := fmt.Sprintf("unknown command %q for %q", name, c.CommandPath())
+	if c.SuggestionsMinimumDistance <= 0 {
+		c.SuggestionsMinimumDistance = 2 // cobra's default
+	}
+	if s := c.SuggestionsFor(name); len(s) > 0 {
+		return usageError("%s; did you mean %q?", msg, s[0])
+	}
+	return usageError("%s; its commands: %s", msg, subcommandNames(c))
+}
+
+func subcommandNames(c *cobra.Command) string {
+	var names []string
+	for _, sub := range c.Commands() {
+		if sub.IsAvailableCommand() {
+			names = append(names, sub.Name())
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+// helpCmd is `elevate help [command]`; an unknown command is a usage error,
+// as it is without help.
+func helpCmd(root *cobra.Command) *cobra.Command {
+	return &cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, rest, err := root.Find(args)
+			if err != nil {
+				return usageError("%v", err)
+			}
+			if len(rest) > 0 {
+				return unknownCommand(c, rest[0])
+			}
+			c.SetOut(cmd.OutOrStdout())
+			return c.Help()
+		},
+	}
+}
+
+// envAnnotation marks a flag whose value, when the command line does not
+// give it, comes from an environment variable.
+const envAnnotation = "elevate_env"
+
+// envFlag makes the flag take its value from env when the command line does
+// not set it. The variable is read after parsing (flagsFromEnv), never into
+// the flag's default: help names the variable and never shows its value,
+// which may be a secret (a token).
+func envFlag(fs *pflag.FlagSet, name, env string) {
+	f := fs.Lookup(name)
+	f.Usage += " (env " + env + ")"
+	_ = fs.SetAnnotation(name, envAnnotation, []string{env})
+}
+
+// flagsFromEnv sets the flags of cmd marked by envFlag that the command
+// line left unset from their environment variables.
+func flagsFromEnv(cmd *cobra.Command) error {
+	var err error
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		env := f.Annotations[envAnnotation]
+		if err != nil || f.Changed || len(env) == 0 {
+			return
+		}
+		if v := os.Getenv(env[0]); v != "" {
+			if e := cmd.Flags().Set(f.Name, v); e != nil {
+				err = usageError("%s: %v", env[0], e)
+			}
+		}
+	})
+	return err
 }

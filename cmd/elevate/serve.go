@@ -58,7 +58,7 @@ func serveCmd() *cobra.Command {
 	}
 	c.Flags().StringVar(&f.config, "config", "", "YAML configuration file")
 	c.Flags().BoolVar(&f.dev, "dev", false, "development mode: embedded etcd, dev token issuer, demo upstream")
-	c.Flags().StringVar(&f.dataDir, "data-dir", "", "data directory (default ./.elevate)")
+	c.Flags().StringVar(&f.dataDir, "data-dir", "", "data directory (default: the config file's data_dir, else env ELEVATE_DATA_DIR, else ./.elevate)")
 	c.Flags().StringVar(&f.proxyAddr, "proxy-addr", "", "proxy listener address (default 127.0.0.1:8080)")
 	c.Flags().StringVar(&f.controlAddr, "control-addr", "", "control listener address (default 127.0.0.1:8081)")
 	return c
@@ -79,6 +79,8 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 	}
 	if f.dataDir != "" {
 		cfg.DataDir = f.dataDir
+	} else if cfg.DataDir == "" {
+		cfg.DataDir = os.Getenv("ELEVATE_DATA_DIR") // below the file, which is explicit
 	}
 	if f.proxyAddr != "" {
 		cfg.ProxyAddr = f.proxyAddr
@@ -438,6 +440,12 @@ func printTour(w io.Writer, cfg Config, proxyURL, controlURL string, web bool) {
 	if abs, err := filepath.Abs(dd); err == nil {
 		dd = abs
 	}
+	// The commands work pasted in any directory: the environment names
+	// this binary's directory, the server and the data directory.
+	bin := "$PWD/bin"
+	if exe, err := os.Executable(); err == nil {
+		bin = shellQuote(filepath.Dir(exe))
+	}
 	webLine := ""
 	if web {
 		webLine = fmt.Sprintf("  console  %s/   (web console: sign in as ada, bob or eve)\n", controlURL)
@@ -448,8 +456,8 @@ elevate is running in dev mode.
   control  %[2]s   (side API under /v1/)
 %[4]s  data     %[3]s   (embedded etcd, dev issuer key, audit.log)
 
-Try it (Microsoft 365 PAM's four steps) in another terminal, from this directory:
-  export PATH=$PWD/bin:$PATH ELEVATE_SERVER=%[2]s
+Try it (Microsoft 365 PAM's four steps) in another terminal, from any directory:
+  export PATH=%[5]s:"$PATH" ELEVATE_SERVER=%[2]s ELEVATE_DATA_DIR=%[6]s
   ADMIN=$(elevate token --sub ada --groups admins,approvers)
   BOB=$(elevate token --sub bob)
   elevate --token "$ADMIN" control enable --approvers approvers                        # 1-2
@@ -460,7 +468,15 @@ Try it (Microsoft 365 PAM's four steps) in another terminal, from this directory
   curl -s -X POST -H "Authorization: Bearer $BOB" %[1]s/exchange/mailboxes/alice/move-requests  # 201
 The README walks through it step by step.
 
-`, proxyURL, controlURL, dd, webLine)
+`, proxyURL, controlURL, dd, webLine, bin, shellQuote(dd))
+}
+
+// shellQuote quotes s for a POSIX shell, unless it needs no quotes.
+func shellQuote(s string) string {
+	if plainWord.MatchString(s) {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // demoRoute is the route to the demo Exchange API of --dev, served at
