@@ -56,20 +56,7 @@ type devServer struct {
 // config (YAML) when not empty, and waits for its banner. A port taken
 // between choosing and binding it is chosen again.
 func startServe(dataDir, config string) (*devServer, error) {
-	for attempt := 1; ; attempt++ {
-		s, err := tryServe(dataDir, config)
-		if err == nil || !strings.Contains(err.Error(), "address already in use") || attempt == 3 {
-			return s, err
-		}
-	}
-}
-
-func tryServe(dataDir, config string) (*devServer, error) {
-	addrs, err := freeAddrs(2)
-	if err != nil {
-		return nil, err
-	}
-	args := []string{"serve", "--dev", "--data-dir", dataDir, "--proxy-addr", addrs[0], "--control-addr", addrs[1]}
+	args := []string{"--data-dir", dataDir}
 	if config != "" {
 		f := filepath.Join(dataDir, "config.yaml")
 		if err := os.WriteFile(f, []byte(config), 0o600); err != nil {
@@ -77,6 +64,26 @@ func tryServe(dataDir, config string) (*devServer, error) {
 		}
 		args = append(args, "--config", f)
 	}
+	return startServeWith(dataDir, args)
+}
+
+// startServeWith runs `elevate serve --dev` with args, whose data
+// directory is dataDir.
+func startServeWith(dataDir string, args []string) (*devServer, error) {
+	for attempt := 1; ; attempt++ {
+		s, err := tryServe(dataDir, args)
+		if err == nil || !strings.Contains(err.Error(), "address already in use") || attempt == 3 {
+			return s, err
+		}
+	}
+}
+
+func tryServe(dataDir string, extra []string) (*devServer, error) {
+	addrs, err := freeAddrs(2)
+	if err != nil {
+		return nil, err
+	}
+	args := append([]string{"serve", "--dev", "--proxy-addr", addrs[0], "--control-addr", addrs[1]}, extra...)
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &devServer{dataDir: dataDir, stdout: &syncBuffer{}, cancel: cancel, done: make(chan int, 1)}
 	stderr := &syncBuffer{}
@@ -565,4 +572,27 @@ func TestDataDirFromEnvironment(t *testing.T) {
 	abs, err := filepath.Abs(s.dataDir)
 	require.NoError(t, err)
 	require.Contains(t, s.stdout.String(), "ELEVATE_DATA_DIR="+abs)
+}
+
+// TestServeDataDirFromEnvironment: serve takes its data directory from
+// --data-dir, else the config file's data_dir, else ELEVATE_DATA_DIR.
+func TestServeDataDirFromEnvironment(t *testing.T) {
+	envDir, fileDir := t.TempDir(), t.TempDir()
+	t.Setenv("ELEVATE_DATA_DIR", envDir)
+	t.Chdir(t.TempDir())
+
+	s, err := startServeWith(envDir, nil)
+	require.NoError(t, err)
+	s.stop()
+	require.FileExists(t, filepath.Join(envDir, identity.DevKeyFile))
+	require.Contains(t, s.stdout.String(), "ELEVATE_DATA_DIR="+envDir)
+
+	// The file is explicit; the environment is not.
+	config := filepath.Join(t.TempDir(), "elevate.yaml")
+	require.NoError(t, os.WriteFile(config, []byte("data_dir: "+fileDir+"\n"), 0o600))
+	s, err = startServeWith(fileDir, []string{"--config", config})
+	require.NoError(t, err)
+	s.stop()
+	require.FileExists(t, filepath.Join(fileDir, identity.DevKeyFile))
+	require.Contains(t, s.stdout.String(), "ELEVATE_DATA_DIR="+fileDir)
 }
