@@ -26,21 +26,6 @@ import (
 // `elevate serve --dev`, also run in process: embedded etcd, the dev issuer,
 // the demo upstream and the real side API.
 
-var (
-	sharedOnce sync.Once
-	sharedDev  *devServer
-	sharedErr  error
-)
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if sharedDev != nil {
-		sharedDev.stop()
-		os.RemoveAll(sharedDev.dataDir)
-	}
-	os.Exit(code)
-}
-
 // devServer is one `elevate serve --dev` running in this process.
 type devServer struct {
 	dataDir  string
@@ -139,22 +124,6 @@ func newDevServer(t *testing.T, config string) *devServer {
 	require.NoError(t, err)
 	t.Cleanup(s.stop)
 	return s
-}
-
-// devShared is the server the tests share; each test uses subjects of its
-// own.
-func devShared(t *testing.T) *devServer {
-	t.Helper()
-	sharedOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "elevate-cli-")
-		if err != nil {
-			sharedErr = err
-			return
-		}
-		sharedDev, sharedErr = startServe(dir, "")
-	})
-	require.NoError(t, sharedErr)
-	return sharedDev
 }
 
 // token signs a dev token; groups after sub, and mfa when the last is "+mfa".
@@ -313,7 +282,7 @@ func closedAddr(t *testing.T) string {
 // cannot reach or authenticate to the server; each with one line on
 // stderr.
 func TestExitCodesAgainstServer(t *testing.T) {
-	s := devShared(t)
+	s := newDevServer(t, "")
 	admin := s.token(t, "exit-ada", "admins", "approvers")
 	user := s.token(t, "exit-bob")
 
@@ -362,7 +331,7 @@ func TestExitCodesAgainstServer(t *testing.T) {
 // TestExpiredToken: an expired token is refused with exit 3 and a line
 // that says it expired, when, and how to get a new one.
 func TestExpiredToken(t *testing.T) {
-	s := devShared(t)
+	s := newDevServer(t, "")
 	issued := time.Now().Add(-3 * time.Hour).Truncate(time.Second)
 	expired := s.tokenAt(t, issued, time.Hour, "exp-bob")
 	for _, args := range [][]string{{"whoami"}, {"request", "list"}, {"check", "GET", s.proxy + "/exchange/mailboxes"}} {
@@ -451,7 +420,7 @@ func TestAuditQueryAll(t *testing.T) {
 // TestOutputs: JSON is snake_case and not HTML-escaped everywhere; tables
 // show policies' rules and a pending request's start, and times in UTC.
 func TestOutputs(t *testing.T) {
-	s := devShared(t)
+	s := newDevServer(t, "")
 	admin := s.token(t, "out-ada", "admins", "approvers")
 	user := s.token(t, "out-bob", "+mfa")
 	s.ok(t, admin, "control", "enable", "--approvers", "approvers")
@@ -537,7 +506,7 @@ func rawDo(t *testing.T, method, url, token string) string {
 // every command that has --data-dir, from any working directory; without
 // one, audit verify says what to do.
 func TestDataDirFromEnvironment(t *testing.T) {
-	s := devShared(t)
+	s := newDevServer(t, "")
 	t.Chdir(t.TempDir())
 
 	r := runCLI(t, "audit", "verify")
