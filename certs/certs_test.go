@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/elevate-pam/elevate/internal/clocktest"
 )
 
 // pair is one generated certificate and its key, in PEM.
@@ -56,15 +58,6 @@ func replace(t *testing.T, path string, b []byte) {
 	require.NoError(t, os.Rename(tmp, path))
 }
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-
-func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
-
 // syncBuffer is a log destination tests read while handshakes write.
 type syncBuffer struct {
 	mu sync.Mutex
@@ -82,7 +75,7 @@ func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return 
 type fixture struct {
 	t                 *testing.T
 	certFile, keyFile string
-	clock             *clock
+	clock             *clocktest.Clock
 	logs              *syncBuffer
 	r                 *Reloader
 }
@@ -91,9 +84,9 @@ func newFixture(t *testing.T, serial int64) *fixture {
 	t.Helper()
 	dir := t.TempDir()
 	f := &fixture{t: t, certFile: filepath.Join(dir, "tls.crt"), keyFile: filepath.Join(dir, "tls.key"),
-		clock: &clock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}, logs: &syncBuffer{}}
+		clock: clocktest.New(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)), logs: &syncBuffer{}}
 	f.write(newPair(t, serial))
-	r, err := New(Config{CertFile: f.certFile, KeyFile: f.keyFile, Now: f.clock.now,
+	r, err := New(Config{CertFile: f.certFile, KeyFile: f.keyFile, Now: f.clock.Now,
 		Logger: slog.New(slog.NewTextHandler(f.logs, nil))})
 	require.NoError(t, err)
 	f.r = r
@@ -143,7 +136,7 @@ func TestRenewal(t *testing.T) {
 			if s.change != nil {
 				s.change()
 			}
-			f.clock.add(s.wait)
+			f.clock.Add(s.wait)
 			require.Equal(t, s.want, f.serial())
 			if s.logged != "" {
 				require.Contains(t, f.logs.String()[before:], s.logged)
@@ -158,7 +151,7 @@ func TestFailedPairReportedOnce(t *testing.T) {
 	f := newFixture(t, 1)
 	replace(t, f.keyFile, []byte("not a key"))
 	for range 5 {
-		f.clock.add(time.Second)
+		f.clock.Add(time.Second)
 		require.Equal(t, int64(1), f.serial())
 	}
 	require.Equal(t, 1, bytes.Count([]byte(f.logs.String()), []byte("reload failed")), f.logs.String())
@@ -258,7 +251,7 @@ func TestClientCertificate(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(1), c.Leaf.SerialNumber.Int64())
 	f.write(newPair(t, 2))
-	f.clock.add(time.Second)
+	f.clock.Add(time.Second)
 	c, err = f.r.GetClientCertificate(&tls.CertificateRequestInfo{})
 	require.NoError(t, err)
 	require.Equal(t, int64(2), c.Leaf.SerialNumber.Int64())

@@ -11,6 +11,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/elevate-pam/elevate/internal/clocktest"
 )
 
 // keptExporter records exported spans and keeps them after Shutdown.
@@ -18,28 +20,10 @@ type keptExporter struct{ *tracetest.InMemoryExporter }
 
 func (keptExporter) Shutdown(context.Context) error { return nil }
 
-// clock is a test clock moved by hand.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 type rig struct {
 	tail  *tailSampler
 	exp   keptExporter
-	clock *clock
+	clock *clocktest.Clock
 	tr    trace.Tracer
 }
 
@@ -47,7 +31,7 @@ type rig struct {
 // synchronously to memory.
 func newRig(t *testing.T, maxTraces, maxSpans, maxDecided int) *rig {
 	t.Helper()
-	r := &rig{exp: keptExporter{tracetest.NewInMemoryExporter()}, clock: &clock{now: time.Unix(1_700_000_000, 0)}}
+	r := &rig{exp: keptExporter{tracetest.NewInMemoryExporter()}, clock: clocktest.New(time.Unix(1_700_000_000, 0))}
 	r.tail = newTailSampler(sdktrace.NewSimpleSpanProcessor(r.exp), tailConfig{
 		maxTraces: maxTraces, maxSpans: maxSpans, maxDecided: maxDecided,
 		timeout: time.Minute, now: r.clock.Now,

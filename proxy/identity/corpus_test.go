@@ -42,6 +42,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/stretchr/testify/require"
+
+	"github.com/elevate-pam/elevate/internal/clocktest"
 )
 
 const (
@@ -53,7 +55,7 @@ const (
 // the attacker's key URLs.
 type corpusEnv struct {
 	v            *Verifier
-	clk          *clock
+	clk          *clocktest.Clock
 	attacker     *httptest.Server
 	attackerHits *atomic.Int64
 	jwks         *jwksServer

@@ -16,6 +16,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/stretchr/testify/require"
+
+	"github.com/elevate-pam/elevate/internal/clocktest"
 )
 
 const (
@@ -26,31 +28,8 @@ const (
 // t0 is the test clock's start.
 var t0 = time.Date(2031, time.March, 4, 5, 6, 7, 0, time.UTC)
 
-// clock is a clock the test moves by hand.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: t0} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// newClock returns a clock the test moves by hand, at t0.
+func newClock() *clocktest.Clock { return clocktest.New(t0) }
 
 // Keys generated once per test binary: RSA generation is slow.
 var (
@@ -208,7 +187,7 @@ func staticIssuer() Issuer {
 }
 
 // newVerifier builds a Verifier on the test clock.
-func newVerifier(t testing.TB, clk *clock, cfg Config) *Verifier {
+func newVerifier(t testing.TB, clk *clocktest.Clock, cfg Config) *Verifier {
 	t.Helper()
 	cfg.Now = clk.Now
 	v, err := New(t.Context(), cfg)

@@ -26,13 +26,15 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/stretchr/testify/require"
+
+	"github.com/elevate-pam/elevate/internal/clocktest"
 )
 
 // rotationEnv is a JWKS server, a verifier that trusts it, and the verifier's
 // clock and log.
 type rotationEnv struct {
 	srv  *jwksServer
-	clk  *clock
+	clk  *clocktest.Clock
 	v    *Verifier
 	logs *syncBuffer
 }
@@ -97,7 +99,7 @@ func TestJWKSRotation(t *testing.T) {
 		env.srv.set(rsa1, ec2)
 		env.refuses(t, env.token(t, "ec2"), "unknown signing key") // within the gap: no fetch
 		require.Equal(t, int64(2), env.srv.hits.Load())
-		env.clk.Advance(unknownKIDGap)
+		env.clk.Add(unknownKIDGap)
 		env.accepts(t, env.token(t, "ec2"))
 		require.Equal(t, int64(3), env.srv.hits.Load())
 	})
@@ -130,7 +132,7 @@ func TestJWKSRotation(t *testing.T) {
 
 		// The refused kid is unknown now, so it may cause a fetch itself, but
 		// only once per gap, and the server's answer stands.
-		clk.Advance(unknownKIDGap)
+		clk.Add(unknownKIDGap)
 		_, err = v.Verify(t.Context(), tok1)
 		requireRefused(t, err, "unknown signing key", tok1)
 		require.Equal(t, int64(3), srv.hits.Load())
@@ -172,12 +174,12 @@ func TestJWKSRotation(t *testing.T) {
 		}
 		require.Equal(t, int64(2), env.srv.hits.Load(), "one fetch at start, one for the first unknown kid")
 
-		env.clk.Advance(unknownKIDGap - time.Second)
+		env.clk.Add(unknownKIDGap - time.Second)
 		env.refuses(t, env.token(t, "made-up-x"), "unknown signing key")
 		require.Equal(t, int64(2), env.srv.hits.Load())
 
 		// Many at once, after the gap: one fetch between them.
-		env.clk.Advance(time.Second)
+		env.clk.Add(time.Second)
 		toks := make([]string, 8)
 		for i := range toks {
 			toks[i] = env.token(t, fmt.Sprintf("burst-%d", i))
@@ -212,7 +214,7 @@ func TestJWKSRotation(t *testing.T) {
 		require.NotContains(t, env.logs.String(), known)
 
 		// A failed fetch keeps the keys; the next is allowed after the gap.
-		env.clk.Advance(unknownKIDGap)
+		env.clk.Add(unknownKIDGap)
 		env.refuses(t, env.token(t, "ec2"), "unknown signing key")
 		require.Equal(t, int64(3), env.srv.hits.Load())
 		env.accepts(t, known)
@@ -220,7 +222,7 @@ func TestJWKSRotation(t *testing.T) {
 		// Back up: the new kid is picked up at the next allowed fetch.
 		env.srv.fail(0)
 		env.srv.set(rsa1, ec2)
-		env.clk.Advance(unknownKIDGap)
+		env.clk.Add(unknownKIDGap)
 		env.accepts(t, env.token(t, "ec2"))
 		env.accepts(t, known)
 	})
@@ -232,7 +234,7 @@ func TestJWKSRotation(t *testing.T) {
 		env.accepts(t, known)
 		env.refuses(t, env.token(t, "ec2"), "unknown signing key") // the fetch fails at once
 		env.accepts(t, known)
-		env.clk.Advance(unknownKIDGap)
+		env.clk.Add(unknownKIDGap)
 		env.refuses(t, env.token(t, "ec2"), "unknown signing key")
 		env.accepts(t, known)
 		require.Contains(t, env.logs.String(), "JWKS refresh failed; the last keys stay in use")
@@ -322,7 +324,7 @@ func TestJWKSRotation(t *testing.T) {
 			recover()
 			_, err = v.Verify(t.Context(), tok)
 			requireRefused(t, err, "unknown signing key", tok)
-			clk.Advance(unknownKIDGap)
+			clk.Add(unknownKIDGap)
 			_, err = v.Verify(t.Context(), tok)
 			require.NoError(t, err)
 		})
@@ -350,11 +352,11 @@ func TestJWKSRotation(t *testing.T) {
 		g := &fetchGate{gap: unknownKIDGap, now: clk.Now}
 		require.True(t, g.allow())
 		require.False(t, g.allow())
-		clk.Advance(unknownKIDGap - time.Nanosecond)
+		clk.Add(unknownKIDGap - time.Nanosecond)
 		require.False(t, g.allow())
-		clk.Advance(time.Nanosecond)
+		clk.Add(time.Nanosecond)
 		require.True(t, g.allow())
-		clk.Advance(-time.Hour) // set back: a fetch is allowed, then the gap again
+		clk.Add(-time.Hour) // set back: a fetch is allowed, then the gap again
 		require.True(t, g.allow())
 		require.False(t, g.allow())
 	})

@@ -523,7 +523,7 @@ func TestCache(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, 1, v.cache.size())
 
-		clk.Advance(time.Second)
+		clk.Add(time.Second)
 		_, err = v.Verify(t.Context(), tok)
 		requireRefused(t, err, "token expired", tok)
 		require.Zero(t, v.cache.size(), "the expired entry stays cached")
@@ -566,7 +566,7 @@ func TestCache(t *testing.T) {
 			require.NoError(t, err)
 		}
 		require.Equal(t, 4, v.cache.size())
-		clk.Advance(time.Hour)
+		clk.Add(time.Hour)
 		tok := sign(t, jwt.SigningMethodES256, ecKey(), kid("ec1"), claimsAt(clk.Now()))
 		_, err := v.Verify(t.Context(), tok)
 		require.NoError(t, err)
