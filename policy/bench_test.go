@@ -84,3 +84,17 @@ func BenchmarkEval(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkNew measures loading the default bundle: compile, prepare, read
+// the catalog and prove the bundle on every catalogued route. Each load
+// differs by one data file, so that no proof is remembered.
+func BenchmarkNew(b *testing.B) {
+	ctx := context.Background()
+	n := 0
+	for b.Loop() {
+		n++
+		bundle := bundleWith(b, map[string]string{"bench/data.json": fmt.Sprintf(`{"load": %d}`, n)})
+		_, err := policy.New(ctx, policy.Config{Bundle: bundle})
+		require.NoError(b, err)
+	}
+}

@@ -21,16 +21,18 @@ type Engine struct {
 	cfg Config
 	cur atomic.Pointer[snapshot]
 
-	mu    sync.Mutex // serialises SetState and Reload
-	state ast.Value  // the last state written, carried over by Reload; nil before SetState
+	reloading sync.Mutex // serialises Reload
+	mu        sync.Mutex // serialises SetState and the swap of a snapshot
+	state     ast.Value  // the last state written, carried over by Reload; nil before SetState
 	// gen counts states written. A cached decision carries the generation
 	// read before it was evaluated and is served only in that generation.
 	gen atomic.Uint64
 }
 
-// New loads cfg.Bundle, compiles it and prepares the decision query. Until
-// SetState is first called, data.elevate_state is undefined (the default
-// bundle then denies every call).
+// New loads cfg.Bundle, compiles it in strict mode, prepares the decision
+// query, reads the catalog index and proves the bundle (see the package
+// documentation). Until SetState is first called, data.elevate_state is
+// undefined (the default bundle then denies every call).
 func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -47,13 +49,27 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 
 // Reload builds an engine state from bundle as New does, carrying over the
 // last State, and swaps it in atomically. On error the engine keeps the
-// bundle it had.
+// bundle it had. SetState does not wait for the build (the proof takes a
+// while): a state set meanwhile is written to the new bundle before the
+// swap.
 func (e *Engine) Reload(ctx context.Context, bundle fs.FS) error {
+	e.reloading.Lock()
+	defer e.reloading.Unlock()
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	snap, err := build(ctx, e.cfg, bundle, e.state)
+	state, gen := e.state, e.gen.Load()
+	e.mu.Unlock()
+
+	snap, err := build(ctx, e.cfg, bundle, state)
 	if err != nil {
 		return err
+	}
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.gen.Load() != gen {
+		if err := writeState(ctx, snap.store, e.state); err != nil {
+			return err
+		}
 	}
 	e.cur.Store(snap)
 	return nil

@@ -3,6 +3,7 @@ package policy_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"os"
 	"sync"
@@ -34,7 +35,7 @@ const (
 func defaultBundle() fs.FS { return os.DirFS("../rego") }
 
 // bundleWith is the default bundle plus, or with replaced, files.
-func bundleWith(t *testing.T, files map[string]string) fstest.MapFS {
+func bundleWith(t testing.TB, files map[string]string) fstest.MapFS {
 	t.Helper()
 	out := fstest.MapFS{}
 	err := fs.WalkDir(defaultBundle(), ".", func(p string, d fs.DirEntry, err error) error {
@@ -367,33 +368,36 @@ func TestBusinessHoursExample(t *testing.T) {
 	}
 }
 
-// brokenBundles are bundles that New and Reload must refuse.
-var brokenBundles = []struct {
+// brokenBundles are bundles that New and Reload must refuse: these, and
+// the unprovableBundles that compile but cannot evaluate.
+var brokenBundles = append([]struct {
 	desc  string
 	files map[string]string
-	where string // a file:line the error must name, if any
+	where []string // the files and lines the error must name
 }{
-	{"syntax error", map[string]string{"conditions/broken.rego": "package elevate\n\ndeny contains \"x\" if {\n"}, "conditions/broken.rego:"},
-	{"unsafe variable", map[string]string{"conditions/unsafe.rego": "package elevate\n\ndeny contains x if {\n\ty == 1\n}\n"}, "conditions/unsafe.rego:3"},
-	{"function named as the decision", map[string]string{"conditions/conflict.rego": "package elevate\n\ndecision(x) := x\n"}, "conflict.rego:3"},
-	{"type error", map[string]string{"conditions/types.rego": "package elevate\n\ndeny contains x if {\n\tx := 1 + \"a\"\n}\n"}, "conditions/types.rego:4"},
-	{"Rego v0 syntax", map[string]string{"conditions/v0.rego": "package elevate\n\ndeny[\"x\"] { true }\n"}, "conditions/v0.rego:3"},
-	{"no decision rule", map[string]string{"elevate.rego": "package elevate\n\nother := 1\n"}, ""},
-	{"role with an unknown task", map[string]string{"catalog/more.rego": "package elevate.catalog\n\nroles[\"R\"] := {\"Nope\"}\n"}, ""},
-	{"data under the state root", map[string]string{"elevate_state/data.json": `{"control": {"enabled": false}}`}, "elevate_state/data.json"},
-	{"data at the state root", map[string]string{"data.yaml": "elevate_state: {}\n"}, "data.yaml"},
-	{"package under the state root", map[string]string{"state.rego": "package elevate_state\n\nx := 1\n"}, "state.rego:1"},
-	{"data file conflicting with a rule", map[string]string{"elevate/data.json": `{"decision": {}}`}, ""},
-	{"data file that is not an object", map[string]string{"data.json": `[1, 2]`}, "data.json"},
-	{"unreadable data file", map[string]string{"data.yaml": "a: [1,"}, "data.yaml"},
-}
+	{"syntax error", map[string]string{"conditions/broken.rego": "package elevate\n\ndeny contains \"x\" if {\n"}, []string{"conditions/broken.rego:"}},
+	{"unsafe variable", map[string]string{"conditions/unsafe.rego": "package elevate\n\ndeny contains x if {\n\ty == 1\n}\n"}, []string{"conditions/unsafe.rego:3"}},
+	{"function named as the decision", map[string]string{"conditions/conflict.rego": "package elevate\n\ndecision(x) := x\n"}, []string{"conflict.rego:3"}},
+	{"type error", map[string]string{"conditions/types.rego": "package elevate\n\ndeny contains x if {\n\tx := 1 + \"a\"\n}\n"}, []string{"conditions/types.rego:4"}},
+	{"Rego v0 syntax", map[string]string{"conditions/v0.rego": "package elevate\n\ndeny[\"x\"] { true }\n"}, []string{"conditions/v0.rego:3"}},
+	{"no decision rule", map[string]string{"elevate.rego": "package elevate\n\nother := 1\n"}, nil},
+	{"role with an unknown task", map[string]string{"catalog/more.rego": "package elevate.catalog\n\nroles[\"R\"] := {\"Nope\"}\n"}, nil},
+	{"data under the state root", map[string]string{"elevate_state/data.json": `{"control": {"enabled": false}}`}, []string{"elevate_state/data.json"}},
+	{"data at the state root", map[string]string{"data.yaml": "elevate_state: {}\n"}, []string{"data.yaml"}},
+	{"package under the state root", map[string]string{"state.rego": "package elevate_state\n\nx := 1\n"}, []string{"state.rego:1"}},
+	{"data file conflicting with a rule", map[string]string{"elevate/data.json": `{"decision": {}}`}, nil},
+	{"data file that is not an object", map[string]string{"data.json": `[1, 2]`}, []string{"data.json"}},
+	{"unreadable data file", map[string]string{"data.yaml": "a: [1,"}, []string{"data.yaml"}},
+}, unprovableBundles...)
 
 func TestNewRefusesBrokenBundles(t *testing.T) {
 	for _, tc := range brokenBundles {
 		t.Run(tc.desc, func(t *testing.T) {
 			_, err := policy.New(context.Background(), policy.Config{Bundle: bundleWith(t, tc.files)})
 			require.ErrorIs(t, err, policy.ErrInvalidBundle)
-			require.Contains(t, err.Error(), tc.where)
+			for _, where := range tc.where {
+				require.Contains(t, err.Error(), where)
+			}
 		})
 	}
 	t.Run("no module", func(t *testing.T) {
@@ -414,6 +418,9 @@ func TestReloadKeepsTheOldBundleOnError(t *testing.T) {
 		t.Run(tc.desc, func(t *testing.T) {
 			err := e.Reload(ctx, bundleWith(t, tc.files))
 			require.ErrorIs(t, err, policy.ErrInvalidBundle)
+			for _, where := range tc.where {
+				require.Contains(t, err.Error(), where)
+			}
 			require.Equal(t, before, eval(t, e, search))
 			require.True(t, e.Catalog().Has("task", searchMailbox))
 		})
@@ -428,6 +435,64 @@ func TestReloadKeepsTheOldBundleOnError(t *testing.T) {
 		require.True(t, e.Catalog().Has("task", `Exchange\Get-Journal`))
 		require.Equal(t, before, eval(t, e, search), "the state must survive the reload")
 	})
+}
+
+// TestSetStateDuringReload: SetState does not wait for a reload to build
+// and prove its bundle, and the state it sets reaches the new bundle.
+func TestSetStateDuringReload(t *testing.T) {
+	ctx := context.Background()
+	e := newEngine(t, defaultBundle())
+	require.NoError(t, e.SetState(ctx, policy.State{}))
+
+	bundle := &pausedFS{MapFS: bundleWith(t, map[string]string{"paused/data.json": `{"paused": true}`}),
+		opened: make(chan struct{}), release: make(chan struct{})}
+	reloaded := make(chan error, 1)
+	go func() { reloaded <- e.Reload(ctx, bundle) }()
+	select {
+	case <-bundle.opened:
+	case err := <-reloaded:
+		require.FailNow(t, "the reload did not read elevate.rego", "err: %v", err)
+	}
+
+	set := make(chan error, 1)
+	go func() { set <- e.SetState(ctx, gatedBy("task", searchMailbox)) }()
+	select {
+	case err := <-set:
+		require.NoError(t, err)
+	case err := <-reloaded:
+		require.Failf(t, "the reload ended before SetState", "err: %v", err)
+	case <-time.After(10 * time.Second):
+		require.FailNow(t, "SetState waits for the reload")
+	}
+	close(bundle.release)
+	require.NoError(t, <-reloaded)
+	require.Equal(t, policy.GrantRequired, eval(t, e, call("POST", "mailboxes", "mbx-1", "search")).Outcome)
+}
+
+// pausedFS is a bundle whose first read of elevate.rego waits for release.
+type pausedFS struct {
+	fstest.MapFS
+	once            sync.Once
+	opened, release chan struct{}
+}
+
+func (f *pausedFS) Open(name string) (fs.File, error) {
+	f.pause(name)
+	return f.MapFS.Open(name)
+}
+
+func (f *pausedFS) ReadFile(name string) ([]byte, error) {
+	f.pause(name)
+	return f.MapFS.ReadFile(name)
+}
+
+func (f *pausedFS) pause(name string) {
+	if name == "elevate.rego" {
+		f.once.Do(func() {
+			close(f.opened)
+			<-f.release
+		})
+	}
 }
 
 func TestEvalUndefinedDecision(t *testing.T) {
@@ -467,20 +532,25 @@ func TestEvalBadDecision(t *testing.T) {
 	}
 }
 
+// TestEvalErrorsDeny: a fault that the load-time proof cannot reach (it
+// tries representative calls, not every caller) still denies the call.
 func TestEvalErrorsDeny(t *testing.T) {
 	tests := []struct {
 		desc   string
 		module string
 	}{
 		{"conflicting values", "package elevate\n\ndecision := {\"outcome\": \"allow\", \"reason\": \"a\"}\n\n" +
-			"decision := {\"outcome\": \"allow\", \"reason\": \"b\"} if input.method == \"GET\"\n"},
-		{"builtin error in a deny rule", "package elevate\n\ndeny contains \"d\" if to_number(input.method) > 0\n\n" +
+			"decision := {\"outcome\": \"allow\", \"reason\": \"b\"} if input.subject.id == \"mallory\"\n"},
+		{"builtin error in a deny rule", "package elevate\n\n" +
+			"deny contains \"d\" if {\n\tinput.subject.id == \"mallory\"\n\tto_number(input.subject.id) > 0\n}\n\n" +
 			"decision := {\"outcome\": \"allow\", \"reason\": \"r\"} if count(deny) == 0\n"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {
 			e := newEngine(t, bundleOf(map[string]string{"p.rego": tc.module}))
-			d, err := e.Eval(context.Background(), call("GET"), t0)
+			in := call("GET")
+			in.Subject.ID = "mallory"
+			d, err := e.Eval(context.Background(), in, t0)
 			require.Error(t, err)
 			require.NotErrorIs(t, err, policy.ErrUndefined)
 			require.Equal(t, policy.Deny, d.Outcome)
@@ -692,8 +762,11 @@ func TestConcurrentUse(t *testing.T) {
 		}
 	})
 	wg.Go(func() {
-		for range 3 {
-			if err := e.Reload(ctx, defaultBundle()); err != nil {
+		for i := range 3 {
+			// A bundle new to the process each time, so that each reload
+			// runs the proof and SetState overlaps it.
+			fresh := bundleWith(t, map[string]string{"concurrent/data.json": fmt.Sprintf(`{"reload": %d}`, i)})
+			if err := e.Reload(ctx, fresh); err != nil {
 				errs <- err
 				return
 			}
@@ -704,6 +777,9 @@ func TestConcurrentUse(t *testing.T) {
 	for err := range errs {
 		require.NoError(t, err)
 	}
+	// The last state set (control disabled) holds, whatever the reloads
+	// overlapped.
+	require.Equal(t, "task is not gated", eval(t, e, search).Reason)
 }
 
 type unexpected struct{ d policy.Decision }

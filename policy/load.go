@@ -2,6 +2,8 @@ package policy
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"io/fs"
 	"path"
@@ -37,16 +39,14 @@ func build(ctx context.Context, cfg Config, bundle fs.FS, state ast.Value) (*sna
 	if bundle == nil {
 		return nil, fmt.Errorf("%w: no bundle", ErrInvalidBundle)
 	}
-	modules, data, err := readBundle(bundle)
+	modules, data, digest, err := readBundle(bundle)
 	if err != nil {
 		return nil, err
 	}
 
 	store := inmem.NewFromObjectWithOpts(data, inmem.OptReturnASTValuesOnRead(true))
-	if state != nil {
-		if err := storage.WriteOne(ctx, store, storage.AddOp, statePath, state); err != nil {
-			return nil, fmt.Errorf("policy: write state: %w", err)
-		}
+	if err := writeState(ctx, store, state); err != nil {
+		return nil, err
 	}
 
 	compiler, err := compile(ctx, store, modules)
@@ -76,6 +76,14 @@ func build(ctx context.Context, cfg Config, bundle fs.FS, state ast.Value) (*sna
 	if err != nil {
 		return nil, err
 	}
+	if err := prove(ctx, proofKey(digest, cfg), compiler, store, decisionRef, decision, catalog); err != nil {
+		return nil, err
+	}
+	// The proof wrote states of its own: put back the one the snapshot
+	// starts with.
+	if err := writeState(ctx, store, state); err != nil {
+		return nil, err
+	}
 	snap := &snapshot{store: store, decision: decision, catalog: catalog, clock: analyse(modules)}
 	if snap.clock.cacheable && cfg.CacheSize > 0 {
 		snap.cache = newDecisionCache(cfg.CacheSize)
@@ -83,12 +91,40 @@ func build(ctx context.Context, cfg Config, bundle fs.FS, state ast.Value) (*sna
 	return snap, nil
 }
 
+// writeState makes doc data.elevate_state in store; a nil doc removes it.
+func writeState(ctx context.Context, store storage.Store, doc ast.Value) error {
+	if doc == nil {
+		err := storage.WriteOne(ctx, store, storage.RemoveOp, statePath, nil)
+		if err != nil && !storage.IsNotFound(err) {
+			return fmt.Errorf("policy: write state: %w", err)
+		}
+		return nil
+	}
+	if err := storage.WriteOne(ctx, store, storage.AddOp, statePath, doc); err != nil {
+		return fmt.Errorf("policy: write state: %w", err)
+	}
+	return nil
+}
+
 // readBundle walks bundle for modules and data files. Names starting with "."
-// are skipped, as are files that are neither.
-func readBundle(bundle fs.FS) (map[string]*ast.Module, map[string]any, error) {
-	modules := map[string]*ast.Module{}
-	data := map[string]any{}
-	err := fs.WalkDir(bundle, ".", func(name string, d fs.DirEntry, err error) error {
+// are skipped, as are files that are neither. digest is a SHA-256 of the
+// names and contents of the files read, in the order read.
+func readBundle(bundle fs.FS) (modules map[string]*ast.Module, data map[string]any, digest [sha256.Size]byte, err error) {
+	modules = map[string]*ast.Module{}
+	data = map[string]any{}
+	h := sha256.New()
+	read := func(name string) ([]byte, error) {
+		src, err := fs.ReadFile(bundle, name)
+		if err != nil {
+			return nil, err
+		}
+		for _, b := range [][]byte{[]byte(name), src} {
+			_, _ = h.Write(binary.AppendUvarint(nil, uint64(len(b))))
+			_, _ = h.Write(b)
+		}
+		return src, nil
+	}
+	err = fs.WalkDir(bundle, ".", func(name string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrInvalidBundle, err)
 		}
@@ -106,7 +142,7 @@ func readBundle(bundle fs.FS) (map[string]*ast.Module, map[string]any, error) {
 		case strings.HasSuffix(base, "_test.rego"):
 			return nil
 		case strings.HasSuffix(base, ".rego"):
-			src, err := fs.ReadFile(bundle, name)
+			src, err := read(name)
 			if err != nil {
 				return fmt.Errorf("%w: %w", ErrInvalidBundle, err)
 			}
@@ -120,7 +156,7 @@ func readBundle(bundle fs.FS) (map[string]*ast.Module, map[string]any, error) {
 			}
 			modules[name] = m
 		case base == "data.json" || base == "data.yaml" || base == "data.yml":
-			src, err := fs.ReadFile(bundle, name)
+			src, err := read(name)
 			if err != nil {
 				return fmt.Errorf("%w: %w", ErrInvalidBundle, err)
 			}
@@ -147,12 +183,13 @@ func readBundle(bundle fs.FS) (map[string]*ast.Module, map[string]any, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, digest, err
 	}
 	if len(modules) == 0 {
-		return nil, nil, fmt.Errorf("%w: no .rego module", ErrInvalidBundle)
+		return nil, nil, digest, fmt.Errorf("%w: no .rego module", ErrInvalidBundle)
 	}
-	return modules, data, nil
+	h.Sum(digest[:0])
+	return modules, data, digest, nil
 }
 
 // dirSegments returns the directories of a slash-separated file name.
@@ -202,8 +239,9 @@ func merge(dst, src map[string]any, at []string) error {
 	return nil
 }
 
-// compile compiles modules against the base documents in store, so that a
-// rule and a data file cannot define the same path.
+// compile compiles modules in strict mode (unused variables, arguments and
+// imports, deprecated built-ins are errors) against the base documents in
+// store, so that a rule and a data file cannot define the same path.
 func compile(ctx context.Context, store storage.Store, modules map[string]*ast.Module) (*ast.Compiler, error) {
 	txn, err := store.NewTransaction(ctx)
 	if err != nil {
@@ -213,6 +251,7 @@ func compile(ctx context.Context, store storage.Store, modules map[string]*ast.M
 
 	compiler := ast.NewCompiler().
 		WithDefaultRegoVersion(ast.RegoV1).
+		WithStrict(true).
 		WithPathConflictsCheck(storage.NonEmpty(ctx, store, txn))
 	compiler.Compile(modules)
 	if compiler.Failed() {
@@ -237,7 +276,7 @@ func readCatalog(ctx context.Context, cfg Config, compiler *ast.Compiler, store 
 		rego.StrictBuiltinErrors(true),
 	).Eval(ctx)
 	if err != nil {
-		return cat, fmt.Errorf("%w: evaluate %s: %w", ErrInvalidBundle, ref, err)
+		return cat, fmt.Errorf("%w: evaluate %s: %s", ErrInvalidBundle, ref, explain(compiler, err))
 	}
 	if len(rs) == 0 {
 		return cat, nil

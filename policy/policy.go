@@ -18,6 +18,13 @@
 //     data.elevate.catalog_index), evaluated once per load: the tasks, roles
 //     and role groups the bundle knows.
 //
+// New and Reload refuse, with ErrInvalidBundle naming files and lines, a
+// bundle that does not compile in strict mode, whose catalog index is
+// malformed or lists errors, or that fails to evaluate in the load-time
+// proof: the decision evaluated on a representative call per catalogued
+// route, in each access-control state that leads to a different branch
+// (see prove.go). Reload keeps the running bundle.
+//
 // SetState writes the access-control settings and approval policies to
 // data.elevate_state, indexed so that Rego looks a policy up by key:
 //
@@ -43,8 +50,9 @@ var (
 	ErrUndefined = errors.New("policy: decision is undefined")
 
 	// ErrInvalidBundle reports a bundle that cannot be loaded, parsed or
-	// compiled, or whose catalog is inconsistent. The message names the file
-	// and, where known, the line.
+	// compiled, whose catalog is inconsistent, or that fails to evaluate on
+	// a representative call. The message names the file and, where known,
+	// the line; for conflicting definitions of a rule, every definition.
 	ErrInvalidBundle = errors.New("policy: invalid bundle")
 
 	// ErrBadDecision reports a decision document of the wrong shape.

@@ -13,15 +13,46 @@ import (
 )
 
 // TestRegoTests runs every *_test.rego file of the bundle, as `opa test rego/`
-// does, and fails on any failed or errored Rego test.
+// does, and fails on any failed or errored Rego test, with what the test
+// printed.
 func TestRegoTests(t *testing.T) {
-	modules, store, err := tester.Load([]string{"."}, nil)
+	results := runRegoTests(t, ".", "")
+	require.NotEmpty(t, results, "no Rego test ran")
+	for _, r := range results {
+		t.Run(r.Package+"."+r.Name, func(t *testing.T) {
+			require.NoError(t, r.Error, "%s", r.Location)
+			require.False(t, r.Skip, "%s: skipped", r.Location)
+			require.False(t, r.Fail, "%s: failed at %v\n%s%s", r.Location, r.FailedAt, r.SubResults, r.Output)
+		})
+	}
+}
+
+// TestCatalogIndexErrorsAreNamed: when a catalog has a mistake, the test of
+// the catalog index fails saying which, not only FAIL.
+func TestCatalogIndexErrorsAreNamed(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.CopyFS(dir, Bundle))
+	require.NoError(t, os.WriteFile(path.Join(dir, "catalog", "mistake.rego"),
+		[]byte("package elevate.catalog\n\nroles[\"Exchange\\\\Helpdesk\"] := {\"Exchange\\\\Get-Mailboxes\"}\n"), 0o644))
+
+	results := runRegoTests(t, dir, "test_catalog_index_has_no_errors")
+	require.Len(t, results, 1)
+	require.True(t, results[0].Fail)
+	require.Contains(t, string(results[0].Output), `catalog index error: role Exchange\Helpdesk lists unknown task Exchange\Get-Mailboxes`)
+}
+
+// runRegoTests runs the Rego tests under dir whose name matches filter (all
+// when empty), as `opa test` does, in name order.
+func runRegoTests(t *testing.T, dir, filter string) []*tester.Result {
+	t.Helper()
+	modules, store, err := tester.Load([]string{dir}, nil)
 	require.NoError(t, err)
 
 	ch, err := tester.NewRunner().
 		SetStore(store).
 		SetModules(modules).
 		RaiseBuiltinErrors(true).
+		Filter(filter).
 		RunTests(context.Background(), nil)
 	require.NoError(t, err)
 
@@ -29,18 +60,10 @@ func TestRegoTests(t *testing.T) {
 	for r := range ch {
 		results = append(results, r)
 	}
-	require.NotEmpty(t, results, "no Rego test ran")
 	sort.Slice(results, func(i, j int) bool {
 		return results[i].Package+"."+results[i].Name < results[j].Package+"."+results[j].Name
 	})
-
-	for _, r := range results {
-		t.Run(r.Package+"."+r.Name, func(t *testing.T) {
-			require.NoError(t, r.Error, "%s", r.Location)
-			require.False(t, r.Skip, "%s: skipped", r.Location)
-			require.False(t, r.Fail, "%s: failed at %v\n%s", r.Location, r.FailedAt, r.SubResults)
-		})
-	}
+	return results
 }
 
 // TestBundleEmbedsEveryPolicyFile guards the go:embed line: a policy or data
