@@ -97,7 +97,7 @@ type Record struct {
 	TraceID    string          `json:"trace_id,omitempty"`
 	SpanID     string          `json:"span_id,omitempty"`
 	Kind       string          `json:"kind"`  // KindCall or KindLifecycle
-	Event      string          `json:"event"` // call: "allowed", "denied", ...; lifecycle: "request.submitted", ...
+	Event      string          `json:"event"` // one of the Event constants: EventAllowed, ... for calls; EventRequestSubmitted, ... for lifecycle changes
 	Subject    string          `json:"subject,omitempty"`
 	Groups     []string        `json:"groups,omitempty"`
 	Task       string          `json:"task,omitempty"`
@@ -114,7 +114,7 @@ type Record struct {
 	Comment    string          `json:"comment,omitempty"`
 	Before     json.RawMessage `json:"before,omitempty"`
 	After      json.RawMessage `json:"after,omitempty"`
-	Ref        string          `json:"ref,omitempty"` // links an "outcome" record to the decision it follows
+	Ref        string          `json:"ref,omitempty"` // links an EventOutcome record to the decision it follows
 	Bytes      int64           `json:"bytes,omitempty"`
 	DurationMS float64         `json:"duration_ms,omitempty"`
 	Prev       string          `json:"prev"` // Hash of the previous record, Genesis for the first

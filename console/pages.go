@@ -43,6 +43,9 @@ func templateFuncs(now func() time.Time, traceURL string) template.FuncMap {
 		"dur":   shortDuration,
 		"join":  strings.Join,
 		"count": func(ds []grants.Decision) int { return len(ds) },
+		// The statuses the pages test, as grants names them.
+		"pending":  func(s grants.Status) bool { return s == grants.StatusPending },
+		"approved": func(s grants.Status) bool { return s == grants.StatusApproved },
 	}
 }
 
@@ -140,7 +143,7 @@ func (c *Console) inbox(w http.ResponseWriter, r *http.Request, ses *session) {
 	var list struct {
 		Requests []grants.Request `json:"requests"`
 	}
-	if p := c.do(r, ses, http.MethodGet, "/v1/requests?status=pending", nil, &list); p != nil {
+	if p := c.do(r, ses, http.MethodGet, "/v1/requests?status="+string(grants.StatusPending), nil, &list); p != nil {
 		c.refused(w, r, ses, p, "inbox", v)
 		return
 	}

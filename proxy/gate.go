@@ -173,8 +173,8 @@ type Verdict struct {
 	Unauthenticated bool
 	// Grant is the grant that allowed the call, if any.
 	Grant *grants.Grant
-	// Event is the decision as the audit record names it: "allowed",
-	// "denied", "grant_required", "unauthenticated", "unavailable", ...
+	// Event is the decision as the audit record names it: one of the
+	// call events of package audit (audit.EventAllowed, ...).
 	Event string
 }
 
@@ -206,7 +206,7 @@ func (g *Gate) check(ctx context.Context, c Call, span *spanAttrs) Verdict {
 	span.SetAttributes(attribute.String("elevate.decision_id", v.DecisionID), attribute.String("elevate.upstream", c.Upstream))
 
 	rec := audit.Record{
-		ID: v.DecisionID, Time: now, Kind: "call", Upstream: c.Upstream,
+		ID: v.DecisionID, Time: now, Kind: audit.KindCall, Upstream: c.Upstream,
 		Method: c.Method, Host: c.Host, Path: c.displayPath(),
 	}
 
@@ -214,11 +214,14 @@ func (g *Gate) check(ctx context.Context, c Call, span *spanAttrs) Verdict {
 	id, err := g.verify(ctx, c.Token)
 	if err != nil {
 		v.Unauthenticated = true
+		// Only the verifier's Refusal may reach the caller: other errors
+		// (a JWKS fetch, a missing token) say only what is needed.
 		reason := "a valid bearer token is required"
-		if errors.Is(err, identity.ErrUnauthenticated) && !errors.Is(err, identity.ErrNoToken) {
-			reason = safeReason(err)
+		var why identity.Refusal
+		if errors.As(err, &why) {
+			reason = "token refused: " + string(why)
 		}
-		rec.Event, rec.Status, rec.Reason = "unauthenticated", http.StatusUnauthorized, reason
+		rec.Event, rec.Status, rec.Reason = audit.EventUnauthenticated, http.StatusUnauthorized, reason
 		v.Problem = NewProblem(http.StatusUnauthorized, "unauthenticated", reason)
 		return g.finish(ctx, span, v, rec, c.DryRun)
 	}
@@ -251,7 +254,7 @@ func (g *Gate) check(ctx context.Context, c Call, span *spanAttrs) Verdict {
 	ps.End()
 	if err != nil {
 		g.cfg.Logger.Error("policy evaluation failed", "decision_id", v.DecisionID, "err", err)
-		rec.Event, rec.Status, rec.Reason = "error", http.StatusInternalServerError, "policy evaluation failed"
+		rec.Event, rec.Status, rec.Reason = audit.EventError, http.StatusInternalServerError, "policy evaluation failed"
 		v.Problem = NewProblem(http.StatusInternalServerError, "policy-error", "the policy could not be evaluated; the call was refused")
 		return g.finish(ctx, span, v, rec, c.DryRun)
 	}
@@ -269,7 +272,7 @@ func (g *Gate) check(ctx context.Context, c Call, span *spanAttrs) Verdict {
 				}
 			}
 			if v.Grant == nil { // Rego named a grant we did not give it.
-				rec.Event, rec.Status, rec.Reason = "error", http.StatusInternalServerError, "policy named an unknown grant"
+				rec.Event, rec.Status, rec.Reason = audit.EventError, http.StatusInternalServerError, "policy named an unknown grant"
 				v.Problem = NewProblem(http.StatusInternalServerError, "policy-error", "the policy could not be evaluated; the call was refused")
 				return g.finish(ctx, span, v, rec, c.DryRun)
 			}
@@ -279,25 +282,25 @@ func (g *Gate) check(ctx context.Context, c Call, span *spanAttrs) Verdict {
 		}
 		reliesOnState := d.Gated || d.GrantID != ""
 		if !fresh && (reliesOnState || !g.cfg.ReadsWhenStale) {
-			rec.Event, rec.Status, rec.Reason = "unavailable", http.StatusServiceUnavailable, "grant state is not confirmed with etcd"
+			rec.Event, rec.Status, rec.Reason = audit.EventUnavailable, http.StatusServiceUnavailable, "grant state is not confirmed with etcd"
 			v.Problem = NewProblem(http.StatusServiceUnavailable, "state-unavailable", "elevate cannot confirm grant state right now; the call was refused, try again shortly")
 			return g.finish(ctx, span, v, rec, c.DryRun)
 		}
 		if c.DryRun {
-			v.Allowed, rec.Event = true, "allowed"
+			v.Allowed, rec.Event = true, audit.EventAllowed
 			return g.finish(ctx, span, v, rec, true)
 		}
 		// Write-ahead: the record of an allowed call is durable before the
 		// call is forwarded. A limited grant's use is spent first; the
 		// record is written once it is, and before the change a last use
 		// makes to its request is recorded.
-		rec.Event = "allowed"
+		rec.Event = audit.EventAllowed
 		var err error
 		if v.Grant != nil && v.Grant.MaxUses > 0 {
 			if prob := g.use(ctx, v, func() { err = g.write(ctx, rec) }); prob != nil {
-				rec.Event, rec.Status, rec.Reason = "grant_required", prob.Status, prob.Reason
+				rec.Event, rec.Status, rec.Reason = audit.EventGrantRequired, prob.Status, prob.Reason
 				if prob.Status == http.StatusServiceUnavailable {
-					rec.Event, rec.Reason = "unavailable", prob.Detail
+					rec.Event, rec.Reason = audit.EventUnavailable, prob.Detail
 				}
 				v.Problem = prob
 				return g.finish(ctx, span, v, rec, false)
@@ -307,17 +310,17 @@ func (g *Gate) check(ctx context.Context, c Call, span *spanAttrs) Verdict {
 		}
 		v.Allowed = true
 		if err != nil && (reliesOnState || !g.cfg.ReadsWithoutAudit) {
-			v.Allowed, v.Event = false, "unavailable"
+			v.Allowed, v.Event = false, audit.EventUnavailable
 			v.Problem = NewProblem(http.StatusServiceUnavailable, "audit-unavailable", "the audit log cannot be written; the call was refused")
 			v.Problem.DecisionID = v.DecisionID
-			span.SetAttributes(attribute.String("elevate.decision", "unavailable"))
+			span.SetAttributes(attribute.String("elevate.decision", audit.EventUnavailable))
 			return v
 		}
-		v.Event = "allowed"
-		span.SetAttributes(attribute.String("elevate.decision", "allowed"))
+		v.Event = audit.EventAllowed
+		span.SetAttributes(attribute.String("elevate.decision", audit.EventAllowed))
 		return v
 	case policy.GrantRequired:
-		rec.Event, rec.Status = "grant_required", http.StatusForbidden
+		rec.Event, rec.Status = audit.EventGrantRequired, http.StatusForbidden
 		if used := g.usedUp(ctx, in, now); used != nil {
 			v.Problem = usedUpProblem(d, used)
 			rec.GrantID, rec.RequestID, rec.Reason = used.ID, used.RequestID, v.Problem.Reason
@@ -325,7 +328,7 @@ func (g *Gate) check(ctx context.Context, c Call, span *spanAttrs) Verdict {
 			v.Problem = grantRequiredProblem(d)
 		}
 	default: // policy.Deny and anything unexpected
-		rec.Event, rec.Status = "denied", http.StatusForbidden
+		rec.Event, rec.Status = audit.EventDenied, http.StatusForbidden
 		v.Problem = NewProblem(http.StatusForbidden, "denied", d.Reason)
 		v.Problem.Task, v.Problem.Reason = d.Task, d.Reason
 	}
@@ -429,7 +432,7 @@ func policyGrant(gr *grants.Grant) policy.Grant {
 // Refuse records a call refused before it could be judged (bad path,
 // unknown route, forbidden proxy target) and returns its problem.
 func (g *Gate) Refuse(ctx context.Context, rec audit.Record, p *Problem) *Problem {
-	rec.ID, rec.Time, rec.Kind, rec.Status = newID(), g.cfg.Now(), "call", p.Status
+	rec.ID, rec.Time, rec.Kind, rec.Status = newID(), g.cfg.Now(), audit.KindCall, p.Status
 	if rec.Reason == "" {
 		rec.Reason = p.Detail
 	}
@@ -483,15 +486,6 @@ func (g *Gate) verify(ctx context.Context, token string) (identity.Identity, err
 	return id, err
 }
 
-// safeReason keeps the part of an identity error meant for the caller.
-func safeReason(err error) string {
-	msg := err.Error()
-	if i := strings.LastIndex(msg, ": "); i >= 0 && strings.HasPrefix(msg, "unauthenticated") {
-		return "token refused: " + msg[i+2:]
-	}
-	return "token refused: " + msg
-}
-
 // requestCommand is the command line that asks for a grant covering task:
 // for what the covering approval policy names, a role or role group
 // included.
@@ -530,7 +524,7 @@ type Outcome struct {
 // records still being written.
 func (g *Gate) Outcome(ctx context.Context, v Verdict, c Call, o Outcome) {
 	rec := audit.Record{
-		Time: g.cfg.Now(), Kind: audit.KindCall, Event: "outcome", Ref: v.DecisionID,
+		Time: g.cfg.Now(), Kind: audit.KindCall, Event: audit.EventOutcome, Ref: v.DecisionID,
 		Subject: v.Identity.Subject, Task: v.Decision.Task, Upstream: c.Upstream,
 		Method: c.Method, Host: c.Host, Path: c.displayPath(),
 		Status: o.Status, Bytes: o.Bytes, DurationMS: float64(o.Duration.Microseconds()) / 1000, Reason: o.Reason,

@@ -207,13 +207,13 @@ func (p *Proxy) onConnect(hostport string, gctx *goproxy.ProxyCtx) (*goproxy.Con
 	r := gctx.Req
 	ctx := r.Context()
 	host, ok := connectHost(r.RequestURI, hostport)
-	rec := audit.Record{Event: "denied", Method: http.MethodConnect, Host: host}
+	rec := audit.Record{Event: audit.EventDenied, Method: http.MethodConnect, Host: host}
 	reject := func(prob *Problem, extra http.Header) (*goproxy.ConnectAction, string) {
 		gctx.Resp = prob.response(r, extra)
 		return &goproxy.ConnectAction{Action: goproxy.ConnectReject}, hostport
 	}
 	if !ok {
-		rec.Event = "bad_request"
+		rec.Event = audit.EventBadRequest
 		return reject(p.gate.Refuse(ctx, rec, NewProblem(http.StatusBadRequest, "bad-host", "the CONNECT target is not a valid host")), nil)
 	}
 	if p.mitm == nil || !p.forwardHost(host) {
@@ -222,7 +222,7 @@ func (p *Proxy) onConnect(hostport string, gctx *goproxy.ProxyCtx) (*goproxy.Con
 	}
 	token, _ := credentialToken(r.Header.Get("Proxy-Authorization"))
 	if _, err := p.gate.verify(ctx, token); err != nil {
-		rec.Event, rec.Reason = "unauthenticated", "CONNECT without a valid token"
+		rec.Event, rec.Reason = audit.EventUnauthenticated, "CONNECT without a valid token"
 		prob := p.gate.Refuse(ctx, rec, NewProblem(http.StatusProxyAuthRequired, "unauthenticated",
 			"a valid elevate token is required in Proxy-Authorization (Bearer, or Basic with the token as password)"))
 		return reject(prob, http.Header{"Proxy-Authenticate": {`Bearer realm="elevate"`, `Basic realm="elevate"`}})
@@ -322,7 +322,7 @@ func (p *Proxy) onRequest(r *http.Request, gctx *goproxy.ProxyCtx) (*http.Reques
 			prob = NewProblem(http.StatusBadRequest, "bad-request", "only http:// targets may be proxied without CONNECT")
 		}
 		if prob != nil {
-			return r, p.refuse(ctx, r, audit.Record{Event: "bad_request", Method: r.Method}, prob)
+			return r, p.refuse(ctx, r, audit.Record{Event: audit.EventBadRequest, Method: r.Method}, prob)
 		}
 		target, hostport = t, hp
 	default:
@@ -336,16 +336,16 @@ func (p *Proxy) onRequest(r *http.Request, gctx *goproxy.ProxyCtx) (*http.Reques
 		}
 		h, ok := normalHost(hostport)
 		if !ok {
-			return r, p.refuse(ctx, r, audit.Record{Event: "bad_request", Method: r.Method},
+			return r, p.refuse(ctx, r, audit.Record{Event: audit.EventBadRequest, Method: r.Method},
 				NewProblem(http.StatusBadRequest, "bad-host", "the Host is not a valid host name"))
 		}
 		if h != tn.host {
-			return r, p.refuse(ctx, r, audit.Record{Event: "denied", Method: r.Method, Host: h},
+			return r, p.refuse(ctx, r, audit.Record{Event: audit.EventDenied, Method: r.Method, Host: h},
 				NewProblem(http.StatusMisdirectedRequest, "misdirected", "the request's host is not the host of the tunnel"))
 		}
 	}
 	if prob := refuseShape(r, nil); prob != nil {
-		return r, p.refuse(ctx, r, audit.Record{Event: "bad_request", Method: r.Method}, prob)
+		return r, p.refuse(ctx, r, audit.Record{Event: audit.EventBadRequest, Method: r.Method}, prob)
 	}
 	res, rec, prob := p.resolve(r.Method, target, hostport, !isReverse)
 	if prob != nil {
@@ -353,12 +353,12 @@ func (p *Proxy) onRequest(r *http.Request, gctx *goproxy.ProxyCtx) (*http.Reques
 	}
 	rt, rest := res.route, res.call.Path
 	if prob := refuseShape(r, rt); prob != nil {
-		rec.Event = "bad_request"
+		rec.Event = audit.EventBadRequest
 		return r, p.refuse(ctx, r, rec, prob)
 	}
 	body, prob, why := formBody(r, rt)
 	if prob != nil {
-		rec.Event, rec.Reason = "bad_request", why
+		rec.Event, rec.Reason = audit.EventBadRequest, why
 		return r, p.refuse(ctx, r, rec, prob)
 	}
 	span.SetAttributes(semconv.URLPath(escapeSegments(rest))) // the gate adds elevate.upstream
@@ -646,18 +646,18 @@ func (p *Proxy) resolve(method, target, hostport string, forward bool) (resolved
 	rec := audit.Record{Method: method}
 	host, ok := normalHost(hostport)
 	if !ok {
-		rec.Event = "bad_request"
+		rec.Event = audit.EventBadRequest
 		return resolved{}, rec, NewProblem(http.StatusBadRequest, "bad-host", "the Host is not a valid host name")
 	}
 	rec.Host = host
 	if !canonicalMethod(method) {
-		rec.Event = "bad_request"
+		rec.Event = audit.EventBadRequest
 		return resolved{}, rec, NewProblem(http.StatusBadRequest, "bad-method", "the method must be an upper-case token such as GET")
 	}
 	rawPath, rawQuery, _ := strings.Cut(target, "?")
 	segs, err := parsePath(rawPath)
 	if err != nil {
-		rec.Event, rec.Path = "bad_request", truncate(rawPath, 512)
+		rec.Event, rec.Path = audit.EventBadRequest, truncate(rawPath, 512)
 		detail := "the path is ambiguous and was refused"
 		var pe *pathError
 		if errors.As(err, &pe) {
@@ -668,12 +668,12 @@ func (p *Proxy) resolve(method, target, hostport string, forward bool) (resolved
 	rec.Path = escapeSegments(segs)
 	query, err := url.ParseQuery(rawQuery)
 	if err != nil || strings.ContainsRune(rawQuery, '#') {
-		rec.Event = "bad_request"
+		rec.Event = audit.EventBadRequest
 		return resolved{}, rec, NewProblem(http.StatusBadRequest, "bad-query", "the query string is malformed")
 	}
 	for k := range query {
 		if methodOverrideParams[strings.ToLower(k)] {
-			rec.Event = "bad_request"
+			rec.Event = audit.EventBadRequest
 			return resolved{}, rec, NewProblem(http.StatusBadRequest, "method-override",
 				"method override parameters are refused: send the method itself")
 		}
@@ -681,16 +681,16 @@ func (p *Proxy) resolve(method, target, hostport string, forward bool) (resolved
 	rt, rest, err := match(p.routes, host, segs, forward)
 	if err != nil {
 		if forward {
-			rec.Event = "denied"
+			rec.Event = audit.EventDenied
 			return resolved{}, rec, NewProblem(http.StatusForbidden, "forbidden-target", "elevate does not proxy to "+host)
 		}
-		rec.Event = "not_found"
+		rec.Event = audit.EventNotFound
 		return resolved{}, rec, NewProblem(http.StatusNotFound, "no-route", "no upstream is configured for this path")
 	}
 	rec.Upstream = rt.Name
 	if kept, name := stripParams(rawQuery, rt.params); name != "" {
 		if rt.refuseParams {
-			rec.Event, rec.Reason = "bad_request", "the query carries the upstream credential parameter "+name
+			rec.Event, rec.Reason = audit.EventBadRequest, "the query carries the upstream credential parameter "+name
 			return resolved{}, rec, credentialInRequest(name, "query")
 		}
 		// Credentials in the query are removed before the call is judged,

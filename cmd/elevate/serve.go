@@ -214,21 +214,22 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 		if e.Kind != grants.EventExpired && e.Kind != grants.EventUsedUp {
 			return
 		}
-		rec := audit.Record{Kind: "lifecycle", Event: e.Kind, Time: e.At,
+		event := auditEvents[e.Kind]
+		rec := audit.Record{Kind: audit.KindLifecycle, Event: event, Time: e.At,
 			Subject: e.By, Task: e.Request.Target, RequestID: e.Request.ID, PolicyID: e.Request.PolicyID,
 			Comment: e.Comment, After: jsonOf(e.Request)}
 		ectx, span := api.EventSpan(context.Background(), otel.Tracer("github.com/elevate-pam/elevate"), rec)
 		rec, err := auditLog.Write(ectx, rec)
 		span.End()
 		if err != nil {
-			log.Error("audit write failed", "event", e.Kind, "request", e.Request.ID, "err", err)
+			log.Error("audit write failed", "event", event, "request", e.Request.ID, "err", err)
 		}
 		if !e.Outbox { // else Deliver below
-			notifier.Notify(api.NotifyEvent(e.Kind, e.Request, "", e.By, e.Comment, rec.ID, rec.TraceID, e.At))
+			notifier.Notify(api.NotifyEvent(event, e.Request, "", e.By, e.Comment, rec.ID, rec.TraceID, e.At))
 		}
 	}
 	gc.Deliver = func(ctx context.Context, e grants.Event) error {
-		return notifier.Deliver(ctx, api.NotifyEvent(e.Kind, e.Request, "", e.By, e.Comment, "", "", e.At))
+		return notifier.Deliver(ctx, api.NotifyEvent(auditEvents[e.Kind], e.Request, "", e.By, e.Comment, "", "", e.At))
 	}
 	gc.OnState = func(c grants.Control, ps []grants.Policy) {
 		if err := engine.SetState(ctx, policyState(c, ps)); err != nil {
@@ -367,8 +368,8 @@ wait:
 				log.Error("policy reload refused; the running bundle stays", "dir", cfg.Policy.Dir, "err", err)
 				continue
 			}
-			if _, err := auditLog.Write(ctx, audit.Record{Kind: "lifecycle", Event: "policy.reloaded", Time: time.Now(), Comment: cfg.Policy.Dir}); err != nil {
-				log.Error("audit write failed", "event", "policy.reloaded", "err", err)
+			if _, err := auditLog.Write(ctx, audit.Record{Kind: audit.KindLifecycle, Event: audit.EventPolicyReloaded, Time: time.Now(), Comment: cfg.Policy.Dir}); err != nil {
+				log.Error("audit write failed", "event", audit.EventPolicyReloaded, "err", err)
 			}
 			log.Info("policy bundle reloaded", "dir", cfg.Policy.Dir)
 			logCacheable(log, engine)
@@ -416,6 +417,18 @@ func logCacheable(log *slog.Logger, e *policy.Engine) {
 	if ok, why := e.Cacheable(); !ok {
 		log.Info("policy decisions are evaluated for every call", "why", why)
 	}
+}
+
+// auditEvents name in the audit log, and in notifications, the changes of
+// a request that grants reports to OnEvent and Deliver.
+var auditEvents = map[string]string{
+	grants.EventSubmitted:  audit.EventRequestSubmitted,
+	grants.EventApproved:   audit.EventRequestApproved,
+	grants.EventDenied:     audit.EventRequestDenied,
+	grants.EventRevoked:    audit.EventRequestRevoked,
+	grants.EventExpired:    audit.EventRequestExpired,
+	grants.EventUsedUp:     audit.EventRequestUsedUp,
+	grants.EventBreakGlass: audit.EventRequestBreakGlass,
 }
 
 func jsonOf(v any) json.RawMessage {

@@ -298,7 +298,7 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, a authResult) boo
 		if v.suppressed > 0 {
 			reason += fmt.Sprintf(" (%d more refusals since the last record)", v.suppressed)
 		}
-		rec := audit.Record{Event: "api.rate_limited", Time: now, Method: r.Method, Path: r.URL.Path, Status: p.Status, Reason: reason}
+		rec := audit.Record{Event: audit.EventAPIRateLimited, Time: now, Method: r.Method, Path: r.URL.Path, Status: p.Status, Reason: reason}
 		if a.err == nil {
 			rec.Subject, rec.Groups = a.id.Subject, a.id.Groups
 		}
@@ -359,7 +359,7 @@ func (s *Server) auth(h handler) http.HandlerFunc {
 					slug = "token-expired"
 				}
 			}
-			s.record(r.Context(), audit.Record{Event: "unauthenticated", Method: r.Method, Path: r.URL.Path, Status: 401, Reason: reason})
+			s.record(r.Context(), audit.Record{Event: audit.EventUnauthenticated, Method: r.Method, Path: r.URL.Path, Status: 401, Reason: reason})
 			challenge := `Bearer realm="elevate"`
 			if a.hadTok {
 				challenge += `, error="invalid_token"` // RFC 6750, as the proxy says
@@ -392,7 +392,7 @@ func EventSpan(ctx context.Context, tracer trace.Tracer, rec audit.Record) (cont
 
 // record writes a lifecycle audit record; it reports failure to the caller.
 func (s *Server) record(ctx context.Context, rec audit.Record) error {
-	rec.Kind = "lifecycle"
+	rec.Kind = audit.KindLifecycle
 	if rec.Time.IsZero() {
 		rec.Time = s.cfg.Now()
 	}
@@ -409,7 +409,7 @@ func (s *Server) record(ctx context.Context, rec audit.Record) error {
 // lifecycle records a lifecycle change and tells the people concerned.
 // email is the requester's address when the caller is the requester.
 func (s *Server) lifecycle(ctx context.Context, rec audit.Record, q grants.Request, email, by, comment string) {
-	rec.Kind = "lifecycle"
+	rec.Kind = audit.KindLifecycle
 	if rec.Time.IsZero() {
 		rec.Time = s.cfg.Now()
 	}
@@ -427,8 +427,8 @@ func (s *Server) lifecycle(ctx context.Context, rec audit.Record, q grants.Reque
 
 // notified are the lifecycle events people are told about.
 var notified = map[string]bool{
-	"request.submitted": true, "request.approved": true, "request.denied": true,
-	"request.revoked": true, "request.expired": true, "request.break_glass": true,
+	audit.EventRequestSubmitted: true, audit.EventRequestApproved: true, audit.EventRequestDenied: true,
+	audit.EventRequestRevoked: true, audit.EventRequestExpired: true, audit.EventRequestBreakGlass: true,
 }
 
 // NotifyEvent shapes a lifecycle change for notification.
@@ -449,7 +449,7 @@ func NotifyEvent(kind string, q grants.Request, email, by, comment, decisionID, 
 
 // refuse answers a problem and records the refused call.
 func (s *Server) refuse(w http.ResponseWriter, r *http.Request, c caller, p *proxy.Problem) {
-	rec := audit.Record{Event: "api.refused", Subject: c.Subject, Groups: c.Groups, Method: r.Method, Path: r.URL.Path, Status: p.Status, Reason: p.Detail}
+	rec := audit.Record{Event: audit.EventAPIRefused, Subject: c.Subject, Groups: c.Groups, Method: r.Method, Path: r.URL.Path, Status: p.Status, Reason: p.Detail}
 	if id := r.PathValue("id"); id != "" && strings.HasPrefix(r.URL.Path, "/v1/requests/") {
 		rec.RequestID = id
 	}
@@ -460,7 +460,7 @@ func (s *Server) refuse(w http.ResponseWriter, r *http.Request, c caller, p *pro
 }
 
 func withKind(r audit.Record) audit.Record {
-	r.Kind = "lifecycle"
+	r.Kind = audit.KindLifecycle
 	return r
 }
 

@@ -146,10 +146,10 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, c caller) {
 		s.fail(w, r, c, err)
 		return
 	}
-	s.lifecycle(r.Context(), audit.Record{Event: "request.submitted", Subject: c.Subject, Groups: c.Groups, Task: req.Target,
+	s.lifecycle(r.Context(), audit.Record{Event: audit.EventRequestSubmitted, Subject: c.Subject, Groups: c.Groups, Task: req.Target,
 		RequestID: req.ID, PolicyID: req.PolicyID, Reason: req.Reason, After: marshal(req)}, req, c.Email, c.Subject, "")
 	if req.Status == grants.StatusApproved {
-		s.lifecycle(r.Context(), audit.Record{Event: "request.approved", Subject: grants.AutoApprover, Task: req.Target, RequestID: req.ID,
+		s.lifecycle(r.Context(), audit.Record{Event: audit.EventRequestApproved, Subject: grants.AutoApprover, Task: req.Target, RequestID: req.ID,
 			PolicyID: req.PolicyID, Approvers: []string{grants.AutoApprover}, After: marshal(req)}, req, c.Email, grants.AutoApprover, "")
 	}
 	w.Header().Set("Location", "/v1/requests/"+req.ID)
@@ -194,7 +194,7 @@ func (s *Server) breakGlass(w http.ResponseWriter, r *http.Request, c caller, in
 		s.fail(w, r, c, err)
 		return
 	}
-	s.lifecycle(r.Context(), audit.Record{Event: "request.break_glass", Subject: c.Subject, Groups: c.Groups, Task: req.Target,
+	s.lifecycle(r.Context(), audit.Record{Event: audit.EventRequestBreakGlass, Subject: c.Subject, Groups: c.Groups, Task: req.Target,
 		RequestID: req.ID, Reason: req.Reason, After: marshal(req)}, req, c.Email, c.Subject, "")
 	w.Header().Set("Location", "/v1/requests/"+req.ID)
 	writeJSON(w, http.StatusCreated, req)
@@ -259,11 +259,11 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, c caller) {
 	var event string
 	switch action {
 	case "approve":
-		op, event = s.cfg.Store.Approve, "request.approved"
+		op, event = s.cfg.Store.Approve, audit.EventRequestApproved
 	case "deny":
-		op, event = s.cfg.Store.Deny, "request.denied"
+		op, event = s.cfg.Store.Deny, audit.EventRequestDenied
 	case "revoke":
-		op, event = s.cfg.Store.Revoke, "request.revoked"
+		op, event = s.cfg.Store.Revoke, audit.EventRequestRevoked
 	default:
 		proxy.NewProblem(http.StatusNotFound, "not-found", "no such endpoint").Write(w)
 		return
@@ -280,8 +280,8 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, c caller) {
 		s.fail(w, r, c, err)
 		return
 	}
-	if action == "approve" && q.Status != grants.Status("approved") {
-		event = "request.approval_recorded" // more approvals are still needed
+	if action == "approve" && q.Status != grants.StatusApproved {
+		event = audit.EventRequestApprovalRecorded // more approvals are still needed
 	}
 	rec := audit.Record{Event: event, Subject: c.Subject, Groups: c.Groups, Task: q.Target, RequestID: q.ID,
 		PolicyID: q.PolicyID, Comment: in.Comment, Before: marshal(before), After: marshal(q)}
@@ -355,7 +355,7 @@ func (s *Server) createPolicy(w http.ResponseWriter, r *http.Request, c caller) 
 		s.fail(w, r, c, err)
 		return
 	}
-	s.record(r.Context(), audit.Record{Event: "policy.created", Subject: c.Subject, Groups: c.Groups, Task: p.Target, PolicyID: p.ID, After: marshal(p)})
+	s.record(r.Context(), audit.Record{Event: audit.EventPolicyCreated, Subject: c.Subject, Groups: c.Groups, Task: p.Target, PolicyID: p.ID, After: marshal(p)})
 	w.Header().Set("Location", "/v1/policies/"+p.ID)
 	writeJSON(w, http.StatusCreated, p)
 }
@@ -370,7 +370,7 @@ func (s *Server) deletePolicy(w http.ResponseWriter, r *http.Request, c caller) 
 		s.fail(w, r, c, err)
 		return
 	}
-	s.record(r.Context(), audit.Record{Event: "policy.deleted", Subject: c.Subject, Groups: c.Groups, Task: p.Target, PolicyID: p.ID, Before: marshal(p)})
+	s.record(r.Context(), audit.Record{Event: audit.EventPolicyDeleted, Subject: c.Subject, Groups: c.Groups, Task: p.Target, PolicyID: p.ID, Before: marshal(p)})
 	writeJSON(w, http.StatusOK, p)
 }
 
@@ -417,7 +417,7 @@ func (s *Server) patchControl(w http.ResponseWriter, r *http.Request, c caller) 
 		s.fail(w, r, c, err)
 		return
 	}
-	s.record(r.Context(), audit.Record{Event: "control.changed", Subject: c.Subject, Groups: c.Groups,
+	s.record(r.Context(), audit.Record{Event: audit.EventControlChanged, Subject: c.Subject, Groups: c.Groups,
 		Before: marshal(controlView(before)), After: marshal(controlView(after))})
 	writeJSON(w, http.StatusOK, controlView(after))
 }

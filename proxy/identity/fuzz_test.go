@@ -41,7 +41,7 @@ func FuzzTokenFront(f *testing.F) {
 		require.Error(t, err, "a token was accepted")
 		require.ErrorIs(t, err, ErrUnauthenticated)
 		require.Zero(t, id)
-		var r refusal
+		var r Refusal
 		if !errors.Is(err, ErrNoToken) {
 			require.ErrorAs(t, err, &r, "every refusal carries one of the fixed reasons")
 			require.Equal(t, "unauthenticated: "+string(r), err.Error())
@@ -50,10 +50,10 @@ func FuzzTokenFront(f *testing.F) {
 			require.Equal(t, reasonTooLarge, r, "an oversized token is refused before parsing")
 		}
 		if checkFront(token) != nil && token != "" {
-			require.Contains(t, []refusal{reasonMalformed, reasonTooLarge}, r)
+			require.Contains(t, []Refusal{reasonMalformed, reasonTooLarge}, r)
 		}
 		if strings.Count(token, ".") != 2 && token != "" {
-			require.Contains(t, []refusal{reasonMalformed, reasonTooLarge}, r)
+			require.Contains(t, []Refusal{reasonMalformed, reasonTooLarge}, r)
 		}
 		require.Less(t, elapsed, maxVerifyTime)
 	})

@@ -25,9 +25,9 @@
 //
 // Keys come from a JWKS URL (fetched again in the background, and on a token
 // naming an unknown kid at most every 30s), from PEM files, or from code (the
-// dev issuer). Every refusal wraps ErrUnauthenticated and ends with a short
-// reason that is safe to show to the caller; the token itself never appears
-// in an error.
+// dev issuer). Every refusal wraps ErrUnauthenticated and a Refusal, a short
+// reason that is safe to show to the caller (errors.As finds it); the token
+// itself never appears in an error.
 //
 // Verified tokens are kept in a bounded cache keyed by their SHA-256 digest.
 // Every hit is checked again against the clock, the leeway and the issuer's
@@ -45,9 +45,9 @@ import (
 	"time"
 )
 
-// ErrUnauthenticated is wrapped by every verification failure. The text after
-// the last ": " of such an error is a short reason that may be shown to the
-// caller, such as "token expired" or "wrong audience".
+// ErrUnauthenticated is wrapped by every verification failure. The reason
+// that may be shown to the caller, such as "token expired" or "wrong
+// audience", is the Refusal it also wraps.
 var ErrUnauthenticated = errors.New("unauthenticated")
 
 // ErrNoToken is returned by Verify for an empty token. It wraps
@@ -77,49 +77,52 @@ func (i Identity) MFA() bool { return slices.Contains(i.AMR, "mfa") }
 // InGroup reports whether the caller is a member of group g.
 func (i Identity) InGroup(g string) bool { return slices.Contains(i.Groups, g) }
 
-// refusal is a verification failure with a reason safe to show.
-type refusal string
+// Refusal is why Verify refused a token, such as "token expired": a short
+// reason that is safe to show to the caller. Every error of Verify but
+// ErrNoToken wraps one, next to ErrUnauthenticated; match it with
+// errors.As (or use Reason), never by the error's text.
+type Refusal string
 
-func (r refusal) Error() string { return string(r) }
+func (r Refusal) Error() string { return string(r) }
 
-// Reasons given for refused tokens. None contains ": ", so the reason is the
-// text after the last ": " of the error.
+// Reasons given for refused tokens.
 const (
-	reasonTooLarge      refusal = "token too large"
-	reasonMalformed     refusal = "malformed token"
-	reasonMalformedKID  refusal = "malformed kid header"
-	reasonBadClaims     refusal = "malformed claims"
-	reasonNoIssuer      refusal = "missing iss claim"
-	reasonUnknownIssuer refusal = "unknown issuer"
-	reasonWrongIssuer   refusal = "wrong issuer"
-	reasonAlgorithm     refusal = "signing algorithm not allowed"
-	reasonCrit          refusal = "critical header not supported"
-	reasonContentType   refusal = "content type header not supported"
-	reasonUnknownKey    refusal = "unknown signing key"
-	reasonKeyMismatch   refusal = "signing key does not fit the algorithm"
-	reasonSignature     refusal = "invalid signature"
-	reasonExpired       refusal = "token expired"
-	reasonNotYetValid   refusal = "token not valid yet"
-	reasonIssuedFuture  refusal = "token issued in the future"
-	reasonNoExp         refusal = "missing exp claim"
-	reasonNoAudience    refusal = "missing aud claim"
-	reasonWrongAudience refusal = "wrong audience"
-	reasonNoSubject     refusal = "missing subject"
-	reasonBadGroups     refusal = "malformed groups claim"
-	reasonBadAMR        refusal = "malformed amr claim"
-	reasonBadEmail      refusal = "malformed email claim"
-	reasonCancelled     refusal = "verification cancelled"
-	reasonInvalid       refusal = "invalid token"
+	reasonTooLarge      Refusal = "token too large"
+	reasonMalformed     Refusal = "malformed token"
+	reasonMalformedKID  Refusal = "malformed kid header"
+	reasonBadClaims     Refusal = "malformed claims"
+	reasonNoIssuer      Refusal = "missing iss claim"
+	reasonUnknownIssuer Refusal = "unknown issuer"
+	reasonWrongIssuer   Refusal = "wrong issuer"
+	reasonAlgorithm     Refusal = "signing algorithm not allowed"
+	reasonCrit          Refusal = "critical header not supported"
+	reasonContentType   Refusal = "content type header not supported"
+	reasonUnknownKey    Refusal = "unknown signing key"
+	reasonKeyMismatch   Refusal = "signing key does not fit the algorithm"
+	reasonSignature     Refusal = "invalid signature"
+	reasonExpired       Refusal = "token expired"
+	reasonNotYetValid   Refusal = "token not valid yet"
+	reasonIssuedFuture  Refusal = "token issued in the future"
+	reasonNoExp         Refusal = "missing exp claim"
+	reasonNoAudience    Refusal = "missing aud claim"
+	reasonWrongAudience Refusal = "wrong audience"
+	reasonNoSubject     Refusal = "missing subject"
+	reasonBadGroups     Refusal = "malformed groups claim"
+	reasonBadAMR        Refusal = "malformed amr claim"
+	reasonBadEmail      Refusal = "malformed email claim"
+	reasonCancelled     Refusal = "verification cancelled"
+	reasonInvalid       Refusal = "invalid token"
 )
 
 // ErrExpired is matched (errors.Is) by the refusal of a token past its exp,
 // so that callers can say how to get a new one.
 var ErrExpired error = reasonExpired
 
-// Reason returns the part of a verification error that may be shown to the
-// caller, such as "token expired"; "" for an error Verify did not give.
+// Reason returns the Refusal in a verification error, the part that may be
+// shown to the caller, such as "token expired"; "" for an error that holds
+// none (ErrNoToken, or an error Verify did not give).
 func Reason(err error) string {
-	var r refusal
+	var r Refusal
 	if errors.As(err, &r) {
 		return string(r)
 	}
@@ -127,6 +130,6 @@ func Reason(err error) string {
 }
 
 // refuse wraps a reason in ErrUnauthenticated.
-func refuse(r refusal) error {
+func refuse(r Refusal) error {
 	return fmt.Errorf("%w: %w", ErrUnauthenticated, r)
 }

@@ -318,7 +318,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Identity, error) {
 	}
 	e, err := v.verify(ctx, token)
 	if err != nil {
-		var r refusal
+		var r Refusal
 		if !errors.As(err, &r) {
 			r = reasonInvalid
 		}
@@ -456,8 +456,8 @@ func (is *issuer) check(rc *jwt.RegisteredClaims) error {
 }
 
 // parseRefusal turns an error of the JWT parser into a refusal.
-func (v *Verifier) parseRefusal(tok *jwt.Token, err error) refusal {
-	var r refusal
+func (v *Verifier) parseRefusal(tok *jwt.Token, err error) Refusal {
+	var r Refusal
 	switch {
 	case errors.As(err, &r):
 		return r
