@@ -2,108 +2,56 @@ package console_test
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/server/v3/embed"
 	"go.opentelemetry.io/otel"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.uber.org/zap"
 
 	"github.com/elevate-pam/elevate/audit"
 	"github.com/elevate-pam/elevate/console"
 	"github.com/elevate-pam/elevate/grants"
+	"github.com/elevate-pam/elevate/internal/apitest"
+	"github.com/elevate-pam/elevate/internal/clocktest"
 	"github.com/elevate-pam/elevate/internal/etcdtest"
-	"github.com/elevate-pam/elevate/policy"
-	"github.com/elevate-pam/elevate/proxy"
 	"github.com/elevate-pam/elevate/proxy/api"
 	"github.com/elevate-pam/elevate/proxy/identity"
-	"github.com/elevate-pam/elevate/rego"
 )
 
-// The package's tests run the console on real parts: the side API on
-// embedded etcd (one member for the package), the grant store, the default
-// Rego bundle, a hash-chained audit log, dev-issuer keys and the dev
-// provider's authorization code flow, over a real listener.
+// The package's tests run the console on real parts (internal/apitest):
+// the side API on embedded etcd (one member for the package), the grant
+// store, the default Rego bundle, a hash-chained audit log, dev-issuer keys
+// and the dev provider's authorization code flow, over a real listener.
 
-var (
-	etcdOnce sync.Once
-	etcdURL  string
-	etcdErr  error
-	etcdDone func()
-)
+var etcd etcdtest.Shared
 
 func TestMain(m *testing.M) {
 	// Spans are recorded, so audit records carry trace ids.
 	tp := sdktrace.NewTracerProvider()
 	otel.SetTracerProvider(tp)
-	code := m.Run()
+	code := etcd.Run(m)
 	_ = tp.Shutdown(context.Background())
-	if etcdDone != nil {
-		etcdDone()
-	}
 	os.Exit(code)
-}
-
-func sharedEtcd(t testing.TB) string {
-	t.Helper()
-	etcdOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "console-etcd-")
-		if err != nil {
-			etcdErr = err
-			return
-		}
-		var e *embed.Etcd
-		if e, etcdURL, etcdErr = etcdtest.Start(dir, "console-test"); etcdErr == nil {
-			etcdDone = func() { e.Close(); os.RemoveAll(dir) }
-		}
-	})
-	require.NoError(t, etcdErr, "embedded etcd")
-	return etcdURL
-}
-
-// clock is the console's and the dev provider's clock; tests move it.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
 }
 
 // env is the side API with the console and the dev provider mounted, on a
 // real listener.
 type env struct {
 	t         *testing.T
+	parts     *apitest.Parts
 	url       string
 	srv       *httptest.Server
 	dev       *identity.DevIssuer
-	clock     *clock
+	clock     *clocktest.Clock // the console's and the dev provider's clock
 	store     *grants.Store
 	auditPath string
 	console   *console.Console
@@ -117,64 +65,21 @@ type envOpts struct {
 	provider func(*console.DevProviderConfig)
 }
 
-var envSeq atomic.Int64
-
 const traceTemplate = "http://jaeger.test:16686/trace/{trace_id}"
 
 func newEnv(t *testing.T, o envOpts) *env {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	dev, err := identity.LoadOrCreateDevIssuer(dir)
-	require.NoError(t, err)
-	verifier, err := identity.New(ctx, identity.Config{Issuers: []identity.Issuer{dev.Issuer()}})
-	require.NoError(t, err)
-	engine, err := policy.New(ctx, policy.Config{Bundle: rego.Bundle})
-	require.NoError(t, err)
-	auditPath := filepath.Join(dir, "audit.log")
-	log, err := audit.Open(audit.Config{Path: auditPath})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = log.Close() })
-
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{sharedEtcd(t)}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = cli.Close() })
-	prefix := fmt.Sprintf("/%s-%d/", strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()), envSeq.Add(1))
-	store, err := grants.New(grants.Config{Client: cli, Prefix: prefix,
-		OnState: func(c grants.Control, ps []grants.Policy) {
-			st := policy.State{Control: policy.Control{Enabled: c.Enabled, DefaultApprovers: c.DefaultApprovers, SystemAccounts: c.SystemAccounts}}
-			for _, p := range ps {
-				st.Policies = append(st.Policies, policy.ApprovalPolicy{ID: p.ID, Scope: string(p.Scope), Target: p.Target, Approval: p.Approval, Approvers: p.Approvers})
-			}
-			_ = engine.SetState(ctx, st)
-		}})
-	require.NoError(t, err)
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- store.Run(runCtx) }()
-	t.Cleanup(func() { stop(); <-done })
-	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	require.NoError(t, store.WaitReady(wctx))
-
-	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
-	t.Cleanup(upstream.Close)
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	gate, err := proxy.NewGate(proxy.GateConfig{Verifier: verifier, Grants: store, Policy: engine, Audit: log, Uses: store, Logger: quiet})
-	require.NoError(t, err)
-	px, err := proxy.New(proxy.Config{Upstreams: []proxy.Upstream{{Name: "exchange", URL: upstream.URL, Prefix: "/exchange/"}}, Logger: quiet}, gate)
-	require.NoError(t, err)
-
+	p := apitest.New(t, &etcd)
 	hs := httptest.NewUnstartedServer(nil)
 	scheme := "http"
 	if o.tls {
 		scheme = "https"
 	}
 	base := scheme + "://" + hs.Listener.Addr().String()
-	clk := &clock{t: time.Now()}
+	clk := clocktest.New(time.Now())
 
 	var side *api.Server
-	pcfg := console.DevProviderConfig{Issuer: dev, BaseURL: base, Now: clk.Now}
+	pcfg := console.DevProviderConfig{Issuer: p.Dev, BaseURL: base, Now: clk.Now}
 	if o.provider != nil {
 		o.provider(&pcfg)
 	}
@@ -182,9 +87,9 @@ func newEnv(t *testing.T, o envOpts) *env {
 	require.NoError(t, err)
 	ccfg := console.Config{
 		API:      http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { side.ServeHTTP(w, r) }),
-		Verifier: verifier, Catalog: engine, PublicURL: base, Issuer: identity.DevIssuerName,
+		Verifier: p.Verifier, Catalog: p.Engine, PublicURL: base, Issuer: identity.DevIssuerName,
 		DiscoveryURL: base + console.DevPath + "/.well-known/openid-configuration", ClientID: console.DevClientID,
-		HTTPClient: devp.Client(), TraceURL: traceTemplate, Now: clk.Now, Logger: quiet,
+		HTTPClient: devp.Client(), TraceURL: traceTemplate, Now: clk.Now, Logger: p.Logger,
 	}
 	if o.console != nil {
 		o.console(&ccfg)
@@ -195,8 +100,8 @@ func newEnv(t *testing.T, o envOpts) *env {
 	web.Handle(console.DevPath+"/", devp)
 	web.Handle("/", con)
 
-	acfg := api.Config{Verifier: verifier, Store: store, Catalog: engine, Resolver: px, Gate: gate, Audit: log,
-		Ready: store.Ready, Logger: quiet, RateLimit: -1, Console: web}
+	acfg := api.Config{Verifier: p.Verifier, Store: p.Store, Catalog: p.Engine, Resolver: p.Proxy, Gate: p.Gate, Audit: p.Audit,
+		Ready: p.Store.Ready, Logger: p.Logger, RateLimit: -1, Console: web}
 	if o.api != nil {
 		o.api(&acfg)
 	}
@@ -209,15 +114,13 @@ func newEnv(t *testing.T, o envOpts) *env {
 		hs.Start()
 	}
 	t.Cleanup(hs.Close)
-	return &env{t: t, url: base, srv: hs, dev: dev, clock: clk, store: store, auditPath: auditPath, console: con}
+	return &env{t: t, parts: p, url: base, srv: hs, dev: p.Dev, clock: clk, store: p.Store, auditPath: p.AuditPath, console: con}
 }
 
 // token signs a dev token, for calls to the API directly.
 func (e *env) token(sub string, groups ...string) string {
 	e.t.Helper()
-	tok, err := e.dev.Sign(identity.DevToken{Subject: sub, Groups: groups})
-	require.NoError(e.t, err)
-	return tok
+	return e.parts.Token(e.t, sub, groups...)
 }
 
 // apiCall calls the side API with a bearer token and returns status and body.
@@ -417,16 +320,5 @@ func (e *env) status(id string) string {
 // records reads the audit log.
 func (e *env) records() []audit.Record {
 	e.t.Helper()
-	b, err := os.ReadFile(e.auditPath)
-	require.NoError(e.t, err)
-	var out []audit.Record
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		if line == "" {
-			continue
-		}
-		var r audit.Record
-		require.NoError(e.t, json.Unmarshal([]byte(line), &r))
-		out = append(out, r)
-	}
-	return out
+	return e.parts.Records(e.t)
 }

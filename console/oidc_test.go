@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/elevate-pam/elevate/console"
+	"github.com/elevate-pam/elevate/internal/clocktest"
 	"github.com/elevate-pam/elevate/proxy/identity"
 )
 
@@ -105,7 +106,7 @@ func challenge(verifier string) string {
 func TestDevProvider(t *testing.T) {
 	dev, err := identity.LoadOrCreateDevIssuer(t.TempDir())
 	require.NoError(t, err)
-	clk := &clock{t: time.Now()}
+	clk := clocktest.New(time.Now())
 	const base = "http://console.test:8081"
 	p, err := console.NewDevProvider(console.DevProviderConfig{Issuer: dev, BaseURL: base, Now: clk.Now})
 	require.NoError(t, err)

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -20,14 +19,14 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/server/v3/embed"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
-	"go.uber.org/zap"
 
 	"github.com/elevate-pam/elevate/audit"
 	"github.com/elevate-pam/elevate/grants"
+	"github.com/elevate-pam/elevate/internal/apitest"
+	"github.com/elevate-pam/elevate/internal/etcdtest"
 	"github.com/elevate-pam/elevate/policy"
 	"github.com/elevate-pam/elevate/proxy"
 	"github.com/elevate-pam/elevate/proxy/identity"
@@ -83,11 +82,7 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	store, err := grants.New(grants.Config{
 		Client: cli, Prefix: "/bench/",
 		OnState: func(c grants.Control, ps []grants.Policy) {
-			st := policy.State{Control: policy.Control{Enabled: c.Enabled, DefaultApprovers: c.DefaultApprovers, SystemAccounts: c.SystemAccounts}}
-			for _, p := range ps {
-				st.Policies = append(st.Policies, policy.ApprovalPolicy{ID: p.ID, Scope: string(p.Scope), Target: p.Target, Approval: p.Approval, Approvers: p.Approvers})
-			}
-			if err := engine.SetState(ctx, st); err != nil {
+			if err := engine.SetState(ctx, apitest.PolicyState(c, ps)); err != nil {
 				b.Error(err)
 			}
 		},
@@ -154,44 +149,10 @@ func benchToken(b *testing.B, key *rsa.PrivateKey, sub string) string {
 
 func startBenchEtcd(b *testing.B, dir string) *clientv3.Client {
 	b.Helper()
-	var e *embed.Etcd
-	var err error
-	for range 3 { // a free port can be taken between probing and binding
-		client, peer := freeURL(b), freeURL(b)
-		cfg := embed.NewConfig()
-		cfg.Name = "bench"
-		cfg.Dir = dir
-		cfg.LogLevel = "error"
-		cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-		cfg.TickMs, cfg.ElectionMs = 10, 100
-		cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{client}, []url.URL{client}
-		cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{peer}, []url.URL{peer}
-		cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
-		if e, err = embed.StartEtcd(cfg); err == nil {
-			break
-		}
-	}
+	e, endpoint, err := etcdtest.Start(dir, "bench")
 	require.NoError(b, err)
 	b.Cleanup(e.Close)
-	select {
-	case <-e.Server.ReadyNotify():
-	case err := <-e.Err():
-		require.NoError(b, err)
-	case <-time.After(20 * time.Second):
-		b.Fatal("etcd not ready in 20s")
-	}
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{"http://" + e.Clients[0].Addr().String()},
-		DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	require.NoError(b, err)
-	b.Cleanup(func() { _ = cli.Close() })
-	return cli
-}
-
-func freeURL(b *testing.B) url.URL {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(b, err)
-	defer l.Close()
-	return url.URL{Scheme: "http", Host: l.Addr().String()}
+	return etcdtest.Client(b, endpoint)
 }
 
 // judge runs one Check under a root span, as the proxy's handler does.

@@ -3,7 +3,7 @@
 package etcdtest
 
 import (
-	"errors"
+	"fmt"
 	"net"
 	"net/url"
 	"os"
@@ -13,15 +13,34 @@ import (
 	"go.uber.org/zap"
 )
 
+// Option changes a member's configuration before it starts.
+type Option func(*embed.Config)
+
+// ClientTLS makes the member serve clients over TLS with the certificate
+// and key in certFile and keyFile, and ask each client for a certificate
+// signed by the CA in caFile. The client URL is https.
+func ClientTLS(certFile, keyFile, caFile string) Option {
+	return func(cfg *embed.Config) {
+		for _, urls := range [][]url.URL{cfg.ListenClientUrls, cfg.AdvertiseClientUrls} {
+			for i := range urls {
+				urls[i].Scheme = "https"
+			}
+		}
+		cfg.ClientTLSInfo.CertFile, cfg.ClientTLSInfo.KeyFile = certFile, keyFile
+		cfg.ClientTLSInfo.TrustedCAFile = caFile
+		cfg.ClientTLSInfo.ClientCertAuth = true
+	}
+}
+
 // Start starts a single-member etcd named name with its data in dir,
 // listening on free loopback ports, and waits until it serves. It is tuned
-// for tests: no fsync, short raft ticks, no logs below errors. A port taken
-// by another process between probing and binding is chosen again, a few
-// times. It returns the member and its client URL.
-func Start(dir, name string) (*embed.Etcd, string, error) {
+// for tests: no fsync, short raft ticks, no logs below errors; opts change
+// that. A port taken by another process between probing and binding is
+// chosen again, a few times. It returns the member and its client URL.
+func Start(dir, name string, opts ...Option) (*embed.Etcd, string, error) {
 	var lastErr error
 	for range 3 {
-		e, endpoint, err := startOnce(dir, name)
+		e, endpoint, err := startOnce(dir, name, opts)
 		if err == nil {
 			return e, endpoint, nil
 		}
@@ -31,7 +50,7 @@ func Start(dir, name string) (*embed.Etcd, string, error) {
 	return nil, "", lastErr
 }
 
-func startOnce(dir, name string) (*embed.Etcd, string, error) {
+func startOnce(dir, name string, opts []Option) (*embed.Etcd, string, error) {
 	client, err := freeURL()
 	if err != nil {
 		return nil, "", err
@@ -56,19 +75,22 @@ func startOnce(dir, name string) (*embed.Etcd, string, error) {
 	cfg.ListenPeerUrls = []url.URL{peer}
 	cfg.AdvertisePeerUrls = []url.URL{peer}
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	for _, o := range opts {
+		o(cfg)
+	}
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		return nil, "", err
 	}
 	select {
 	case <-e.Server.ReadyNotify():
-		return e, client.String(), nil
+		return e, cfg.AdvertiseClientUrls[0].String(), nil
 	case err := <-e.Err():
 		e.Close()
 		return nil, "", err
-	case <-time.After(20 * time.Second):
+	case <-time.After(readyTimeout):
 		e.Close()
-		return nil, "", errors.New("etcd did not become ready within 20s")
+		return nil, "", fmt.Errorf("etcd did not become ready within %s", readyTimeout)
 	}
 }
 
