@@ -43,14 +43,18 @@ type Config struct {
 	Etcd     EtcdConfig      `yaml:"etcd"`
 	Identity identity.Config `yaml:"identity"`
 	Policy   PolicyConfig    `yaml:"policy"`
-	API      APIConfig       `yaml:"api"`
+	// API configures the control listener. In --dev, break_glass_group
+	// defaults to break-glass.
+	API APIConfig `yaml:"api"`
 	// Requests bounds access requests and grants; etcd.prefix is the
 	// store's prefix.
 	Requests grants.Config `yaml:"requests"`
-	Audit    audit.Config  `yaml:"audit"`
-	Proxy    ProxyConfig   `yaml:"proxy"`
-	Notify   notify.Config `yaml:"notify"`
-	Console  ConsoleConfig `yaml:"console"`
+	// Audit says where audit records go. audit.path is required, but in
+	// --dev, where it defaults to DATA_DIR/audit.log.
+	Audit   audit.Config  `yaml:"audit"`
+	Proxy   ProxyConfig   `yaml:"proxy"`
+	Notify  notify.Config `yaml:"notify"`
+	Console ConsoleConfig `yaml:"console"`
 	// Telemetry configures trace sampling; export follows the OTEL_*
 	// environment variables.
 	Telemetry telemetry.Config `yaml:"telemetry"`
