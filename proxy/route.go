@@ -134,8 +134,11 @@ type route struct {
 	// CredentialParamsAction refuse.
 	params       map[string]bool
 	refuseParams bool
-	transport    *http.Transport
-	// roundTripper sends through transport; the engine takes it per call.
+	// roots are trusted for the upstream's TLS certificate; nil means
+	// the system roots.
+	roots *x509.CertPool
+	// roundTripper sends through the route's own transport (newTransport);
+	// New sets it and the engine takes it per call.
 	roundTripper goproxy.RoundTripper
 }
 
@@ -217,31 +220,38 @@ func newRoutes(ups []Upstream) ([]*route, error) {
 		default:
 			return nil, fmt.Errorf("%s.credential_params_action: %q must be strip or refuse", key, u.CredentialParamsAction)
 		}
-		var roots *x509.CertPool
 		if u.CAFile != "" {
 			pemBytes, err := os.ReadFile(u.CAFile)
 			if err != nil {
 				return nil, fmt.Errorf("%s.ca_file: %v", key, err)
 			}
-			roots = x509.NewCertPool()
-			if !roots.AppendCertsFromPEM(pemBytes) {
+			r.roots = x509.NewCertPool()
+			if !r.roots.AppendCertsFromPEM(pemBytes) {
 				return nil, fmt.Errorf("%s.ca_file: no PEM certificate in %s", key, u.CAFile)
 			}
-		}
-		r.transport = &http.Transport{
-			Proxy:                 nil, // never chain to another proxy from the environment
-			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-			TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots},
-			MaxIdleConns:          256,
-			MaxIdleConnsPerHost:   128,
-			IdleConnTimeout:       90 * time.Second,
-			ExpectContinueTimeout: time.Second,
 		}
 		out = append(out, r)
 	}
 	// Longest prefix first so that /a/b/ wins over /a/.
 	sort.SliceStable(out, func(i, j int) bool { return len(out[i].prefix) > len(out[j].prefix) })
 	return out, nil
+}
+
+// newTransport is the one definition of how elevate reaches an upstream:
+// never through a proxy named by the environment, TLS 1.2 or later
+// verified against roots (nil: the system roots), HTTP/1.1, and at most
+// responseHeaderTimeout waiting for the headers of an answer.
+func newTransport(roots *x509.CertPool, responseHeaderTimeout time.Duration) *http.Transport {
+	return &http.Transport{
+		Proxy:                 nil, // never chain to another proxy from the environment
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots},
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   128,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: responseHeaderTimeout,
+		ExpectContinueTimeout: time.Second,
+	}
 }
 
 // normalHost lower-cases a host, drops the port and one trailing dot, and
