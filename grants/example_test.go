@@ -87,16 +87,13 @@ func Example() {
 	}
 	fmt.Println(req.Status, "until", req.GrantEnd.Format(time.Kitchen))
 
-	// The watch brings the grant into memory.
-	var live []grants.Grant
-	for len(live) == 0 {
-		if ctx.Err() != nil {
-			fmt.Println("the grant never reached the view")
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
-		live = store.LiveGrants("alice", now)
+	// The watch brings the grant into memory; once the view has applied
+	// the approval's revision, the proxied path sees the grant.
+	if err := store.WaitRevision(ctx, req.Revision); err != nil {
+		fmt.Println(err)
+		return
 	}
+	live := store.LiveGrants("alice", now)
 	fmt.Println(live[0].Subject, "may run", live[0].Target)
 	fmt.Println("an hour later:", len(store.LiveGrants("alice", now.Add(time.Hour))), "live grants")
 	// Output:

@@ -12,6 +12,12 @@
 // without an etcd round trip. And while Run runs, it takes part in sweeping
 // (below).
 //
+// A mutation's answer carries the etcd revision it committed
+// (Request.Revision, Policy.Revision, Control.Revision), and WaitRevision
+// waits until the in-memory view has applied that revision: a caller that
+// answers only then makes sure that its next call through the same Store
+// reads its own write, from memory as from etcd.
+//
 // A grant is bounded twice: its key is attached to an etcd lease that outlives
 // the grant's end by a small margin, and every read compares the grant's
 // window with the clock, so a grant stops being live at its end even while
@@ -65,7 +71,6 @@
 package grants
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -248,43 +253,6 @@ func (s Scope) valid() bool {
 	return s == ScopeTask || s == ScopeRole || s == ScopeRoleGroup
 }
 
-// Status is the state of a request.
-type Status string
-
-// Statuses. A pending request becomes approved, denied or expired; an
-// approved one becomes revoked, expired (its grant ended) or used_up (the
-// last of the uses its policy allows was spent, see Store.UseGrant).
-const (
-	StatusPending  Status = "pending"
-	StatusApproved Status = "approved"
-	StatusDenied   Status = "denied"
-	StatusExpired  Status = "expired"
-	StatusRevoked  Status = "revoked"
-	StatusUsedUp   Status = "used_up"
-)
-
-// statuses lists every status, in the order of a request's life.
-var statuses = []Status{StatusPending, StatusApproved, StatusDenied, StatusExpired, StatusRevoked, StatusUsedUp}
-
-func (s Status) valid() bool { return slices.Contains(statuses, s) }
-
-// Approval types of a Policy.
-const (
-	ApprovalManual = "manual"
-	ApprovalAuto   = "auto"
-)
-
-// AutoApprover is the approver recorded on a request that an "auto" policy
-// approved.
-const AutoApprover = "auto"
-
-// BreakGlassApprover is the approver recorded on a break-glass request.
-const BreakGlassApprover = "break-glass"
-
-// ReviewPending is the Review of a break-glass request that nobody has
-// reviewed yet.
-const ReviewPending = "pending"
-
 // Actor is an authenticated caller.
 type Actor struct {
 	Subject string
@@ -297,267 +265,6 @@ type Actor struct {
 
 func (a Actor) inGroup(group string) bool {
 	return group != "" && slices.Contains(a.Groups, group)
-}
-
-// Control holds the organisation-wide access control settings.
-type Control struct {
-	// Enabled gates the tasks covered by an approval policy.
-	Enabled bool `json:"enabled"`
-	// DefaultApprovers is the approver group of policies that name none.
-	DefaultApprovers string `json:"default_approvers"`
-	// SystemAccounts are exempt from approval.
-	SystemAccounts []string `json:"system_accounts"`
-	// Revision is the etcd mod revision of the settings, 0 when never set.
-	Revision int64 `json:"-"`
-}
-
-// ControlPatch changes the control settings whose fields are set and leaves
-// the others alone.
-type ControlPatch struct {
-	Enabled          *bool     `json:"enabled,omitempty"`
-	DefaultApprovers *string   `json:"default_approvers,omitempty"`
-	SystemAccounts   *[]string `json:"system_accounts,omitempty"`
-}
-
-// Policy is an approval policy: calls to its target need an approved grant.
-type Policy struct {
-	ID     string `json:"id"`
-	Scope  Scope  `json:"scope"`
-	Target string `json:"target"`
-	// Approval is ApprovalManual or ApprovalAuto.
-	Approval string `json:"approval"`
-	// Approvers is the approver group; "" means the control settings'
-	// default approver group.
-	Approvers string `json:"approvers,omitempty"`
-	// Approvals is the number of distinct approvers required, at least 1.
-	Approvals int `json:"approvals"`
-	// MaxDuration caps the grants of this policy below Config.MaxDuration;
-	// 0 means no cap of its own.
-	MaxDuration Duration `json:"max_duration,omitempty"`
-	// RequireMFA is the approver rule: approvers must have used
-	// multi-factor authentication.
-	RequireMFA bool `json:"require_mfa,omitempty"`
-	// RequireRequesterMFA is the requester rule: Submit refuses a requester
-	// who has not used multi-factor authentication.
-	RequireRequesterMFA bool `json:"require_requester_mfa,omitempty"`
-	// MinReasonLength is the least number of characters of a request's
-	// reason; 0 means any non-empty reason.
-	MinReasonLength int `json:"min_reason_length,omitempty"`
-	// ReasonPattern is a Go regular expression (RE2 syntax) that a request's
-	// reason must match, for example a ticket reference `^[A-Z]+-[0-9]+`;
-	// "" means any. It is unanchored unless it says otherwise.
-	ReasonPattern string `json:"reason_pattern,omitempty"`
-	// MaxUses caps the uses of each grant of this policy (see
-	// Store.UseGrant); 0 means no cap.
-	MaxUses   int       `json:"max_uses,omitempty"`
-	CreatedBy string    `json:"created_by"`
-	CreatedAt time.Time `json:"created_at"`
-}
-
-// NewRequest is what a requester asks for.
-type NewRequest struct {
-	Requester Actor
-	Scope     Scope
-	Target    string
-	Reason    string
-	// Duration of the grant; 0 means Config.DefaultDuration, capped at the
-	// policy's maximum.
-	Duration time.Duration
-	// StartAt delays the grant's start; zero means it starts at approval.
-	StartAt time.Time
-	// PolicyID names the approval policy that covers Scope and Target.
-	// Optional for Store.BreakGlass.
-	PolicyID string
-}
-
-// Decision records one approval, denial or revocation.
-type Decision struct {
-	By      string    `json:"by"`
-	At      time.Time `json:"at"`
-	Comment string    `json:"comment,omitempty"`
-}
-
-// Request is an access request. Reads report its effective status: a pending
-// request past ExpiresAt and an approved one past GrantEnd read as expired.
-type Request struct {
-	// ID is "req-" followed by a time-ordered UUID (version 7).
-	ID        string   `json:"id"`
-	Requester string   `json:"requester"`
-	Scope     Scope    `json:"scope"`
-	Target    string   `json:"target"`
-	Reason    string   `json:"reason"`
-	Duration  Duration `json:"duration"`
-	// StartAt is the start time asked for, if any.
-	StartAt  *time.Time `json:"start_at,omitempty"`
-	Status   Status     `json:"status"`
-	PolicyID string     `json:"policy_id"`
-	// Approvers is the approver group in force: the policy's, else the
-	// control settings' default at submission.
-	Approvers         string     `json:"approvers"`
-	ApprovalsRequired int        `json:"approvals_required"`
-	Approvals         []Decision `json:"approvals,omitempty"`
-	Denial            *Decision  `json:"denial,omitempty"`
-	Revocation        *Decision  `json:"revocation,omitempty"`
-	CreatedAt         time.Time  `json:"created_at"`
-	// ExpiresAt is, while pending, when the request expires undecided and,
-	// once approved, when the grant ends.
-	ExpiresAt  time.Time  `json:"expires_at"`
-	GrantStart *time.Time `json:"grant_start,omitempty"`
-	GrantEnd   *time.Time `json:"grant_end,omitempty"`
-	// MaxUses is the policy's cap on the uses of the grant; 0 means none.
-	MaxUses int `json:"max_uses,omitempty"`
-	// Uses counts the uses of the grant spent so far, when MaxUses caps
-	// them. In JSON, a request with a cap always has "uses" and also
-	// "uses_left" (see MarshalJSON).
-	Uses int `json:"uses,omitempty"`
-	// RequesterEmail is the requester's address when their token had one.
-	RequesterEmail string `json:"requester_email,omitempty"`
-	// BreakGlass marks a request approved at once by Store.BreakGlass.
-	BreakGlass bool `json:"break_glass,omitempty"`
-	// Review is ReviewPending on a break-glass request; "" otherwise.
-	Review string `json:"review,omitempty"`
-}
-
-// UsesLeft is what MaxUses leaves of the grant's uses; 0 when they are not
-// capped.
-func (r Request) UsesLeft() int { return max(r.MaxUses-r.Uses, 0) }
-
-// MarshalJSON writes r; a request whose grant's uses are capped also gets
-// "uses" (0 included) and "uses_left" (UsesLeft).
-func (r Request) MarshalJSON() ([]byte, error) {
-	type plain Request // without this method
-	if r.MaxUses <= 0 {
-		return marshalUnescaped(plain(r))
-	}
-	return marshalUnescaped(struct {
-		plain
-		Uses     int `json:"uses"`
-		UsesLeft int `json:"uses_left"`
-	}{plain(r), r.Uses, r.UsesLeft()})
-}
-
-// marshalUnescaped is json.Marshal without HTML escaping: an encoder that
-// writes r with SetEscapeHTML(false) keeps a reason's `<`, `>` and `&` only
-// if this method does too.
-func marshalUnescaped(v any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
-}
-
-// settle sets the status r has at now: a pending request past its expiry and
-// an approved one past its grant's end are expired. It reports whether the
-// status changed. Reads call it; a sweeper persisting expiry would call it on
-// a stored request and write the request back when it returns true.
-func (r *Request) settle(now time.Time) bool {
-	switch {
-	case r.Status == StatusPending && !now.Before(r.ExpiresAt),
-		r.Status == StatusApproved && r.GrantEnd != nil && !now.Before(*r.GrantEnd):
-		r.Status = StatusExpired
-		return true
-	}
-	return false
-}
-
-func (r *Request) approvedBy(subject string) bool {
-	for _, d := range r.Approvals {
-		if d.By == subject {
-			return true
-		}
-	}
-	return false
-}
-
-// Grant is the right an approved request confers: Subject may run Target
-// (of Scope) from NotBefore until ExpiresAt.
-type Grant struct {
-	ID        string    `json:"id"`
-	RequestID string    `json:"request_id"`
-	Subject   string    `json:"subject"`
-	Scope     Scope     `json:"scope"`
-	Target    string    `json:"target"`
-	NotBefore time.Time `json:"not_before"`
-	ExpiresAt time.Time `json:"expires_at"`
-	// Approvers are the subjects who approved the request ("auto" for an
-	// automatic approval, "break-glass" for a break-glass one).
-	Approvers []string `json:"approvers"`
-	// BreakGlass marks the grant of a break-glass request.
-	BreakGlass bool `json:"break_glass,omitempty"`
-	// MaxUses, when above 0, caps the uses of the grant, and Uses counts
-	// them; see Store.UseGrant.
-	MaxUses int `json:"max_uses,omitempty"`
-	Uses    int `json:"uses,omitempty"`
-}
-
-// UsedUp reports whether the grant's uses are capped and all spent.
-func (g *Grant) UsedUp() bool { return g.MaxUses > 0 && g.Uses >= g.MaxUses }
-
-// within reports whether now lies in the grant's window.
-func (g *Grant) within(now time.Time) bool {
-	return !now.Before(g.NotBefore) && now.Before(g.ExpiresAt)
-}
-
-// liveAt reports whether the grant allows calls at now: within its window
-// and not used up.
-func (g *Grant) liveAt(now time.Time) bool { return g.within(now) && !g.UsedUp() }
-
-// Filter selects requests. Empty fields match everything; Limit <= 0 means
-// no limit.
-type Filter struct {
-	// Status matches the effective status.
-	Status    Status
-	Requester string
-	Target    string
-	// BreakGlass selects only break-glass requests.
-	BreakGlass bool
-	Limit      int
-}
-
-// Kinds of Event.
-const (
-	// EventSubmitted: a request was stored (pending, or approved at once
-	// under an "auto" policy, which is followed by EventApproved).
-	EventSubmitted = "request.submitted"
-	// EventApproved: a request got its last required approval.
-	EventApproved = "request.approved"
-	// EventDenied: a pending request was denied.
-	EventDenied = "request.denied"
-	// EventRevoked: an approved request's grant was revoked.
-	EventRevoked = "request.revoked"
-	// EventExpired: a pending request expired undecided, or an approved
-	// request's grant ended.
-	EventExpired = "request.expired"
-	// EventUsedUp: the last use an approved request's grant allowed was
-	// spent (Store.UseGrant).
-	EventUsedUp = "request.used_up"
-	// EventBreakGlass: a break-glass request was stored, approved at once.
-	EventBreakGlass = "request.break_glass"
-)
-
-// Event reports a change of a request's status. Across all Stores sharing a
-// prefix, each change is reported once, by the Store that committed it.
-type Event struct {
-	// Kind is one of the Event* constants.
-	Kind string `json:"kind"`
-	// Request is the request as the change left it.
-	Request Request `json:"request"`
-	// By is who made the change: the requester for a submission or a
-	// break-glass request, AutoApprover for an automatic approval, the
-	// approver, denier or revoker, and "" for an expiry or a grant used up.
-	By string `json:"by,omitempty"`
-	// Comment is the decision's comment, or for an expiry or a grant used
-	// up what ended the request.
-	Comment string `json:"comment,omitempty"`
-	// At is when the change was made, by the clock of the Store that made
-	// it.
-	At time.Time `json:"at"`
-	// Outbox marks, for OnEvent, an event that waits in the outbox for
-	// Config.Deliver.
-	Outbox bool `json:"-"`
 }
 
 // Duration is a time.Duration that reads and writes JSON as a Go duration

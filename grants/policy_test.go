@@ -68,6 +68,8 @@ func TestDeletePolicy(t *testing.T) {
 	p := f.policy(Policy{Approvers: "approvers"})
 	got, err := f.s.DeletePolicy(f.ctx(), p.ID)
 	require.NoError(t, err)
+	require.Greater(t, got.Revision, p.Revision, "the answer carries the revision of the deletion")
+	got.Revision = p.Revision
 	require.Equal(t, p, got)
 	_, err = f.s.Policy(f.ctx(), p.ID)
 	require.ErrorIs(t, err, ErrNotFound)

@@ -4,12 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,14 +22,13 @@ import (
 type Store struct {
 	cfg Config
 	cli *clientv3.Client
-
-	kControl, kPolicies, kRequests, kGrants, kPending string
-	kExpiries, kPolicyTargets, kPolicyCount, kLeader  string
-	kOutbox                                           string
-	replica                                           string // this Store's value on the leader key
+	keys
+	replica string // this Store's value on the leader key
 
 	mu sync.RWMutex
 	st *state // guarded by mu
+
+	applied revisions // how far the view has applied etcd's changes
 
 	running   atomic.Bool
 	leading   atomic.Bool // whether this Store is the sweeping leader
@@ -54,21 +50,11 @@ func New(cfg Config) (*Store, error) {
 		return nil, errors.New("grants.client: required")
 	}
 	s := &Store{
-		cfg:       cfg,
-		cli:       cfg.Client,
-		kControl:  cfg.Prefix + "control",
-		kPolicies: cfg.Prefix + "policies/",
-		kRequests: cfg.Prefix + "requests/",
-		kGrants:   cfg.Prefix + "grants/",
-		kPending:  cfg.Prefix + "pending/",
-		// The names below must not start with those above: "policies-count"
-		// is not under "policies/".
-		kExpiries:      cfg.Prefix + "expiries/",
-		kPolicyTargets: cfg.Prefix + "policy-targets/",
-		kPolicyCount:   cfg.Prefix + "policies-count",
-		kLeader:        cfg.Prefix + "leader",
-		kOutbox:        cfg.Prefix + "outbox/",
-		ready:          make(chan struct{}),
+		cfg:     cfg,
+		cli:     cfg.Client,
+		keys:    newKeys(cfg.Prefix),
+		ready:   make(chan struct{}),
+		applied: revisions{changed: make(chan struct{})},
 	}
 	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -182,6 +168,10 @@ func (s *Store) session(ctx context.Context) bool {
 		close(s.ready)
 	})
 	s.notify(ctl, pols)
+	// Waiters wake once the change is everywhere this replica reads it,
+	// OnState's receiver included.
+	listRev := resp.Header.Revision
+	s.applied.advance(listRev)
 
 	wctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -197,19 +187,26 @@ func (s *Store) session(ctx context.Context) bool {
 	// one, skipping the events already listed: etcd withholds progress
 	// notifications from a watcher whose start revision lies ahead of the
 	// store, which would keep an idle view from ever being confirmed.
-	listRev := resp.Header.Revision
 	wch := s.cli.Watch(wctx, s.cfg.Prefix, clientv3.WithPrefix(), clientv3.WithRev(listRev))
 	for wr := range wch {
 		if wr.Err() != nil {
 			return true
 		}
 		if wr.IsProgressNotify() {
+			// etcd reports progress to a watcher that has been sent every
+			// event up to the revision reported.
 			p.set(wr.Header.Revision)
+			s.applied.advance(wr.Header.Revision)
 			continue
 		}
 		changed := false
+		// A transaction's events arrive together, so the view has applied
+		// every change up to the last event's revision; the response's own
+		// revision may lie beyond events still to come.
+		var last int64
 		s.mu.Lock()
 		for _, ev := range wr.Events {
+			last = max(last, ev.Kv.ModRevision)
 			if ev.Kv.ModRevision <= listRev {
 				continue
 			}
@@ -227,6 +224,7 @@ func (s *Store) session(ctx context.Context) bool {
 		if changed {
 			s.notify(ctl, pols)
 		}
+		s.applied.advance(last)
 	}
 	return true
 }
@@ -346,6 +344,53 @@ func (s *Store) WaitReady(ctx context.Context) error {
 	}
 }
 
+// WaitRevision blocks until the in-memory view has applied every change to
+// the state up to etcd revision rev, such as the Revision of the record a
+// mutation returned, and OnState has been told of it; or until ctx ends, in
+// which case it returns an error wrapping ErrUnavailable and the context's
+// error. A caller that answers a change only after WaitRevision lets the
+// next call through this Store read its own write, from the view and from
+// whatever OnState feeds.
+func (s *Store) WaitRevision(ctx context.Context, rev int64) error {
+	for {
+		applied, changed := s.applied.get()
+		if applied >= rev {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: waiting for the view to reach revision %d (it is at %d): %w",
+				ErrUnavailable, rev, applied, context.Cause(ctx))
+		}
+	}
+}
+
+// revisions is the highest etcd revision up to which the view has applied
+// every change, and wakes those waiting for it to grow.
+type revisions struct {
+	mu      sync.Mutex
+	rev     int64
+	changed chan struct{} // closed, and replaced, when rev grows
+}
+
+func (r *revisions) get() (int64, <-chan struct{}) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.rev, r.changed
+}
+
+func (r *revisions) advance(rev int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if rev <= r.rev {
+		return
+	}
+	r.rev = rev
+	close(r.changed)
+	r.changed = make(chan struct{})
+}
+
 // Fresh reports whether the view was confirmed against etcd less than
 // StaleAfter ago (by the configured clock) and holds no record that could not
 // be decoded. Callers on the proxied path refuse gated calls while it is
@@ -355,366 +400,4 @@ func (s *Store) Fresh() bool {
 		return false
 	}
 	return s.now().Sub(time.Unix(0, s.confirmed.Load())) < s.cfg.StaleAfter
-}
-
-// LiveGrants returns the grants of subject that are live at now, that is
-// NotBefore <= now < ExpiresAt, from the in-memory view. Its cost is linear in
-// the grants of that subject; it allocates only the result (nil when there is
-// none). The Approvers slices are shared with the view and must not be
-// modified.
-func (s *Store) LiveGrants(subject string, now time.Time) []Grant {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	gs := s.st.bySubject[subject]
-	n := 0
-	for i := range gs {
-		if gs[i].liveAt(now) {
-			n++
-		}
-	}
-	if n == 0 {
-		return nil
-	}
-	out := make([]Grant, 0, n)
-	for i := range gs {
-		if gs[i].liveAt(now) {
-			out = append(out, gs[i])
-		}
-	}
-	return out
-}
-
-// UsedUpGrants returns the grants of subject whose window includes now but
-// whose uses are all spent (Grant.UsedUp), from the in-memory view: what
-// LiveGrants leaves out only because it is used up. It suits the refusal of
-// a call, to say why, rather than every call.
-func (s *Store) UsedUpGrants(subject string, now time.Time) []Grant {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	var out []Grant
-	for _, g := range s.st.bySubject[subject] {
-		if g.within(now) && g.UsedUp() {
-			out = append(out, g)
-		}
-	}
-	return out
-}
-
-// Control returns the control settings in the view; before the first sync,
-// and while the control key is absent, that is the zero Control (disabled).
-// A control record that cannot be decoded reads as enabled with no default
-// approvers, and makes Fresh false.
-func (s *Store) Control() Control {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	c := s.st.control
-	c.SystemAccounts = slices.Clone(c.SystemAccounts)
-	return c
-}
-
-// Policies returns the approval policies in the view, sorted by ID.
-func (s *Store) Policies() []Policy {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return slices.Clone(s.st.sorted)
-}
-
-// Counts returns the number of grants live now and of requests pending now,
-// from the view. It scans the view, so it suits metrics rather than the
-// proxied path.
-func (s *Store) Counts() (liveGrants, pendingRequests int) {
-	now := s.now()
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	for _, gs := range s.st.bySubject {
-		for i := range gs {
-			if gs[i].liveAt(now) {
-				liveGrants++
-			}
-		}
-	}
-	for _, exp := range s.st.pending {
-		if now.Before(exp) {
-			pendingRequests++
-		}
-	}
-	return liveGrants, pendingRequests
-}
-
-// state is the in-memory view.
-type state struct {
-	control   Control
-	policies  map[string]Policy
-	sorted    []Policy
-	bySubject map[string][]Grant
-	grantSub  map[string]string    // grant ID -> subject
-	pending   map[string]time.Time // pending index key -> expiry of the request
-	bad       map[string]struct{}  // keys whose value could not be decoded
-}
-
-func (s *Store) newState() *state {
-	return &state{
-		policies:  map[string]Policy{},
-		bySubject: map[string][]Grant{},
-		grantSub:  map[string]string{},
-		pending:   map[string]time.Time{},
-		bad:       map[string]struct{}{},
-	}
-}
-
-// copyState returns copies of the control settings and the sorted policies.
-func (st *state) copyState() (Control, []Policy) {
-	c := st.control
-	c.SystemAccounts = slices.Clone(c.SystemAccounts)
-	return c, slices.Clone(st.sorted)
-}
-
-func (st *state) sortPolicies() {
-	st.sorted = st.sorted[:0:0]
-	for _, p := range st.policies {
-		st.sorted = append(st.sorted, p)
-	}
-	slices.SortFunc(st.sorted, func(a, b Policy) int { return strings.Compare(a.ID, b.ID) })
-}
-
-func (st *state) removeGrant(id string) {
-	sub, ok := st.grantSub[id]
-	if !ok {
-		return
-	}
-	delete(st.grantSub, id)
-	gs := slices.DeleteFunc(st.bySubject[sub], func(g Grant) bool { return g.ID == id })
-	if len(gs) == 0 {
-		delete(st.bySubject, sub)
-		return
-	}
-	st.bySubject[sub] = gs
-}
-
-func (st *state) addGrant(g Grant) {
-	st.grantSub[g.ID] = g.Subject
-	st.bySubject[g.Subject] = append(st.bySubject[g.Subject], g)
-}
-
-// apply records one key's new value (or its deletion) in st and reports
-// whether the control settings or the policies changed.
-func (s *Store) apply(st *state, key string, val []byte, modRev int64, deleted bool) bool {
-	delete(st.bad, key)
-	switch {
-	case key == s.kControl:
-		c := Control{}
-		if !deleted {
-			var err error
-			if c, err = decodeControl(val); err != nil {
-				st.bad[key] = struct{}{}
-			}
-			c.Revision = modRev
-		}
-		st.control = c
-		return true
-	case strings.HasPrefix(key, s.kPolicies):
-		id := key[len(s.kPolicies):]
-		delete(st.policies, id)
-		if !deleted {
-			var p Policy
-			if err := json.Unmarshal(val, &p); err != nil || p.ID != id {
-				st.bad[key] = struct{}{}
-			} else {
-				st.policies[id] = p
-			}
-		}
-		return true
-	case strings.HasPrefix(key, s.kGrants):
-		id := key[len(s.kGrants):]
-		st.removeGrant(id)
-		if !deleted {
-			var g Grant
-			if err := json.Unmarshal(val, &g); err != nil || g.ID != id || g.Subject == "" {
-				st.bad[key] = struct{}{}
-			} else {
-				st.addGrant(g)
-			}
-		}
-	case strings.HasPrefix(key, s.kPending):
-		delete(st.pending, key)
-		if !deleted {
-			var e pendingEntry
-			if err := json.Unmarshal(val, &e); err != nil {
-				st.bad[key] = struct{}{}
-			} else {
-				st.pending[key] = e.ExpiresAt
-			}
-		}
-	}
-	return false
-}
-
-// decodeControl decodes a control record. One that cannot be decoded yields
-// an enabled Control, so that a damaged record gates rather than opens.
-func decodeControl(val []byte) (Control, error) {
-	var c Control
-	if err := json.Unmarshal(val, &c); err != nil {
-		return Control{Enabled: true}, fmt.Errorf("%w: control record: %w", ErrUnavailable, err)
-	}
-	return c, nil
-}
-
-// pendingEntry is the value of a pending index key.
-type pendingEntry struct {
-	RequestID string    `json:"request_id"`
-	ExpiresAt time.Time `json:"expires_at"`
-}
-
-// Policy reads one approval policy from etcd.
-func (s *Store) Policy(ctx context.Context, id string) (Policy, error) {
-	if !validID(id) {
-		return Policy{}, fmt.Errorf("%w: policy %q", ErrNotFound, id)
-	}
-	recs, err := s.read(ctx, s.kPolicies+id)
-	if err != nil {
-		return Policy{}, err
-	}
-	if !recs[0].exists() {
-		return Policy{}, fmt.Errorf("%w: policy %q", ErrNotFound, id)
-	}
-	var p Policy
-	if err := decode(recs[0].val, &p, "policy "+id); err != nil {
-		return Policy{}, err
-	}
-	return p, nil
-}
-
-// PolicyFor reads from etcd the approval policy for exactly scope and
-// target, through the index that keeps them unique; it reports false when
-// there is none. Unlike Policies, it sees a policy created a moment ago on
-// any replica.
-func (s *Store) PolicyFor(ctx context.Context, scope Scope, target string) (Policy, bool, error) {
-	recs, err := s.read(ctx, s.policyTargetKey(scope, target))
-	if err != nil {
-		return Policy{}, false, err
-	}
-	if !recs[0].exists() {
-		return Policy{}, false, nil
-	}
-	p, err := s.Policy(ctx, string(recs[0].val))
-	switch {
-	case errors.Is(err, ErrNotFound):
-		return Policy{}, false, nil
-	case err != nil:
-		return Policy{}, false, err
-	case p.Scope != scope || p.Target != target:
-		return Policy{}, false, nil
-	}
-	return p, true, nil
-}
-
-// Request reads one request from etcd, with its effective status.
-func (s *Store) Request(ctx context.Context, id string) (Request, error) {
-	r, _, err := s.loadRequest(ctx, id)
-	if err != nil {
-		return Request{}, err
-	}
-	r.settle(s.now())
-	return r, nil
-}
-
-// Requests lists the requests in etcd that match f, newest first, with their
-// effective status (the Status filter matches the effective status).
-func (s *Store) Requests(ctx context.Context, f Filter) ([]Request, error) {
-	if f.Status != "" && !f.Status.valid() {
-		names := make([]string, len(statuses))
-		for i, st := range statuses {
-			names[i] = string(st)
-		}
-		return nil, invalid("status", "must be one of %s; got %q", strings.Join(names, ", "), f.Status)
-	}
-	resp, err := s.cli.Get(ctx, s.kRequests, clientv3.WithPrefix())
-	if err != nil {
-		return nil, unavailable(err)
-	}
-	now := s.now()
-	out := []Request{}
-	for _, kv := range resp.Kvs {
-		var r Request
-		if err := decode(kv.Value, &r, "request "+string(kv.Key[len(s.kRequests):])); err != nil {
-			return nil, err
-		}
-		r.settle(now)
-		if (f.Status != "" && r.Status != f.Status) ||
-			(f.Requester != "" && r.Requester != f.Requester) ||
-			(f.Target != "" && r.Target != f.Target) ||
-			(f.BreakGlass && !r.BreakGlass) {
-			continue
-		}
-		out = append(out, r)
-	}
-	slices.SortFunc(out, func(a, b Request) int {
-		if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
-			return c
-		}
-		return strings.Compare(b.ID, a.ID)
-	})
-	if f.Limit > 0 && len(out) > f.Limit {
-		out = out[:f.Limit]
-	}
-	return out, nil
-}
-
-// record is one key as read from etcd; rev 0 means absent.
-type record struct {
-	val   []byte
-	rev   int64
-	lease clientv3.LeaseID
-}
-
-func (r record) exists() bool { return r.rev != 0 }
-
-// read gets keys in one round trip, at one revision.
-func (s *Store) read(ctx context.Context, keys ...string) ([]record, error) {
-	ops := make([]clientv3.Op, len(keys))
-	for i, k := range keys {
-		ops[i] = clientv3.OpGet(k)
-	}
-	resp, err := s.cli.Txn(ctx).Then(ops...).Commit()
-	if err != nil {
-		return nil, unavailable(err)
-	}
-	out := make([]record, len(keys))
-	for i, r := range resp.Responses {
-		if kvs := r.GetResponseRange().GetKvs(); len(kvs) > 0 {
-			out[i] = record{val: kvs[0].Value, rev: kvs[0].ModRevision, lease: clientv3.LeaseID(kvs[0].Lease)}
-		}
-	}
-	return out, nil
-}
-
-func (s *Store) loadRequest(ctx context.Context, id string) (Request, record, error) {
-	if !validID(id) {
-		return Request{}, record{}, fmt.Errorf("%w: request %q", ErrNotFound, id)
-	}
-	recs, err := s.read(ctx, s.kRequests+id)
-	if err != nil {
-		return Request{}, record{}, err
-	}
-	if !recs[0].exists() {
-		return Request{}, record{}, fmt.Errorf("%w: request %q", ErrNotFound, id)
-	}
-	var r Request
-	if err := decode(recs[0].val, &r, "request "+id); err != nil {
-		return Request{}, record{}, err
-	}
-	return r, recs[0], nil
-}
-
-func decode(val []byte, v any, what string) error {
-	if err := json.Unmarshal(val, v); err != nil {
-		return fmt.Errorf("%w: %s: damaged record: %w", ErrUnavailable, what, err)
-	}
-	return nil
-}
-
-// validID accepts the IDs this package can have issued: non-empty, one key
-// level.
-func validID(id string) bool {
-	return id != "" && !strings.ContainsAny(id, "/")
 }

@@ -155,80 +155,71 @@ func (s *Store) Sweep(ctx context.Context) (int, error) {
 
 // expire settles the request that the expiry index entry ekey names and, if
 // its status changed, writes it back and removes what it no longer needs.
+// It tries once: a request changed since it was read is looked at again by
+// the next sweep.
 func (s *Store) expire(ctx context.Context, ekey string, erev int64, id string, now time.Time) (bool, error) {
-	stale := func() error {
-		_, _, err := s.commit(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(ekey), "=", erev)}, clientv3.OpDelete(ekey))
-		return err
-	}
 	if !validID(id) {
-		return false, stale()
+		return false, s.deleteIf(ctx, ekey, erev)
 	}
-	recs, err := s.read(ctx, s.requestKey(id))
-	if err != nil {
-		return false, err
-	}
-	var req Request
-	if !recs[0].exists() || json.Unmarshal(recs[0].val, &req) != nil {
-		return false, stale()
-	}
-	before := req.Status
-	if !req.settle(now) {
-		if s.expiryKey(&req) != ekey {
-			return false, stale()
+	var ev *Event
+	stale := false
+	ok, _, err := s.try(ctx, func(c *change) error {
+		recs, err := c.read(s.requestKey(id))
+		if err != nil {
+			return err
 		}
+		var req Request
+		if !recs[0].exists() || json.Unmarshal(recs[0].val, &req) != nil {
+			stale = true
+			return nil
+		}
+		before := req.Status
+		if !req.settle(now) {
+			stale = s.expiryKey(&req) != ekey
+			return nil
+		}
+		ikey := s.pendingKey(req.Requester, req.Scope, req.Target)
+		idx, err := c.read(ikey)
+		if err != nil {
+			return err
+		}
+		if idx[0].exists() && !namesOtherThan(idx[0], id) {
+			c.del(ikey)
+		}
+		c.del(ekey)
+		c.del(s.grantKey(id))
+		comment := "pending request expired undecided"
+		if before == StatusApproved {
+			comment = "grant ended"
+		}
+		ev = &Event{Kind: EventExpired, Request: req, Comment: comment, At: now}
+		if err := c.putOutbox(ev); err != nil {
+			return err
+		}
+		return c.putJSON(s.requestKey(id), req)
+	})
+	switch {
+	case err != nil:
+		return false, err
+	case stale:
+		return false, s.deleteIf(ctx, ekey, erev)
+	case !ok || ev == nil:
 		return false, nil
 	}
-	ikey := s.pendingKey(req.Requester, req.Scope, req.Target)
-	idx, err := s.read(ctx, ikey)
-	if err != nil {
-		return false, err
-	}
-	val, err := encode(req)
-	if err != nil {
-		return false, err
-	}
-	cmps := []clientv3.Cmp{unchanged(s.requestKey(id), recs[0]), unchanged(ikey, idx[0])}
-	ops := []clientv3.Op{clientv3.OpPut(s.requestKey(id), val), clientv3.OpDelete(ekey), clientv3.OpDelete(s.grantKey(id))}
-	if idx[0].exists() {
-		var e pendingEntry
-		if json.Unmarshal(idx[0].val, &e) != nil || e.RequestID == id {
-			ops = append(ops, clientv3.OpDelete(ikey))
-		}
-	}
-	comment := "pending request expired undecided"
-	if before == StatusApproved {
-		comment = "grant ended"
-	}
-	ev := Event{Kind: EventExpired, Request: req, Comment: comment, At: now}
-	if ops, err = s.withOutbox(ops, &ev); err != nil {
-		return false, err
-	}
-	ok, _, err := s.commit(ctx, cmps, ops...)
-	if err != nil || !ok {
-		// Changed since it was read: the next sweep looks again.
-		return false, err
-	}
-	s.report(ev)
+	s.report(*ev)
 	return true, nil
 }
 
-// withOutbox adds to ops, when Config.Deliver is set, the outbox entry of
-// ev, and marks ev as waiting there: the event then commits with the change
-// it reports, so that it outlives this replica (see drain).
-func (s *Store) withOutbox(ops []clientv3.Op, ev *Event) ([]clientv3.Op, error) {
-	if s.cfg.Deliver == nil {
-		return ops, nil
+// putOutbox adds to the change, when Config.Deliver is set, the outbox
+// entry of ev, and marks ev as waiting there: the event then commits with
+// the change it reports, so that it outlives this replica (see drain).
+func (c *change) putOutbox(ev *Event) error {
+	if c.s.cfg.Deliver == nil {
+		return nil
 	}
 	ev.Outbox = true
-	b, err := encode(ev)
-	if err != nil {
-		return nil, err
-	}
-	return append(ops, clientv3.OpPut(s.outboxKey(ev.Request.ID, ev.Kind), b)), nil
+	return c.putJSON(c.s.outboxKey(ev.Request.ID, ev.Kind), ev)
 }
-
-// outboxKey is the outbox entry of the event of kind about request id.
-func (s *Store) outboxKey(id, kind string) string { return s.kOutbox + id + "/" + kind }
 
 // outbox follows the deliveries of outbox entries that one term started.
 type outbox struct {
@@ -280,7 +271,7 @@ func (s *Store) drain(ctx context.Context, o *outbox) {
 			// delivered once more by the next leader.
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(o.ctx), resignTimeout)
 			defer cancel()
-			_, _, _ = s.commit(rctx, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)}, clientv3.OpDelete(key))
+			_ = s.deleteIf(rctx, key, kv.ModRevision)
 		}
 		var e Event
 		if err := json.Unmarshal(kv.Value, &e); err != nil {
