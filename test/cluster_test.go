@@ -29,7 +29,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -137,13 +136,8 @@ upstreams:
 // until the process is ready.
 func (r *clusterReplica) start(t *testing.T) {
 	t.Helper()
-	s := &server{t: t, dataDir: r.dataDir, proxyAddr: r.proxyAddr, controlAddr: r.controlAddr,
-		stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, exited: make(chan error, 1)}
-	s.cmd = exec.Command(binary, "serve", "--config", r.cfgPath)
-	s.cmd.Stdout, s.cmd.Stderr = s.stdout, s.stderr
-	require.NoError(t, s.cmd.Start())
-	go func() { s.exited <- s.cmd.Wait() }()
-	t.Cleanup(s.stop)
+	s := &server{t: t, dataDir: r.dataDir, proxyAddr: r.proxyAddr, controlAddr: r.controlAddr}
+	require.NoError(t, s.launch("serve", "--config", r.cfgPath))
 	r.server = s
 }
 

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -133,59 +132,16 @@ func (c *crashCallers) halt() {
 	})
 }
 
-// serveDevAt runs `elevate serve --dev` on dataDir at the given addresses
-// and waits until /readyz answers 200.
-func serveDevAt(t *testing.T, dataDir, proxyAddr, controlAddr string, extra []string) (*server, error) {
-	t.Helper()
-	s := &server{t: t, dataDir: dataDir, proxyAddr: proxyAddr, controlAddr: controlAddr,
-		stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, exited: make(chan error, 1)}
-	args := append([]string{"serve", "--dev", "--data-dir", dataDir, "--proxy-addr", proxyAddr, "--control-addr", controlAddr}, extra...)
-	s.cmd = exec.Command(binary, args...)
-	s.cmd.Stdout, s.cmd.Stderr = s.stdout, s.stderr
-	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting elevate: %w", err)
-	}
-	go func() { s.exited <- s.cmd.Wait() }()
-	t.Cleanup(s.stop)
-	cl := &http.Client{Timeout: 2 * time.Second}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := cl.Get("http://" + controlAddr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s, nil
-			}
-		}
-		select {
-		case err := <-s.exited:
-			s.exited <- err
-			return nil, fmt.Errorf("elevate exited before ready: %v\nstderr:\n%s", err, s.stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			s.stop()
-			return nil, fmt.Errorf("elevate not ready in time\nstderr:\n%s", s.stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // restartDev starts elevate again on old's data dir, on old's ports, or on
 // new ones when another process took them in the meantime.
 func restartDev(t *testing.T, old *server, extra []string) *server {
 	t.Helper()
-	proxyAddr, controlAddr := old.proxyAddr, old.controlAddr
-	for attempt := 1; ; attempt++ {
-		s, err := serveDevAt(t, old.dataDir, proxyAddr, controlAddr, extra)
-		if err == nil {
-			return s
+	return retryPortClash(t, func(attempt int) (*server, error) {
+		if attempt == 1 {
+			return serveDevAt(t, old.dataDir, old.proxyAddr, old.controlAddr, extra)
 		}
-		if !strings.Contains(err.Error(), "address already in use") || attempt == 3 {
-			t.Fatal(err)
-		}
-		proxyAddr, controlAddr = freeAddr(t), freeAddr(t)
-	}
+		return serveDevAt(t, old.dataDir, freeAddr(t), freeAddr(t), extra)
+	})
 }
 
 // allowedCalls reads the current audit log and then every rotated file

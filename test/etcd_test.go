@@ -1,93 +1,16 @@
 package test
 
 import (
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/elevate-pam/elevate/internal/etcdtest"
-	"github.com/golang-jwt/jwt/v5"
 	"github.com/stretchr/testify/require"
 )
-
-// startEtcd runs a real one-member etcd in this test process; stop may be
-// called any number of times.
-func startEtcd(t *testing.T) (stop func(), endpoint string) {
-	t.Helper()
-	e, endpoint, err := etcdtest.Start(t.TempDir(), "default")
-	require.NoError(t, err)
-	var once sync.Once
-	stop = func() { once.Do(e.Close) }
-	t.Cleanup(stop)
-	return stop, endpoint
-}
-
-// issuer is a test-owned token issuer with a real RSA key.
-type issuer struct {
-	key     *rsa.PrivateKey
-	pemFile string
-}
-
-func newIssuer(t *testing.T) issuer {
-	t.Helper()
-	k, err := rsa.GenerateKey(rand.Reader, 2048)
-	require.NoError(t, err)
-	der, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
-	require.NoError(t, err)
-	f := filepath.Join(t.TempDir(), "issuer.pem")
-	require.NoError(t, os.WriteFile(f, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600))
-	return issuer{key: k, pemFile: f}
-}
-
-func (i issuer) token(t *testing.T, sub string, groups ...string) string {
-	t.Helper()
-	tok, err := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{
-		"iss": "https://idp.test", "aud": "elevate", "sub": sub, "groups": groups,
-		"exp": time.Now().Add(time.Hour).Unix(), "iat": time.Now().Unix(),
-	}).SignedString(i.key)
-	require.NoError(t, err)
-	return tok
-}
-
-// startConfigured runs `elevate serve --config` (no --dev).
-func startConfigured(t *testing.T, config string) *server {
-	t.Helper()
-	s := &server{t: t, dataDir: t.TempDir(), stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, exited: make(chan error, 1)}
-	s.proxyAddr, s.controlAddr = freeAddr(t), freeAddr(t)
-	cfg := filepath.Join(s.dataDir, "elevate.yaml")
-	config = strings.NewReplacer("PROXY_ADDR", s.proxyAddr, "CONTROL_ADDR", s.controlAddr, "DATA_DIR", s.dataDir).Replace(config)
-	require.NoError(t, os.WriteFile(cfg, []byte(config), 0o600))
-	s.cmd = exec.Command(binary, "serve", "--config", cfg)
-	s.cmd.Stdout, s.cmd.Stderr = s.stdout, s.stderr
-	require.NoError(t, s.cmd.Start())
-	go func() { s.exited <- s.cmd.Wait() }()
-	t.Cleanup(s.stop)
-	return s
-}
-
-func (s *server) waitReady(t *testing.T) {
-	t.Helper()
-	require.Eventually(t, func() bool {
-		resp, err := http.Get("http://" + s.controlAddr + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	}, 30*time.Second, 50*time.Millisecond, "not ready; stderr:\n%s", s.stderr)
-}
 
 const configTemplate = `
 proxy_addr: PROXY_ADDR

@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -15,54 +14,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 )
-
-// recorder is an upstream that remembers what reached it.
-type recorder struct {
-	mu   sync.Mutex
-	last *http.Request
-}
-
-func (rc *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rc.mu.Lock()
-	rc.last = r.Clone(r.Context())
-	rc.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	io.WriteString(w, `{"ok":true}`)
-}
-
-func (rc *recorder) got() *http.Request {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return rc.last
-}
-
-// startBrokered runs elevate --dev with one more upstream, "rabbitmq",
-// pointing at a recorder, with a basic credential that elevate holds.
-func startBrokered(t *testing.T) (*server, *recorder, *httptest.Server) {
-	t.Helper()
-	rc := &recorder{}
-	up := httptest.NewServer(rc)
-	t.Cleanup(up.Close)
-	dir := t.TempDir()
-	secret := filepath.Join(dir, "rabbitmq.secret")
-	require.NoError(t, os.WriteFile(secret, []byte("s3cret\n"), 0o600))
-	cfg := filepath.Join(dir, "elevate.yaml")
-	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`upstreams:
-  - name: rabbitmq
-    url: %s
-    prefix: /rmq/
-    hosts: [rabbitmq.elevate.test]
-    credential: {type: basic, username: elevate-svc, value_file: %s}
-    credential_params: [access_token]
-`, up.URL, secret)), 0o600))
-	return startDev(t, "--config", cfg), rc, up
-}
 
 // forwardClient uses elevate as its proxy for every URL, trusting the CA
 // that `elevate ca` prints, with the token as the proxy password.

@@ -1,15 +1,26 @@
 // Package test holds end-to-end tests that build the real elevate binary and
 // run it against real servers on loopback.
+//
+// This file is the harness: the binary, servers started and stopped, free
+// ports, token issuers, embedded etcd, the CLI and HTTP calls, and every
+// other helper that more than one test file uses. A helper of one feature
+// stays in that feature's file.
 package test
 
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,7 +30,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/stretchr/testify/require"
+
+	"github.com/elevate-pam/elevate/internal/etcdtest"
 )
 
 // binary is the elevate binary built once for the whole package.
@@ -60,22 +74,38 @@ type server struct {
 	exited      chan error
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // startDev runs `elevate serve --dev` on free ports with a temp data dir
-// and waits until /readyz answers 200. A port taken by another process
-// between choosing and binding it is chosen again.
+// and waits until /readyz answers 200.
 func startDev(t *testing.T, extra ...string) *server {
 	t.Helper()
 	dataDir := t.TempDir()
+	return retryPortClash(t, func(int) (*server, error) {
+		return serveDevAt(t, dataDir, freeAddr(t), freeAddr(t), extra)
+	})
+}
+
+// serveDevAt runs `elevate serve --dev` on dataDir at the given addresses
+// and waits until /readyz answers 200.
+func serveDevAt(t *testing.T, dataDir, proxyAddr, controlAddr string, extra []string) (*server, error) {
+	t.Helper()
+	s := &server{t: t, dataDir: dataDir, proxyAddr: proxyAddr, controlAddr: controlAddr}
+	args := append([]string{"serve", "--dev", "--data-dir", dataDir, "--proxy-addr", proxyAddr, "--control-addr", controlAddr}, extra...)
+	if err := s.launch(args...); err != nil {
+		return nil, err
+	}
+	if err := s.awaitReady(&http.Client{Timeout: 2 * time.Second}, "http://"+controlAddr+"/readyz"); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// retryPortClash calls start until it succeeds. An error saying a port was
+// taken, by another process between choosing and binding it, gets two more
+// tries; attempt counts them from 1.
+func retryPortClash(t *testing.T, start func(attempt int) (*server, error)) *server {
+	t.Helper()
 	for attempt := 1; ; attempt++ {
-		s, err := tryDev(t, dataDir, extra)
+		s, err := start(attempt)
 		if err == nil {
 			return s
 		}
@@ -85,36 +115,63 @@ func startDev(t *testing.T, extra ...string) *server {
 	}
 }
 
-func tryDev(t *testing.T, dataDir string, extra []string) (*server, error) {
+// startConfigured runs `elevate serve --config` (no --dev) with config,
+// in which PROXY_ADDR, CONTROL_ADDR and DATA_DIR stand for the server's
+// free ports and temp data dir. It does not wait until it is ready.
+func startConfigured(t *testing.T, config string) *server {
 	t.Helper()
-	s := &server{t: t, dataDir: dataDir, proxyAddr: freeAddr(t), controlAddr: freeAddr(t),
-		stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, exited: make(chan error, 1)}
-	args := append([]string{"serve", "--dev", "--data-dir", s.dataDir, "--proxy-addr", s.proxyAddr, "--control-addr", s.controlAddr}, extra...)
+	s := &server{t: t, dataDir: t.TempDir(), proxyAddr: freeAddr(t), controlAddr: freeAddr(t)}
+	cfg := filepath.Join(s.dataDir, "elevate.yaml")
+	config = strings.NewReplacer("PROXY_ADDR", s.proxyAddr, "CONTROL_ADDR", s.controlAddr, "DATA_DIR", s.dataDir).Replace(config)
+	require.NoError(t, os.WriteFile(cfg, []byte(config), 0o600))
+	require.NoError(t, s.launch("serve", "--config", cfg))
+	return s
+}
+
+// launch starts the binary with args as s's process, its output kept in
+// s.stdout and s.stderr; s.stop ends it when the test ends.
+func (s *server) launch(args ...string) error {
+	s.stdout, s.stderr, s.exited = &lockedBuffer{}, &lockedBuffer{}, make(chan error, 1)
 	s.cmd = exec.Command(binary, args...)
 	s.cmd.Stdout, s.cmd.Stderr = s.stdout, s.stderr
-	require.NoError(t, s.cmd.Start())
+	if err := s.cmd.Start(); err != nil {
+		return fmt.Errorf("starting elevate: %w", err)
+	}
 	go func() { s.exited <- s.cmd.Wait() }()
+	s.t.Cleanup(s.stop)
+	return nil
+}
+
+// awaitReady polls url, a /readyz, with client until it answers 200. It
+// gives up when the process exits first, or after 30 s, stopping it.
+func (s *server) awaitReady(client *http.Client, url string) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get("http://" + s.controlAddr + "/readyz")
+		resp, err := client.Get(url)
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				t.Cleanup(s.stop)
-				return s, nil
+			if resp.StatusCode == http.StatusOK {
+				return nil
 			}
 		}
 		select {
 		case err := <-s.exited:
-			return nil, fmt.Errorf("elevate exited before ready: %v\nstderr:\n%s", err, s.stderr.String())
+			s.exited <- err
+			return fmt.Errorf("elevate exited before ready: %v\nstderr:\n%s", err, s.stderr.String())
 		default:
 		}
 		if time.Now().After(deadline) {
 			s.stop()
-			return nil, fmt.Errorf("elevate not ready in time\nstderr:\n%s", s.stderr.String())
+			return fmt.Errorf("elevate not ready in time\nstderr:\n%s", s.stderr.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// waitReady waits until s's /readyz answers 200.
+func (s *server) waitReady(t *testing.T) {
+	t.Helper()
+	require.NoError(t, s.awaitReady(http.DefaultClient, "http://"+s.controlAddr+"/readyz"))
 }
 
 func (s *server) stop() {
@@ -157,6 +214,23 @@ type result struct {
 	code           int
 }
 
+// runCommand runs cmd to completion and returns what it wrote and its exit
+// code; a command that cannot be run at all fails the test.
+func runCommand(t testing.TB, cmd *exec.Cmd) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else {
+		require.NoError(t, err, "running %s", cmd)
+	}
+	return result{stdout: out.String(), stderr: errb.String(), code: code}
+}
+
 // cli runs the elevate binary as a user would, against s.
 func (s *server) cli(token string, args ...string) result {
 	s.t.Helper()
@@ -165,16 +239,7 @@ func (s *server) cli(token string, args ...string) result {
 	cmd := exec.CommandContext(ctx, binary, args...)
 	cmd.Env = append(os.Environ(), "ELEVATE_SERVER=http://"+s.controlAddr, "ELEVATE_TOKEN="+token)
 	cmd.Dir = s.dataDir
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr, cmd.Stdin = &out, &errb, nil
-	err := cmd.Run()
-	code := 0
-	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		require.True(s.t, ok, "running elevate %v: %v", args, err)
-		code = ee.ExitCode()
-	}
-	return result{stdout: out.String(), stderr: errb.String(), code: code}
+	return runCommand(s.t, cmd)
 }
 
 // ok runs the CLI and requires success.
@@ -260,4 +325,219 @@ func (s *server) auditRecords() []map[string]any {
 		out = append(out, m)
 	}
 	return out
+}
+
+// freeAddr returns a loopback host:port that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// freeLoopbackPorts returns n distinct free loopback ports.
+func freeLoopbackPorts(t *testing.T, n int) []int {
+	t.Helper()
+	ports := make([]int, 0, n)
+	for i := 0; i < n; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports
+}
+
+// startEtcd runs a real one-member etcd in this test process; stop may be
+// called any number of times.
+func startEtcd(t *testing.T, opts ...etcdtest.Option) (stop func(), endpoint string) {
+	t.Helper()
+	e, endpoint, err := etcdtest.Start(t.TempDir(), "default", opts...)
+	require.NoError(t, err)
+	var once sync.Once
+	stop = func() { once.Do(e.Close) }
+	t.Cleanup(stop)
+	return stop, endpoint
+}
+
+// issuer is a test-owned token issuer with a real RSA key.
+type issuer struct {
+	key     *rsa.PrivateKey
+	pemFile string
+}
+
+func newIssuer(t *testing.T) issuer {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	require.NoError(t, err)
+	der, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	require.NoError(t, err)
+	f := filepath.Join(t.TempDir(), "issuer.pem")
+	require.NoError(t, os.WriteFile(f, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), 0o600))
+	return issuer{key: k, pemFile: f}
+}
+
+func (i issuer) token(t *testing.T, sub string, groups ...string) string {
+	t.Helper()
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodRS256, jwt.MapClaims{
+		"iss": "https://idp.test", "aud": "elevate", "sub": sub, "groups": groups,
+		"exp": time.Now().Add(time.Hour).Unix(), "iat": time.Now().Unix(),
+	}).SignedString(i.key)
+	require.NoError(t, err)
+	return tok
+}
+
+// Tasks of the default bundle that several tests gate.
+const (
+	moveTask    = `Exchange\New-MoveRequest`
+	journalTask = `Exchange\Remove-JournalRule`
+)
+
+// request runs `request new -q` and returns the id.
+func (s *server) request(token string, args ...string) string {
+	s.t.Helper()
+	return strings.TrimSpace(s.ok(token, append([]string{"request", "new", "-q"}, args...)...))
+}
+
+// status reads request id as JSON.
+func (s *server) status(token, id string) map[string]any {
+	s.t.Helper()
+	var m map[string]any
+	require.NoError(s.t, json.Unmarshal([]byte(s.ok(token, "-o", "json", "request", "get", id)), &m))
+	return m
+}
+
+// recorder is an upstream that remembers what reached it.
+type recorder struct {
+	mu   sync.Mutex
+	last *http.Request
+}
+
+func (rc *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rc.mu.Lock()
+	rc.last = r.Clone(r.Context())
+	rc.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	io.WriteString(w, `{"ok":true}`)
+}
+
+func (rc *recorder) got() *http.Request {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.last
+}
+
+// startBrokered runs elevate --dev with one more upstream, "rabbitmq",
+// pointing at a recorder, with a basic credential that elevate holds.
+func startBrokered(t *testing.T) (*server, *recorder, *httptest.Server) {
+	t.Helper()
+	rc := &recorder{}
+	up := httptest.NewServer(rc)
+	t.Cleanup(up.Close)
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "rabbitmq.secret")
+	require.NoError(t, os.WriteFile(secret, []byte("s3cret\n"), 0o600))
+	cfg := filepath.Join(dir, "elevate.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`upstreams:
+  - name: rabbitmq
+    url: %s
+    prefix: /rmq/
+    hosts: [rabbitmq.elevate.test]
+    credential: {type: basic, username: elevate-svc, value_file: %s}
+    credential_params: [access_token]
+`, up.URL, secret)), 0o600))
+	return startDev(t, "--config", cfg), rc, up
+}
+
+// closedByServer reads c until the server closes it, and fails if that
+// takes longer than bound.
+func closedByServer(c net.Conn, bound time.Duration) error {
+	_ = c.SetReadDeadline(time.Now().Add(bound))
+	_, err := io.Copy(io.Discard, c)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("the server kept the connection open for %s", bound)
+	}
+	return nil // EOF (err == nil) or reset: the server closed it
+}
+
+// programEnv is the test's environment without the variables that would
+// change how the programs under test find their files, nodes or proxies.
+func programEnv(extra ...string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch {
+		case strings.HasPrefix(k, "RABBITMQ_"), strings.HasPrefix(k, "ERL_"), strings.HasPrefix(k, "XDG_"),
+			k == "HOME", strings.HasSuffix(strings.ToLower(k), "_proxy"):
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, extra...)
+}
+
+// background is a program the test started and stops at cleanup.
+type background struct {
+	cmd    *exec.Cmd
+	log    *os.File
+	exited chan error
+}
+
+// startBackground starts a program in its own process group, its output
+// going to dir/logName.
+func startBackground(t *testing.T, env []string, dir, logName, name string, args ...string) *background {
+	t.Helper()
+	logf, err := os.Create(filepath.Join(dir, logName))
+	require.NoError(t, err)
+	d := &background{cmd: exec.Command(name, args...), log: logf, exited: make(chan error, 1)}
+	d.cmd.Env, d.cmd.Dir = env, dir
+	d.cmd.Stdout, d.cmd.Stderr = logf, logf
+	// Its own process group, so that cleanup reaches the children too.
+	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	require.NoError(t, d.cmd.Start())
+	go func() { d.exited <- d.cmd.Wait(); logf.Close() }()
+	return d
+}
+
+// running reports whether the program has not exited yet.
+func (d *background) running() bool {
+	select {
+	case err := <-d.exited:
+		d.exited <- err
+		return false
+	default:
+		return true
+	}
+}
+
+// wait waits at most timeout for the program to exit.
+func (d *background) wait(timeout time.Duration) bool {
+	select {
+	case err := <-d.exited:
+		d.exited <- err
+		return true
+	case <-time.After(timeout):
+		return false
+	}
+}
+
+// kill ends the program's process group: SIGTERM, then SIGKILL.
+func (d *background) kill() {
+	if !d.running() {
+		return
+	}
+	pgid := d.cmd.Process.Pid
+	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	if !d.wait(10 * time.Second) {
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		d.wait(10 * time.Second)
+	}
+}
+
+// output is what the program wrote so far.
+func (d *background) output() string {
+	b, _ := os.ReadFile(d.log.Name())
+	return string(b)
 }

@@ -13,23 +13,9 @@ import (
 )
 
 const (
-	journalTask = `Exchange\Remove-JournalRule`
-	searchTask  = `Exchange\Search-Mailbox`
-	importRole  = `Exchange\Mailbox Import Export`
+	searchTask = `Exchange\Search-Mailbox`
+	importRole = `Exchange\Mailbox Import Export`
 )
-
-// request runs `request new -q` and returns the id.
-func (s *server) request(token string, args ...string) string {
-	s.t.Helper()
-	return strings.TrimSpace(s.ok(token, append([]string{"request", "new", "-q"}, args...)...))
-}
-
-func (s *server) status(token, id string) map[string]any {
-	s.t.Helper()
-	var m map[string]any
-	require.NoError(s.t, json.Unmarshal([]byte(s.ok(token, "-o", "json", "request", "get", id)), &m))
-	return m
-}
 
 // refused runs the CLI and requires failure with the given status in the
 // one-line reason.

@@ -32,7 +32,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -48,8 +47,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
+
+	"github.com/elevate-pam/elevate/internal/etcdtest"
 )
 
 // pki is a certificate authority the test owns.
@@ -148,47 +148,21 @@ func startTLSDev(t *testing.T, config string, pool *x509.CertPool) *server {
 	dataDir := t.TempDir()
 	cfg := filepath.Join(t.TempDir(), "elevate.yaml")
 	require.NoError(t, os.WriteFile(cfg, []byte(config), 0o600))
-	for attempt := 1; ; attempt++ {
-		s, err := tryTLSDev(t, dataDir, cfg, pool)
-		if err == nil {
-			return s
-		}
-		if !strings.Contains(err.Error(), "address already in use") || attempt == 3 {
-			t.Fatal(err)
-		}
-	}
+	return retryPortClash(t, func(int) (*server, error) { return tryTLSDev(t, dataDir, cfg, pool) })
 }
 
 func tryTLSDev(t *testing.T, dataDir, cfg string, pool *x509.CertPool) (*server, error) {
 	t.Helper()
-	s := &server{t: t, dataDir: dataDir, proxyAddr: freeAddr(t), controlAddr: freeAddr(t),
-		stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, exited: make(chan error, 1)}
-	s.cmd = exec.Command(binary, "serve", "--dev", "--config", cfg, "--data-dir", dataDir,
-		"--proxy-addr", s.proxyAddr, "--control-addr", s.controlAddr)
-	s.cmd.Stdout, s.cmd.Stderr = s.stdout, s.stderr
-	require.NoError(t, s.cmd.Start())
-	go func() { s.exited <- s.cmd.Wait() }()
-	t.Cleanup(s.stop)
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := client.Get("https://" + s.controlAddr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s, nil
-			}
-		}
-		select {
-		case err := <-s.exited:
-			return nil, fmt.Errorf("elevate exited before ready: %v\nstderr:\n%s", err, s.stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("not ready over TLS in time\nstderr:\n%s", s.stderr.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+	s := &server{t: t, dataDir: dataDir, proxyAddr: freeAddr(t), controlAddr: freeAddr(t)}
+	if err := s.launch("serve", "--dev", "--config", cfg, "--data-dir", dataDir,
+		"--proxy-addr", s.proxyAddr, "--control-addr", s.controlAddr); err != nil {
+		return nil, err
 	}
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	if err := s.awaitReady(client, "https://"+s.controlAddr+"/readyz"); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // cliTLS runs the CLI against the control listener over TLS.
@@ -199,17 +173,7 @@ func (s *server) cliTLS(env []string, args ...string) result {
 	cmd := exec.CommandContext(ctx, binary, args...)
 	cmd.Env = append(append(os.Environ(), "ELEVATE_SERVER=https://"+s.controlAddr, "ELEVATE_CA_FILE="), env...)
 	cmd.Dir = s.dataDir
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else {
-		require.NoError(s.t, err)
-	}
-	return result{stdout: out.String(), stderr: errb.String(), code: code}
+	return runCommand(s.t, cmd)
 }
 
 func TestTLSListeners(t *testing.T) {
@@ -394,46 +358,13 @@ func TestTLSBadFilesAtStart(t *testing.T) {
 	}
 }
 
-// closedByServer reads c until the server closes it, and fails if that
-// takes longer than bound.
-func closedByServer(c net.Conn, bound time.Duration) error {
-	_ = c.SetReadDeadline(time.Now().Add(bound))
-	_, err := io.Copy(io.Discard, c)
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return fmt.Errorf("the server kept the connection open for %s", bound)
-	}
-	return nil // EOF (err == nil) or reset: the server closed it
-}
-
 // startSecureEtcd runs a real one-member etcd in this test process whose
 // client URL is https and asks for client certificates from ca.
 func startSecureEtcd(t *testing.T, ca *pki) string {
 	t.Helper()
-	dir := t.TempDir()
-	certFile, keyFile := ca.pairFiles(t, dir, "etcd-server", 0)
-	cfg := embed.NewConfig()
-	cfg.Dir = filepath.Join(dir, "data")
-	cfg.LogLevel = "error"
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	cu, _ := url.Parse("https://" + freeAddr(t))
-	pu, _ := url.Parse("http://" + freeAddr(t))
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*cu}, []url.URL{*cu}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*pu}, []url.URL{*pu}
-	cfg.InitialCluster = cfg.Name + "=" + pu.String()
-	cfg.TickMs, cfg.ElectionMs = 10, 100
-	cfg.ClientTLSInfo.CertFile, cfg.ClientTLSInfo.KeyFile = certFile, keyFile
-	cfg.ClientTLSInfo.TrustedCAFile = ca.pemFile
-	cfg.ClientTLSInfo.ClientCertAuth = true
-	e, err := embed.StartEtcd(cfg)
-	require.NoError(t, err)
-	t.Cleanup(e.Close)
-	select {
-	case <-e.Server.ReadyNotify():
-	case <-time.After(20 * time.Second):
-		t.Fatal("etcd not ready")
-	}
-	return cu.String()
+	certFile, keyFile := ca.pairFiles(t, t.TempDir(), "etcd-server", 0)
+	_, endpoint := startEtcd(t, etcdtest.ClientTLS(certFile, keyFile, ca.pemFile))
+	return endpoint
 }
 
 // etcdConfig is a full configuration (no --dev) whose etcd section ends

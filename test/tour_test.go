@@ -17,8 +17,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-const moveTask = `Exchange\New-MoveRequest`
-
 // TestTour walks the README tour through the real binary: Microsoft 365
 // PAM's four steps, then the grant in use and its end.
 func TestTour(t *testing.T) {

@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"text/template"
 	"time"
@@ -57,19 +56,6 @@ func program(t *testing.T, name string, candidates ...string) string {
 	return ""
 }
 
-// freeLoopbackPorts returns n distinct free loopback ports.
-func freeLoopbackPorts(t *testing.T, n int) []int {
-	t.Helper()
-	ports := make([]int, 0, n)
-	for i := 0; i < n; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports
-}
-
 // randHex returns n random bytes in hex.
 func randHex(t *testing.T, n int) string {
 	t.Helper()
@@ -89,22 +75,6 @@ func renderTemplate(t *testing.T, name, path string, data any) {
 	require.NoError(t, os.WriteFile(path, b.Bytes(), 0o600))
 }
 
-// programEnv is the test's environment without the variables that would
-// change how the programs under test find their files, nodes or proxies.
-func programEnv(extra ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		switch {
-		case strings.HasPrefix(k, "RABBITMQ_"), strings.HasPrefix(k, "ERL_"), strings.HasPrefix(k, "XDG_"),
-			k == "HOME", strings.HasSuffix(strings.ToLower(k), "_proxy"):
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, extra...)
-}
-
 // runProgram runs a program to completion, bounded in time.
 func runProgram(t *testing.T, env []string, name string, args ...string) result {
 	t.Helper()
@@ -112,80 +82,7 @@ func runProgram(t *testing.T, env []string, name string, args ...string) result 
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Env = env
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr, cmd.Stdin = &out, &errb, nil
-	err := cmd.Run()
-	code := 0
-	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		require.True(t, ok, "running %s %v: %v", name, args, err)
-		code = ee.ExitCode()
-	}
-	return result{stdout: out.String(), stderr: errb.String(), code: code}
-}
-
-// background is a program the test started and stops at cleanup.
-type background struct {
-	cmd    *exec.Cmd
-	log    *os.File
-	exited chan error
-}
-
-// startBackground starts a program in its own process group, its output
-// going to dir/logName.
-func startBackground(t *testing.T, env []string, dir, logName, name string, args ...string) *background {
-	t.Helper()
-	logf, err := os.Create(filepath.Join(dir, logName))
-	require.NoError(t, err)
-	d := &background{cmd: exec.Command(name, args...), log: logf, exited: make(chan error, 1)}
-	d.cmd.Env, d.cmd.Dir = env, dir
-	d.cmd.Stdout, d.cmd.Stderr = logf, logf
-	// Its own process group, so that cleanup reaches the children too.
-	d.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	require.NoError(t, d.cmd.Start())
-	go func() { d.exited <- d.cmd.Wait(); logf.Close() }()
-	return d
-}
-
-// running reports whether the program has not exited yet.
-func (d *background) running() bool {
-	select {
-	case err := <-d.exited:
-		d.exited <- err
-		return false
-	default:
-		return true
-	}
-}
-
-// wait waits at most timeout for the program to exit.
-func (d *background) wait(timeout time.Duration) bool {
-	select {
-	case err := <-d.exited:
-		d.exited <- err
-		return true
-	case <-time.After(timeout):
-		return false
-	}
-}
-
-// kill ends the program's process group: SIGTERM, then SIGKILL.
-func (d *background) kill() {
-	if !d.running() {
-		return
-	}
-	pgid := d.cmd.Process.Pid
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
-	if !d.wait(10 * time.Second) {
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		d.wait(10 * time.Second)
-	}
-}
-
-// output is what the program wrote so far.
-func (d *background) output() string {
-	b, _ := os.ReadFile(d.log.Name())
-	return string(b)
+	return runCommand(t, cmd)
 }
 
 // waitHTTP200 polls url until it answers 200, failing after timeout or when d
