@@ -366,28 +366,6 @@ func (c *Console) decide(w http.ResponseWriter, r *http.Request, ses *session) {
 	redirect(w, "/requests/"+url.PathEscape(q.ID))
 }
 
-// settle waits briefly until done reports that the API's reads show a
-// change the API has just made: control settings and policies are read
-// from a watched copy of etcd that follows a write within milliseconds, and
-// the page after a change should show it. It gives up quietly after about
-// a second; the page then shows what the API shows.
-func (c *Console) settle(r *http.Request, done func() bool) {
-	wait := 5 * time.Millisecond
-	for range 8 {
-		if done() {
-			return
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-r.Context().Done():
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		wait *= 2
-	}
-}
-
 // policyForm is the new-policy form as the user filled it.
 type policyForm struct {
 	Scope, Target, Approval, Approvers, Approvals, MaxDuration string
@@ -474,13 +452,6 @@ func (c *Console) createPolicy(w http.ResponseWriter, r *http.Request, ses *sess
 		c.showPolicies(w, r, ses, pr.Status, f, pr.message())
 		return
 	}
-	c.settle(r, func() bool {
-		var pols struct {
-			Policies []grants.Policy `json:"policies"`
-		}
-		return c.do(r, ses, http.MethodGet, "/v1/policies", nil, &pols) == nil &&
-			slices.ContainsFunc(pols.Policies, func(x grants.Policy) bool { return x.ID == p.ID })
-	})
 	c.sessions.setFlash(ses, "Policy created for "+p.Target+".")
 	redirect(w, "/policies")
 }
@@ -500,13 +471,6 @@ func (c *Console) deletePolicy(w http.ResponseWriter, r *http.Request, ses *sess
 		c.showPolicies(w, r, ses, pr.Status, policyForm{Scope: "task", Approval: "manual", Approvals: "1"}, pr.message())
 		return
 	}
-	c.settle(r, func() bool {
-		var pols struct {
-			Policies []grants.Policy `json:"policies"`
-		}
-		return c.do(r, ses, http.MethodGet, "/v1/policies", nil, &pols) == nil &&
-			!slices.ContainsFunc(pols.Policies, func(x grants.Policy) bool { return x.ID == p.ID })
-	})
 	c.sessions.setFlash(ses, "Policy for "+p.Target+" deleted.")
 	redirect(w, "/policies")
 }
@@ -557,11 +521,6 @@ func (c *Console) updateControl(w http.ResponseWriter, r *http.Request, ses *ses
 		c.showControl(w, r, ses, p.Status, p.message())
 		return
 	}
-	c.settle(r, func() bool {
-		var now api.ControlView
-		return c.do(r, ses, http.MethodGet, "/v1/control", nil, &now) == nil && now.Enabled == out.Enabled &&
-			now.DefaultApprovers == out.DefaultApprovers && slices.Equal(now.SystemAccounts, out.SystemAccounts)
-	})
 	c.sessions.setFlash(ses, "Access control settings saved.")
 	redirect(w, "/control")
 }

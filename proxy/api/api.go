@@ -5,7 +5,10 @@
 // rate-limited per caller (Config.RateLimit). Bodies are read strictly:
 // one JSON object, known fields each once, within Config.MaxBodyBytes. Bad
 // input answers RFC 9457 problem+json and changes nothing; every change and
-// every refused change is written to the audit log.
+// every refused change is written to the audit log. A change is answered
+// once this replica's in-memory view has applied it (waiting at most two
+// seconds), so that the caller's next call through the same replica, proxied
+// or not, sees it.
 package api
 
 import (
@@ -53,6 +56,9 @@ type Store interface {
 	Policies() []grants.Policy
 	Control() grants.Control
 	UpdateControl(ctx context.Context, p grants.ControlPatch) (grants.Control, grants.Control, error)
+	// WaitRevision waits until this replica's view has applied etcd
+	// revision rev, such as the Revision of a change's answer.
+	WaitRevision(ctx context.Context, rev int64) error
 }
 
 // Catalog lists the tasks, roles and role groups the policy bundle knows.
@@ -488,6 +494,28 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, c caller, err erro
 		p = proxy.NewProblem(http.StatusInternalServerError, "internal", "internal error; nothing was changed")
 	}
 	s.refuse(w, r, c, p)
+}
+
+// viewWait bounds how long the answer to a change waits for this
+// replica's view to apply it (see awaitView).
+const viewWait = 2 * time.Second
+
+// awaitView holds the answer to a change until this replica's in-memory
+// view, and the policy state it feeds, have applied revision rev, the
+// change's, so that the caller's next call through this replica (a proxied
+// call, a check, a list of policies) sees the change. After viewWait, or
+// once the caller has gone, the answer goes out all the same, as it would
+// without the wait: the view follows within its freshness bound, past which
+// the gate refuses gated calls.
+func (s *Server) awaitView(ctx context.Context, rev int64) {
+	span := trace.SpanFromContext(ctx)
+	span.SetAttributes(attribute.Int64("elevate.revision", rev))
+	ctx, cancel := context.WithTimeout(ctx, viewWait)
+	defer cancel()
+	if err := s.cfg.Store.WaitRevision(ctx, rev); err != nil {
+		span.SetAttributes(attribute.Bool("elevate.view_behind", true))
+		s.cfg.Logger.Warn("answering a change before this replica's view has it", "revision", rev, "err", err)
+	}
 }
 
 // userText is the message of a store rule error; store errors are written

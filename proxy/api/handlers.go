@@ -152,6 +152,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, c caller) {
 		s.lifecycle(r.Context(), audit.Record{Event: audit.EventRequestApproved, Subject: grants.AutoApprover, Task: req.Target, RequestID: req.ID,
 			PolicyID: req.PolicyID, Approvers: []string{grants.AutoApprover}, After: marshal(req)}, req, c.Email, grants.AutoApprover, "")
 	}
+	s.awaitView(r.Context(), req.Revision)
 	w.Header().Set("Location", "/v1/requests/"+req.ID)
 	writeJSON(w, http.StatusCreated, req)
 }
@@ -196,6 +197,7 @@ func (s *Server) breakGlass(w http.ResponseWriter, r *http.Request, c caller, in
 	}
 	s.lifecycle(r.Context(), audit.Record{Event: audit.EventRequestBreakGlass, Subject: c.Subject, Groups: c.Groups, Task: req.Target,
 		RequestID: req.ID, Reason: req.Reason, After: marshal(req)}, req, c.Email, c.Subject, "")
+	s.awaitView(r.Context(), req.Revision)
 	w.Header().Set("Location", "/v1/requests/"+req.ID)
 	writeJSON(w, http.StatusCreated, req)
 }
@@ -289,6 +291,7 @@ func (s *Server) decide(w http.ResponseWriter, r *http.Request, c caller) {
 		rec.Approvers = append(rec.Approvers, a.By)
 	}
 	s.lifecycle(r.Context(), rec, q, "", c.Subject, in.Comment)
+	s.awaitView(r.Context(), q.Revision)
 	writeJSON(w, http.StatusOK, q)
 }
 
@@ -356,6 +359,7 @@ func (s *Server) createPolicy(w http.ResponseWriter, r *http.Request, c caller) 
 		return
 	}
 	s.record(r.Context(), audit.Record{Event: audit.EventPolicyCreated, Subject: c.Subject, Groups: c.Groups, Task: p.Target, PolicyID: p.ID, After: marshal(p)})
+	s.awaitView(r.Context(), p.Revision)
 	w.Header().Set("Location", "/v1/policies/"+p.ID)
 	writeJSON(w, http.StatusCreated, p)
 }
@@ -371,6 +375,7 @@ func (s *Server) deletePolicy(w http.ResponseWriter, r *http.Request, c caller) 
 		return
 	}
 	s.record(r.Context(), audit.Record{Event: audit.EventPolicyDeleted, Subject: c.Subject, Groups: c.Groups, Task: p.Target, PolicyID: p.ID, Before: marshal(p)})
+	s.awaitView(r.Context(), p.Revision)
 	writeJSON(w, http.StatusOK, p)
 }
 
@@ -419,6 +424,7 @@ func (s *Server) patchControl(w http.ResponseWriter, r *http.Request, c caller) 
 	}
 	s.record(r.Context(), audit.Record{Event: audit.EventControlChanged, Subject: c.Subject, Groups: c.Groups,
 		Before: marshal(controlView(before)), After: marshal(controlView(after))})
+	s.awaitView(r.Context(), after.Revision)
 	writeJSON(w, http.StatusOK, controlView(after))
 }
 
