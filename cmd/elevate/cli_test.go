@@ -250,6 +250,12 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"a bad start time", []string{"request", "new", "--task", "T", "--reason", "r", "--start", "tomorrow"}, "--start"},
 		{"--all with --cursor", []string{"audit", "query", "--all", "--cursor", "c"}, "--all and --cursor"},
 		{"a server that is no URL", []string{"--server", "ftp://x", "whoami"}, "--server"},
+		{"request create without a target", []string{"request", "create", "--reason", "r"}, "exactly one of --task, --role, --role-group"},
+		{"policy new with a bad approval", []string{"policy", "new", "--task", "T", "--approval", "sometimes"}, "--approval: must be manual or auto"},
+		{"policy create with a bad approval", []string{"policy", "create", "--task", "T", "--approval", "sometimes"}, "--approval: must be manual or auto"},
+		{"policy delete without its id", []string{"policy", "delete"}, "elevate policy delete: accepts 1 arg(s), received 0"},
+		{"policy rm without its id", []string{"policy", "rm"}, "elevate policy delete: accepts 1 arg(s), received 0"},
+		{"policy rm with two ids", []string{"policy", "rm", "a", "b"}, "accepts 1 arg(s), received 2"},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {
 			r := runCLI(t, tc.args...)
@@ -257,6 +263,59 @@ func TestUsageErrorsExit2(t *testing.T) {
 			require.Contains(t, oneLineOf(t, r.stderr), tc.want)
 			require.Empty(t, r.stdout)
 		})
+	}
+}
+
+// TestVerbAliases: create and delete are the verbs help shows; new and rm,
+// the verbs of earlier releases, do the same.
+func TestVerbAliases(t *testing.T) {
+	for _, tc := range []struct {
+		group, verb, alias string
+	}{{"request", "create", "new"}, {"policy", "create", "new"}, {"policy", "delete", "rm"}} {
+		r := runCLI(t, tc.group, "--help")
+		require.Equal(t, 0, r.code, r.stderr)
+		require.Regexp(t, `(?m)^\s+`+tc.verb+`\s`, r.stdout, "elevate %s --help lists %s", tc.group, tc.verb)
+		require.NotRegexp(t, `(?m)^\s+`+tc.alias+`\s`, r.stdout, "elevate %s --help lists %s only as an alias", tc.group, tc.alias)
+		for _, args := range [][]string{{tc.group, tc.verb, "--help"}, {tc.group, tc.alias, "--help"}, {"help", tc.group, tc.alias}} {
+			r := runCLI(t, args...)
+			require.Equal(t, 0, r.code, "elevate %v: %s", args, r.stderr)
+			require.Contains(t, r.stdout, "Aliases:\n  "+tc.verb+", "+tc.alias, "elevate %v", args)
+			require.Contains(t, r.stdout, "elevate "+tc.group+" "+tc.verb+" ", "elevate %v shows the primary verb", args)
+		}
+	}
+
+	s := newDevServer(t, "")
+	admin := s.token(t, "verb-ada", "admins", "approvers")
+	user := s.token(t, "verb-bob")
+	s.ok(t, admin, "control", "enable", "--approvers", "approvers")
+	policyID := func(out string) string {
+		var p struct {
+			ID string `json:"id"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(out), &p), out)
+		require.NotEmpty(t, p.ID)
+		return p.ID
+	}
+	move := policyID(s.ok(t, admin, "-o", "json", "policy", "create", "--task", `Exchange\New-MoveRequest`, "--approval", "manual"))
+	search := policyID(s.ok(t, admin, "-o", "json", "policy", "new", "--task", `Exchange\Search-Mailbox`, "--approval", "manual"))
+
+	for verb, task := range map[string]string{"create": `Exchange\New-MoveRequest`, "new": `Exchange\Search-Mailbox`} {
+		var r cliResult
+		require.Eventually(t, func() bool {
+			r = s.as(t, user, "request", verb, "--task", task, "--reason", "verb "+verb, "-q")
+			return r.code == 0
+		}, 10*time.Second, 20*time.Millisecond, "request %s: %s", verb, r.stderr)
+		id := strings.TrimSpace(r.stdout)
+		got := s.ok(t, user, "request", "get", id)
+		require.Contains(t, got, task)
+		require.Regexp(t, `status:\s+pending`, got)
+	}
+
+	for verb, id := range map[string]string{"delete": move, "rm": search} {
+		s.ok(t, admin, "policy", verb, id)
+		r := s.as(t, admin, "policy", "get", id)
+		require.Equal(t, 1, r.code, "policy %s %s left the policy", verb, id)
+		require.Contains(t, oneLineOf(t, r.stderr), "404")
 	}
 }
 

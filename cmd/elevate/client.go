@@ -16,8 +16,9 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/cobra"
 )
 
 // client talks to the side API.
@@ -44,6 +45,29 @@ func newClient(g *globals) (*client, error) {
 		}
 	}
 	return &client{g: g, http: &http.Client{Timeout: 30 * time.Second, Transport: tr}}, nil
+}
+
+// fetch makes one call to the side API for cmd and decodes the answer as
+// a T (a []byte takes it as it is).
+func fetch[T any](cmd *cobra.Command, g *globals, method, path string, in any) (T, error) {
+	var out T
+	c, err := newClient(g)
+	if err != nil {
+		return out, err
+	}
+	err = c.do(cmd.Context(), method, path, in, &out)
+	return out, err
+}
+
+// call makes one call to the side API and shows the answer: as JSON with
+// -o json, else as asTable writes it. A command states its call and its
+// table; call does the rest.
+func call[T any](cmd *cobra.Command, g *globals, method, path string, in any, asTable func(io.Writer, T) error) error {
+	v, err := fetch[T](cmd, g, method, path, in)
+	if err != nil {
+		return err
+	}
+	return show(cmd, g, v, asTable)
 }
 
 // problem is the part of an RFC 9457 answer the CLI shows.
@@ -219,62 +243,4 @@ func rootCause(err error) string {
 		return ue.Err.Error()
 	}
 	return err.Error()
-}
-
-// marshalJSON encodes v as compact JSON, without HTML escaping.
-func marshalJSON(v any) ([]byte, error) { return marshalIndent(v, "", "") }
-
-// marshalIndent encodes v as JSON indented as json.MarshalIndent does, but
-// without HTML escaping: `<`, `>` and `&` stay as they are, so that commands
-// and reasons can be copied.
-func marshalIndent(v any, prefix, indent string) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent(prefix, indent)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
-}
-
-// printJSON writes v as indented JSON: the stable format for scripts.
-// Nothing is HTML-escaped.
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
-// table writes aligned columns, under header unless it is nil.
-func table(w io.Writer, header []string, rows [][]string) error {
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	if header != nil {
-		fmt.Fprintln(tw, strings.Join(header, "\t"))
-	}
-	for _, r := range rows {
-		fmt.Fprintln(tw, strings.Join(r, "\t"))
-	}
-	return tw.Flush()
-}
-
-// fields writes "key: value" lines, aligned.
-func fields(w io.Writer, kv [][2]string) error {
-	tw := tabwriter.NewWriter(w, 2, 4, 1, ' ', 0)
-	for _, p := range kv {
-		if p[1] == "" {
-			continue
-		}
-		fmt.Fprintf(tw, "%s:\t%s\n", p[0], p[1])
-	}
-	return tw.Flush()
-}
-
-// ts is how tables show a time: in UTC, RFC 3339 to the second.
-func ts(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.UTC().Format("2006-01-02T15:04:05Z")
 }

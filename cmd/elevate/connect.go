@@ -37,11 +37,7 @@ func caCmd(g *globals) *cobra.Command {
 			switch {
 			case err == nil:
 			case errors.Is(err, fs.ErrNotExist) && !cmd.Flags().Changed("data-dir"):
-				cl, err := newClient(g)
-				if err != nil {
-					return err
-				}
-				if err := cl.do(cmd.Context(), "GET", "/v1/ca", nil, &pemBytes); err != nil {
+				if pemBytes, err = fetch[[]byte](cmd, g, "GET", "/v1/ca", nil); err != nil {
 					return err
 				}
 			default:

@@ -3,7 +3,7 @@
 //
 //	elevate serve --dev                 run with embedded etcd and a demo upstream
 //	elevate token --sub NAME            mint a dev token
-//	elevate request new --task T ...    ask for a time-bound grant
+//	elevate request create --task T ... ask for a time-bound grant
 //
 // Run `elevate help` for every command. The exit status says what happened:
 // 0 done, 1 refused or failed as asked, 2 a usage mistake, 3 the server
@@ -19,7 +19,6 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 )
 
 // globals are the flags every client command shares.
@@ -215,36 +214,4 @@ func helpCmd(root *cobra.Command) *cobra.Command {
 			return c.Help()
 		},
 	}
-}
-
-// envAnnotation marks a flag whose value, when the command line does not
-// give it, comes from an environment variable.
-const envAnnotation = "elevate_env"
-
-// envFlag makes the flag take its value from env when the command line does
-// not set it. The variable is read after parsing (flagsFromEnv), never into
-// the flag's default: help names the variable and never shows its value,
-// which may be a secret (a token).
-func envFlag(fs *pflag.FlagSet, name, env string) {
-	f := fs.Lookup(name)
-	f.Usage += " (env " + env + ")"
-	_ = fs.SetAnnotation(name, envAnnotation, []string{env})
-}
-
-// flagsFromEnv sets the flags of cmd marked by envFlag that the command
-// line left unset from their environment variables.
-func flagsFromEnv(cmd *cobra.Command) error {
-	var err error
-	cmd.Flags().VisitAll(func(f *pflag.Flag) {
-		env := f.Annotations[envAnnotation]
-		if err != nil || f.Changed || len(env) == 0 {
-			return
-		}
-		if v := os.Getenv(env[0]); v != "" {
-			if e := cmd.Flags().Set(f.Name, v); e != nil {
-				err = usageError("%s: %v", env[0], e)
-			}
-		}
-	})
-	return err
 }
