@@ -561,7 +561,8 @@ func fcLastLine(out, marker string) string {
 
 // TestFailClosedPolicyReload: SIGHUP with a bundle that cannot be loaded
 // keeps the running bundle (calls are judged exactly as before) and logs
-// why; a valid bundle then replaces it. A bundle that loads but fails at
+// why; a valid bundle then replaces it. A bundle that fails on the calls the
+// load-time proof tries cannot be loaded; one that loads but fails at
 // evaluation refuses every call with 500, forwarding nothing.
 // TestPolicyReload (reload_test.go) covers a valid change and one syntax
 // error on reads.
@@ -610,6 +611,7 @@ func TestFailClosedPolicyReload(t *testing.T) {
 		{"unsafe variable", add("unsafe.rego", "package elevate\n\ndeny contains reason if reason == nowhere\n"), "unsafe"},
 		{"reserved state package", add("state.rego", "package elevate_state\n\ncontrol := {\"enabled\": false}\n"), "reserved"},
 		{"data not an object", add("data.json", "[1, 2]"), "data must be an object"},
+		{"evaluation error on every call", add("faulty.rego", "package elevate\n\ndeny contains \"never\" if to_number(input.subject.id) > 0\n"), "faulty.rego:3"},
 		{"decision rule missing", func(t *testing.T) func() {
 			require.NoError(t, os.Rename(mainRego, mainRego+".off"))
 			return func() { require.NoError(t, os.Rename(mainRego+".off", mainRego)) }
@@ -638,8 +640,9 @@ func TestFailClosedPolicyReload(t *testing.T) {
 	})
 
 	t.Run("evaluation error refuses every call", func(t *testing.T) {
-		// Loads (it compiles), then fails on every call: to_number("bob").
-		undo := add("faulty.rego", "package elevate\n\ndeny contains \"never\" if to_number(input.subject.id) > 0\n")(t)
+		// Loads (it compiles, and the load-time proof calls as another
+		// subject), then fails on every call by bob: to_number("bob").
+		undo := add("faulty.rego", "package elevate\n\ndeny contains \"never\" if {\n\tinput.subject.id == \"bob\"\n\tto_number(input.subject.id) > 0\n}\n")(t)
 		hup(t, reloaded)
 		moves, reads := up.moves(), up.reads()
 		fcRequireProblem(t, s.fcMove(t, a.bob), http.StatusInternalServerError, "policy-error")

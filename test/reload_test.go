@@ -49,7 +49,34 @@ func TestPolicyReload(t *testing.T) {
 	require.NoError(t, os.WriteFile(condition, []byte("package elevate\n\ndeny contains if {\n"), 0o644))
 	require.NoError(t, s.cmd.Process.Signal(syscall.SIGHUP))
 	require.Eventually(t, func() bool {
-		return strings.Contains(s.stderr.String(), "policy reload refused")
+		return strings.Count(s.stderr.String(), "policy reload refused") == 1
 	}, 5*time.Second, 50*time.Millisecond)
 	require.Equal(t, http.StatusForbidden, do(t, "GET", list, bob, "").status)
+
+	// So is one that compiles but cannot evaluate: two catalogs define a
+	// helper of the same name in their shared package, and the two
+	// definitions disagree. The log names both files.
+	require.NoError(t, os.Remove(condition))
+	catalog := func(upstream, segment string) string {
+		return "package elevate.catalog\n\n" +
+			"tasks[\"" + upstream + "\\\\Get-Item\"] := {\"upstream\": \"" + upstream + "\", \"read\": true}\n\n" +
+			"match contains \"" + upstream + "\\\\Get-Item\" if {\n" +
+			"\tinput.upstream == \"" + upstream + "\"\n\tinput.method == \"GET\"\n\tinput.path = [\"items\", _, _]\n\titem != \"\"\n}\n\n" +
+			"item := input.path[" + segment + "]\n"
+	}
+	require.NoError(t, os.WriteFile(filepath.Join(bundle, "catalog", "alpha.rego"), []byte(catalog("alpha", "1")), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(bundle, "catalog", "beta.rego"), []byte(catalog("beta", "2")), 0o644))
+	require.NoError(t, s.cmd.Process.Signal(syscall.SIGHUP))
+	var refusal string
+	require.Eventually(t, func() bool {
+		for line := range strings.Lines(s.stderr.String()) {
+			if strings.Contains(line, "policy reload refused") {
+				refusal = line
+			}
+		}
+		return strings.Count(s.stderr.String(), "policy reload refused") == 2
+	}, 5*time.Second, 50*time.Millisecond)
+	require.Contains(t, refusal, "catalog/alpha.rego:12")
+	require.Contains(t, refusal, "catalog/beta.rego:12")
+	require.Equal(t, http.StatusForbidden, do(t, "GET", list, bob, "").status, "the running bundle stays")
 }
