@@ -127,6 +127,7 @@ func (s *Store) UseGrant(ctx context.Context, grantID string, spent func(Use)) e
 	var use Use
 	var ev *Event
 	_, err := s.update(ctx, "use grant", func(c *change) error {
+		use, ev = Use{}, nil
 		recs, err := c.read(gkey, rkey)
 		if err != nil {
 			return err
@@ -152,13 +153,11 @@ func (s *Store) UseGrant(ctx context.Context, grantID string, spent func(Use)) e
 		case !g.within(now):
 			return fmt.Errorf("%w: grant %s is not live at %s", ErrNotApproved, grantID, now.Format(time.RFC3339))
 		case g.MaxUses <= 0:
-			use = Use{} // not counted: nothing to write
-			return nil
+			return nil // not counted: nothing to write
 		}
 		g.Uses++
 		req.Uses = g.Uses
 		use = Use{N: g.Uses, MaxUses: g.MaxUses}
-		ev = nil
 		if use.Last() {
 			req.Status = StatusUsedUp
 			ev = &Event{Kind: EventUsedUp, Request: req, Comment: usesSpent(g.MaxUses), At: now}
