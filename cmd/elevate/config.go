@@ -309,7 +309,7 @@ func (c *Config) validate(dev bool) error {
 }
 
 // The configurations serve gives the packages, built from the file: each
-// section as it is, with what the file keeps elsewhere filled in. Serve
+// section as it is, with what the file keeps elsewhere filled in. build
 // adds the wiring (clients, callbacks, loggers); each package fills in its
 // defaults.
 

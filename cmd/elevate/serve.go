@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -21,18 +18,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"go.opentelemetry.io/otel"
-
-	"go.opentelemetry.io/otel/metric"
-
-	"github.com/elevate-pam/elevate/audit"
 	"github.com/elevate-pam/elevate/certs"
-	"github.com/elevate-pam/elevate/grants"
-	"github.com/elevate-pam/elevate/notify"
-	"github.com/elevate-pam/elevate/policy"
 	"github.com/elevate-pam/elevate/proxy"
-	"github.com/elevate-pam/elevate/proxy/api"
-	"github.com/elevate-pam/elevate/proxy/identity"
 	"github.com/elevate-pam/elevate/telemetry"
 )
 
@@ -64,17 +51,29 @@ func serveCmd() *cobra.Command {
 	return c
 }
 
-// serve runs until ctx ends, then shuts down in order: listeners first (so
-// no call is judged against a closing store), then the store, then the
-// audit log, then embedded etcd.
+// serve runs elevate serve: the configuration from the flags, the file and
+// the environment, then runServer until ctx ends.
 func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 	started := time.Now()
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	cfg, err := serveConfig(f)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data_dir: %w", err)
+	}
+	return runServer(ctx, cfg, f.dev, started, out)
+}
+
+// serveConfig is the configuration serve runs with: the file's, then the
+// flags over it, the data directory from --data-dir, else the file, else
+// ELEVATE_DATA_DIR; defaults filled in and validated.
+func serveConfig(f serveFlags) (Config, error) {
 	var cfg Config
 	if f.config != "" {
 		var err error
 		if cfg, err = loadConfig(f.config); err != nil {
-			return err
+			return cfg, err
 		}
 	}
 	if f.dataDir != "" {
@@ -89,13 +88,15 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 		cfg.ControlAddr = f.controlAddr
 	}
 	cfg.defaults(f.dev)
-	if err := cfg.validate(f.dev); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("data_dir: %w", err)
-	}
+	return cfg, cfg.validate(f.dev)
+}
 
+// runServer binds the two listeners, builds the components behind them,
+// serves until ctx ends, then shuts down in order: listeners first (so no
+// call is judged against a closing store), then the components (the store,
+// the audit log, then embedded etcd).
+func runServer(ctx context.Context, cfg Config, dev bool, started time.Time, out io.Writer) error {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	cfg.Telemetry.Logger = log
 	tel, err := telemetry.Setup(ctx, cfg.Telemetry)
 	if err != nil {
@@ -106,12 +107,6 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 		defer cancel()
 		_ = tel.Shutdown(sctx)
 	}()
-	meter := otel.Meter(telemetry.MeterName)
-	fsyncs, err := meter.Float64Histogram("elevate.audit.fsync.duration", metric.WithUnit("s"),
-		metric.WithDescription("Time each fsync of the audit log took; concurrent records share one."))
-	if err != nil {
-		return err
-	}
 
 	// Listeners first: a taken port is the most common start-up mistake.
 	proxyLn, err := net.Listen("tcp", cfg.ProxyAddr)
@@ -142,194 +137,18 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 	errc := make(chan error, 2)
 	go func() { errc <- serveOn(controlSrv, controlLn) }()
 
-	// Live state.
-	endpoints := cfg.Etcd.Endpoints
-	if f.dev && len(endpoints) == 0 {
-		e, url, err := startEmbeddedEtcd(ctx, cfg.DataDir, cfg.Etcd.StartTimeout)
-		if err != nil {
-			return err
-		}
-		defer e.Close()
-		endpoints = []string{url}
-	}
-	cli, err := connectEtcd(ctx, cfg.Etcd, endpoints, log)
+	c, err := build(ctx, cfg, dev, wiring{log: log, tel: tel,
+		controlURL: baseURL(controlSrv, controlLn), proxyURL: publicURL(cfg, proxyLn)})
 	if err != nil {
 		return err
 	}
-	defer cli.Close()
-
-	// Identity.
-	var devIssuer *identity.DevIssuer
-	var devIs *identity.Issuer
-	if f.dev {
-		if devIssuer, err = identity.LoadOrCreateDevIssuer(cfg.DataDir); err != nil {
-			return err
-		}
-		is := devIssuer.Issuer()
-		devIs = &is
-	}
-	verifier, err := identity.New(ctx, cfg.identityConfig(devIs))
-	if err != nil {
-		return err
-	}
-
-	// Policy.
-	engine, err := policy.New(ctx, cfg.policyConfig())
-	if err != nil {
-		return fmt.Errorf("policy: %w", err)
-	}
-	logCacheable(log, engine)
-
-	// Audit.
-	ac := cfg.Audit
-	ac.OnFsync = func(d time.Duration) { fsyncs.Record(context.Background(), d.Seconds()) }
-	auditLog, err := audit.Open(ac)
-	if err != nil {
-		return fmt.Errorf("audit: %w", err)
-	}
-	defer auditLog.Close()
-
-	// Notifications: never block a decision.
-	cfg.Notify.Logger = log
-	notifier, err := notify.New(cfg.Notify)
-	if err != nil {
-		return err
-	}
-	notifyCtx, stopNotify := context.WithCancel(context.Background())
-	notifyDone := make(chan struct{})
-	go func() { notifier.Run(notifyCtx); close(notifyDone) }()
-	defer func() { stopNotify(); <-notifyDone }()
-
-	// Grants, watched into memory; Rego sees control settings and policies.
-	// Expiries are swept by one elected replica and recorded here; their
-	// notifications wait in etcd until one replica has delivered them.
-	var stateLoaded atomic.Bool
-	gc := cfg.storeConfig()
-	gc.Client = cli
-	gc.OnEvent = func(e grants.Event) {
-		// The side API records and announces the changes its callers
-		// make, with their trace; expiries and used-up grants happen
-		// here, once, on the replica that swept them or spent a grant's
-		// last use (after the record of the call that spent it).
-		if e.Kind != grants.EventExpired && e.Kind != grants.EventUsedUp {
-			return
-		}
-		event := auditEvents[e.Kind]
-		rec := audit.Record{Kind: audit.KindLifecycle, Event: event, Time: e.At,
-			Subject: e.By, Task: e.Request.Target, RequestID: e.Request.ID, PolicyID: e.Request.PolicyID,
-			Comment: e.Comment, After: jsonOf(e.Request)}
-		ectx, span := api.EventSpan(context.Background(), otel.Tracer("github.com/elevate-pam/elevate"), rec)
-		rec, err := auditLog.Write(ectx, rec)
-		span.End()
-		if err != nil {
-			log.Error("audit write failed", "event", event, "request", e.Request.ID, "err", err)
-		}
-		if !e.Outbox { // else Deliver below
-			notifier.Notify(api.NotifyEvent(event, e.Request, "", e.By, e.Comment, rec.ID, rec.TraceID, e.At))
-		}
-	}
-	gc.Deliver = func(ctx context.Context, e grants.Event) error {
-		return notifier.Deliver(ctx, api.NotifyEvent(auditEvents[e.Kind], e.Request, "", e.By, e.Comment, "", "", e.At))
-	}
-	gc.OnState = func(c grants.Control, ps []grants.Policy) {
-		if err := engine.SetState(ctx, policyState(c, ps)); err != nil {
-			log.Error("policy state update failed", "err", err)
-			stateLoaded.Store(false)
-			return
-		}
-		stateLoaded.Store(true)
-	}
-	store, err := grants.New(gc)
-	if err != nil {
-		return err
-	}
-	storeCtx, stopStore := context.WithCancel(context.Background())
-	storeDone := make(chan error, 1)
-	go func() { storeDone <- store.Run(storeCtx) }()
-	defer func() { stopStore(); <-storeDone }()
-
-	for _, g := range []struct {
-		name, unit, desc string
-		f                func() int64
-	}{
-		{"elevate.grants.live", "{grant}", "Grants live now, in this replica's view.", func() int64 { n, _ := store.Counts(); return int64(n) }},
-		{"elevate.requests.pending", "{request}", "Requests waiting for a decision, in this replica's view.", func() int64 { _, n := store.Counts(); return int64(n) }},
-		{"elevate.audit.queue", "{record}", "Audit records accepted and not yet durable.", func() int64 { return int64(auditLog.Stats().QueueDepth) }},
-	} {
-		if err := tel.Gauge(g.name, g.unit, g.desc, g.f); err != nil {
-			return err
-		}
-	}
-
-	// Upstreams.
-	var demo *proxy.Upstream
-	if f.dev {
-		demoLn, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return err
-		}
-		demoSrv := &http.Server{Handler: newDemoUpstream().handler(), ReadHeaderTimeout: 5 * time.Second}
-		go demoSrv.Serve(demoLn)
-		defer demoSrv.Close()
-		d := demoRoute("http://" + demoLn.Addr().String())
-		demo = &d
-	}
-	pc := cfg.proxyConfig(demo)
-	pc.Logger = log
-	ups := pc.Upstreams
-
-	gateCfg := cfg.Proxy.Gate
-	gateCfg.Verifier, gateCfg.Grants, gateCfg.Policy, gateCfg.Audit, gateCfg.Uses, gateCfg.Logger = verifier, store, engine, auditLog, store, log
-	gate, err := proxy.NewGate(gateCfg)
-	if err != nil {
-		return err
-	}
-	// Forward-mode HTTPS interception: the CA from config, or one kept in
-	// the data dir.
-	var ca tls.Certificate
-	if cfg.Proxy.CACert != "" || cfg.Proxy.CAKey != "" {
-		ca, err = proxy.LoadCA(cfg.Proxy.CACert, cfg.Proxy.CAKey)
-	} else {
-		ca, err = proxy.LoadOrCreateCA(cfg.DataDir)
-	}
-	if err != nil {
-		return err
-	}
-	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.Certificate[0]})
-	pc.CA = &ca
-	px, err := proxy.New(pc, gate)
-	if err != nil {
-		return err
-	}
-	// The web console calls the side API in process; it is built first
-	// and reaches the API once both exist.
-	var side *api.Server
-	controlURL := "http://" + controlLn.Addr().String()
-	if controlCerts != nil {
-		controlURL = "https://" + controlLn.Addr().String()
-	}
-	web, err := newConsole(cfg.Console, consoleDeps{dev: f.dev, devIssuer: devIssuer, controlURL: controlURL,
-		api:      http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { side.ServeHTTP(w, r) }),
-		verifier: verifier, catalog: engine, log: log})
-	if err != nil {
-		return err
-	}
-	sc := cfg.API.Config
-	sc.CACert, sc.ProxyURL, sc.Upstreams = caPEM, publicURL(cfg, proxyLn), upstreamInfo(ups)
-	sc.Verifier, sc.Store, sc.Catalog, sc.Resolver, sc.Gate, sc.Audit, sc.Notifier = verifier, store, engine, px, gate, auditLog, notifier
-	sc.Ready = func() bool { return store.Ready() && stateLoaded.Load() && store.Fresh() }
-	sc.Metrics, sc.Console, sc.Logger = tel.MetricsHandler(), web, log
-	side, err = api.New(sc)
-	if err != nil {
-		return err
-	}
-
-	proxySrv := newServer(cfg.Proxy.ListenerConfig, proxyCerts, px, log)
-	control.set(side)
+	defer c.close()
+	proxySrv := newServer(cfg.Proxy.ListenerConfig, proxyCerts, c.proxy, log)
+	control.set(c.control)
 
 	// The proxy serves only after the first full sync and policy load.
 	readyCtx, cancel := context.WithTimeout(ctx, cfg.Etcd.StartTimeout)
-	err = store.WaitReady(readyCtx)
+	err = c.store.WaitReady(readyCtx)
 	cancel()
 	if err != nil {
 		return fmt.Errorf("etcd: first sync did not finish: %w", err)
@@ -338,8 +157,8 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 
 	log.Info("elevate ready", "proxy", proxyLn.Addr().String(), "control", controlLn.Addr().String(),
 		"startup", time.Since(started).Round(time.Millisecond).String())
-	if f.dev {
-		printTour(out, cfg, baseURL(proxySrv, proxyLn), baseURL(controlSrv, controlLn), web != nil)
+	if dev {
+		printTour(out, cfg, baseURL(proxySrv, proxyLn), baseURL(controlSrv, controlLn), c.console)
 	}
 
 	// SIGHUP reads the listeners' certificate files again and reloads the
@@ -360,19 +179,7 @@ wait:
 					_ = r.Reload() // failures are logged by the reloader
 				}
 			}
-			if cfg.Policy.Dir == "" {
-				log.Warn("SIGHUP: no policy.dir configured; the embedded bundle stays")
-				continue
-			}
-			if err := engine.Reload(ctx, os.DirFS(cfg.Policy.Dir)); err != nil {
-				log.Error("policy reload refused; the running bundle stays", "dir", cfg.Policy.Dir, "err", err)
-				continue
-			}
-			if _, err := auditLog.Write(ctx, audit.Record{Kind: audit.KindLifecycle, Event: audit.EventPolicyReloaded, Time: time.Now(), Comment: cfg.Policy.Dir}); err != nil {
-				log.Error("audit write failed", "event", audit.EventPolicyReloaded, "err", err)
-			}
-			log.Info("policy bundle reloaded", "dir", cfg.Policy.Dir)
-			logCacheable(log, engine)
+			c.reloadPolicy(ctx)
 		case err := <-errc:
 			if err != nil && !errors.Is(err, http.ErrServerClosed) {
 				return err
@@ -385,7 +192,7 @@ wait:
 	defer cancel()
 	_ = proxySrv.Shutdown(sctx)
 	_ = controlSrv.Shutdown(sctx)
-	gate.Drain() // outcome records reach the log before it closes
+	c.gate.Drain() // outcome records reach the log before it closes
 	return nil
 }
 
@@ -409,42 +216,6 @@ func (s *startingHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	proxy.NewProblem(http.StatusServiceUnavailable, "not-ready", "elevate is starting: waiting for etcd").Write(w)
-}
-
-// logCacheable says when the bundle's decisions cannot be cached, which
-// costs a Rego evaluation on every call.
-func logCacheable(log *slog.Logger, e *policy.Engine) {
-	if ok, why := e.Cacheable(); !ok {
-		log.Info("policy decisions are evaluated for every call", "why", why)
-	}
-}
-
-// auditEvents name in the audit log, and in notifications, the changes of
-// a request that grants reports to OnEvent and Deliver.
-var auditEvents = map[string]string{
-	grants.EventSubmitted:  audit.EventRequestSubmitted,
-	grants.EventApproved:   audit.EventRequestApproved,
-	grants.EventDenied:     audit.EventRequestDenied,
-	grants.EventRevoked:    audit.EventRequestRevoked,
-	grants.EventExpired:    audit.EventRequestExpired,
-	grants.EventUsedUp:     audit.EventRequestUsedUp,
-	grants.EventBreakGlass: audit.EventRequestBreakGlass,
-}
-
-func jsonOf(v any) json.RawMessage {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return nil
-	}
-	return b
-}
-
-func policyState(c grants.Control, ps []grants.Policy) policy.State {
-	st := policy.State{Control: policy.Control{Enabled: c.Enabled, DefaultApprovers: c.DefaultApprovers, SystemAccounts: c.SystemAccounts}}
-	for _, p := range ps {
-		st.Policies = append(st.Policies, policy.ApprovalPolicy{ID: p.ID, Scope: string(p.Scope), Target: p.Target, Approval: p.Approval, Approvers: p.Approvers})
-	}
-	return st
 }
 
 // printTour shows a new user the way from a refused call to an approved one.
@@ -490,12 +261,6 @@ func shellQuote(s string) string {
 		return s
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-// demoRoute is the route to the demo Exchange API of --dev, served at
-// url.
-func demoRoute(url string) proxy.Upstream {
-	return proxy.Upstream{Name: "exchange", URL: url, Prefix: "/exchange/", Hosts: []string{"exchange.elevate.test"}}
 }
 
 // publicURL is where callers reach the proxy listener.
@@ -552,12 +317,4 @@ func baseURL(srv *http.Server, ln net.Listener) string {
 		return "https://" + ln.Addr().String()
 	}
 	return "http://" + ln.Addr().String()
-}
-
-func upstreamInfo(ups []proxy.Upstream) []api.UpstreamInfo {
-	out := make([]api.UpstreamInfo, 0, len(ups))
-	for _, u := range ups {
-		out = append(out, api.UpstreamInfo{Name: u.Name, Prefix: u.Prefix, Hosts: u.Hosts})
-	}
-	return out
 }
