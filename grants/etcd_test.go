@@ -3,162 +3,61 @@ package grants
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"net"
-	"net/url"
 	"os"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/server/v3/embed"
-	"go.uber.org/zap"
+
+	"github.com/elevate-pam/elevate/internal/clocktest"
+	"github.com/elevate-pam/elevate/internal/etcdtest"
 )
 
-// testEndpoint is the client URL of the etcd member the package's tests
-// share; each test works under its own key prefix.
+// etcd is the one etcd member the package's tests share; each test works
+// under a key prefix of its own.
+var etcd etcdtest.Shared
+
+// testEndpoint is the shared member's client URL.
 var testEndpoint string
 
 func TestMain(m *testing.M) {
-	os.Exit(runTests(m))
-}
-
-func runTests(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "grants-etcd-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	e, endpoint, err := startEtcd(dir)
+	endpoint, err := etcd.Endpoint()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start etcd:", err)
-		return 1
+		os.Exit(1)
 	}
-	defer e.Close()
 	testEndpoint = endpoint
-	return m.Run()
+	os.Exit(etcd.Run(m))
 }
 
 // SharedEtcdEndpoint gives the package's examples the test etcd member.
 func SharedEtcdEndpoint() string { return testEndpoint }
 
-// startEtcd starts a single-member etcd with its data in dir, listening on
-// free loopback ports, and waits until it serves.
-func startEtcd(dir string) (*embed.Etcd, string, error) {
-	var lastErr error
-	for range 3 { // a free port can be taken between probing and binding
-		e, endpoint, err := startEtcdOnce(dir)
-		if err == nil {
-			return e, endpoint, nil
-		}
-		lastErr = err
-		_ = os.RemoveAll(dir)
-	}
-	return nil, "", lastErr
-}
-
-func startEtcdOnce(dir string) (*embed.Etcd, string, error) {
-	client, err := freeURL()
-	if err != nil {
-		return nil, "", err
-	}
-	peer, err := freeURL()
-	if err != nil {
-		return nil, "", err
-	}
-	cfg := embed.NewConfig()
-	cfg.Name = "grants-test"
-	cfg.Dir = dir
-	cfg.LogLevel = "error"
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	cfg.UnsafeNoFsync = true
-	cfg.TickMs = 10
-	cfg.ElectionMs = 100
-	cfg.ListenClientUrls = []url.URL{client}
-	cfg.AdvertiseClientUrls = []url.URL{client}
-	cfg.ListenPeerUrls = []url.URL{peer}
-	cfg.AdvertisePeerUrls = []url.URL{peer}
-	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
-	e, err := embed.StartEtcd(cfg)
-	if err != nil {
-		return nil, "", err
-	}
-	select {
-	case <-e.Server.ReadyNotify():
-		return e, client.String(), nil
-	case err := <-e.Err():
-		e.Close()
-		return nil, "", err
-	case <-time.After(20 * time.Second):
-		e.Close()
-		return nil, "", errors.New("etcd did not become ready within 20s")
-	}
-}
-
-func freeURL() (url.URL, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return url.URL{}, err
-	}
-	defer l.Close()
-	return url.URL{Scheme: "http", Host: l.Addr().String()}, nil
-}
-
+// newClient is a client of the etcd at endpoint, closed when t ends.
 func newClient(t testing.TB, endpoint string) *clientv3.Client {
 	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{
-		Endpoints:   []string{endpoint},
-		DialTimeout: 5 * time.Second,
-		Logger:      zap.NewNop(),
-	})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = cli.Close() })
-	return cli
-}
-
-// fakeClock is a clock that tests move by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
+	return etcdtest.Client(t, endpoint)
 }
 
 var clockStart = time.Date(2030, 3, 4, 9, 0, 0, 0, time.UTC)
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-var prefixSeq atomic.Int64
 
 // fixture is a Store under a key prefix of its own, on the shared etcd,
 // with a fake clock.
 type fixture struct {
 	t     testing.TB
 	cli   *clientv3.Client
-	clock *fakeClock
+	clock *clocktest.Clock
 	s     *Store
 }
 
 func newFixture(t testing.TB, mods ...func(*Config)) *fixture {
 	t.Helper()
-	f := &fixture{t: t, cli: newClient(t, testEndpoint), clock: &fakeClock{t: clockStart}}
+	f := &fixture{t: t, cli: newClient(t, testEndpoint), clock: clocktest.New(clockStart)}
 	cfg := Config{
 		Client: f.cli,
-		Prefix: fmt.Sprintf("/test-%d/", prefixSeq.Add(1)),
+		Prefix: etcd.Prefix(t),
 		Now:    f.clock.Now,
 	}
 	for _, m := range mods {
@@ -270,78 +169,20 @@ func (f *fixture) grantKV(id string) (g Grant, lease clientv3.LeaseID, found boo
 	return g, clientv3.LeaseID(resp.Kvs[0].Lease), true
 }
 
-// cutter is a TCP relay in front of etcd that a test can cut, closing every
+// cutter is a relay in front of etcd that a test can cut, closing every
 // connection and refusing new ones, and restore.
-type cutter struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	cut    bool
-	conns  map[net.Conn]struct{}
-}
+type cutter struct{ *etcdtest.Relay }
 
 func newCutter(t testing.TB, target string) *cutter {
 	t.Helper()
-	u, err := url.Parse(target)
+	r, err := etcdtest.NewRelay(target)
 	require.NoError(t, err)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	c := &cutter{ln: ln, target: u.Host, conns: map[net.Conn]struct{}{}}
-	go c.serve()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		c.Cut()
-	})
-	return c
+	t.Cleanup(r.Close)
+	return &cutter{r}
 }
 
-func (c *cutter) endpoint() string { return "http://" + c.ln.Addr().String() }
+func (c *cutter) endpoint() string { return "http://" + c.Addr() }
 
-func (c *cutter) serve() {
-	for {
-		in, err := c.ln.Accept()
-		if err != nil {
-			return
-		}
-		go c.relay(in)
-	}
-}
+func (c *cutter) Cut() { c.SetCut(true) }
 
-func (c *cutter) relay(in net.Conn) {
-	out, err := net.Dial("tcp", c.target)
-	if err != nil {
-		_ = in.Close()
-		return
-	}
-	c.mu.Lock()
-	if c.cut {
-		c.mu.Unlock()
-		_ = in.Close()
-		_ = out.Close()
-		return
-	}
-	c.conns[in], c.conns[out] = struct{}{}, struct{}{}
-	c.mu.Unlock()
-	go func() {
-		_, _ = io.Copy(out, in)
-		_ = out.Close()
-	}()
-	_, _ = io.Copy(in, out)
-	_ = in.Close()
-}
-
-func (c *cutter) Cut() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.cut = true
-	for conn := range c.conns {
-		_ = conn.Close()
-	}
-	clear(c.conns)
-}
-
-func (c *cutter) Restore() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.cut = false
-}
+func (c *cutter) Restore() { c.SetCut(false) }

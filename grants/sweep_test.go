@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/elevate-pam/elevate/internal/clocktest"
 )
 
 func TestSweep(t *testing.T) {
@@ -295,7 +297,7 @@ func assertNoError(t *testing.T, err error) bool {
 // replicas are Stores sharing one prefix and one fake clock, each with an
 // etcd client and an event log of its own.
 type replicas struct {
-	clock  *fakeClock
+	clock  *clocktest.Clock
 	stores []*Store
 	logs   []*eventLog
 	stops  []func()
@@ -303,8 +305,8 @@ type replicas struct {
 
 func newReplicas(t *testing.T, n int, endpoint func(i int) string) *replicas {
 	t.Helper()
-	rs := &replicas{clock: &fakeClock{t: clockStart}}
-	prefix := fmt.Sprintf("/test-%d/", prefixSeq.Add(1))
+	rs := &replicas{clock: clocktest.New(clockStart)}
+	prefix := etcd.Prefix(t)
 	for i := range n {
 		log := &eventLog{}
 		s, err := New(Config{

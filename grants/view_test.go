@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/elevate-pam/elevate/internal/etcdtest"
 )
 
 const (
@@ -300,7 +302,7 @@ func TestRelistAfterCompaction(t *testing.T) {
 }
 
 func TestFreshTurnsFalseWhenEtcdStops(t *testing.T) {
-	e, endpoint, err := startEtcd(t.TempDir())
+	e, endpoint, err := etcdtest.Start(t.TempDir(), "grants-test")
 	require.NoError(t, err)
 	closed := make(chan struct{})
 	stop := sync.OnceFunc(func() {
