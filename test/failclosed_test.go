@@ -31,7 +31,6 @@
 package test
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
@@ -43,7 +42,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,54 +53,10 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/stretchr/testify/require"
-	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/server/v3/embed"
-	"go.uber.org/zap"
 
+	"github.com/elevate-pam/elevate/internal/etcdtest"
 	"github.com/elevate-pam/elevate/rego"
 )
-
-// The calls of the matrix, on the "exchange" upstream: moving a mailbox is
-// gated (moveTask), listing mailboxes needs no grant.
-const (
-	fcMovePath = "/mailboxes/alice/move-requests"
-	fcReadPath = "/mailboxes"
-)
-
-// fcUpstream answers every call with 200 and counts the calls that reached
-// it, by method and path.
-type fcUpstream struct {
-	url  string
-	mu   sync.Mutex
-	seen map[string]int
-}
-
-func newFCUpstream(t *testing.T) *fcUpstream {
-	t.Helper()
-	u := &fcUpstream{seen: map[string]int{}}
-	srv := httptest.NewServer(u)
-	t.Cleanup(srv.Close)
-	u.url = srv.URL
-	return u
-}
-
-func (u *fcUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	u.mu.Lock()
-	u.seen[r.Method+" "+r.URL.Path]++
-	u.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	io.WriteString(w, `{"ok":true}`)
-}
-
-// moves counts the gated calls forwarded; reads the reads.
-func (u *fcUpstream) moves() int { return u.count("POST " + fcMovePath) }
-func (u *fcUpstream) reads() int { return u.count("GET " + fcReadPath) }
-
-func (u *fcUpstream) count(key string) int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.seen[key]
-}
 
 // fcOptions are the settings of one elevate of the matrix.
 type fcOptions struct {
@@ -154,98 +108,14 @@ upstreams:
 	return s
 }
 
-// fcActors are the callers of the matrix: an admin, bob who holds an
-// approved grant for moveTask, and carol who holds none.
-type fcActors struct {
-	admin, bob, carol string
-	requestID         string
-}
-
-// fcGrantMove turns gating on through s and gives bob a grant for moveTask.
-func fcGrantMove(t *testing.T, s *server, iss issuer) fcActors {
+// newFCEtcd starts a one-member etcd in this test process that can be
+// stopped and started again on the same directory and ports.
+func newFCEtcd(t *testing.T) *etcdtest.Member {
 	t.Helper()
-	a := fcActors{admin: iss.token(t, "ada", "admins", "approvers"), bob: iss.token(t, "bob"), carol: iss.token(t, "carol")}
-	s.ok(a.admin, "control", "enable", "--approvers", "approvers")
-	s.ok(a.admin, "policy", "new", "--task", moveTask, "--approval", "manual")
-	a.requestID = strings.TrimSpace(s.ok(a.bob, "request", "new", "--task", moveTask, "--reason", "maintenance", "-q"))
-	s.ok(a.admin, "request", "approve", a.requestID)
-	return a
-}
-
-// fcMove sends the gated call through s; fcRead the call that needs no grant.
-func (s *server) fcMove(t *testing.T, token string) reply {
-	t.Helper()
-	return do(t, "POST", "http://"+s.proxyAddr+"/exchange"+fcMovePath, token, "")
-}
-
-func (s *server) fcRead(t *testing.T, token string) reply {
-	t.Helper()
-	return do(t, "GET", "http://"+s.proxyAddr+"/exchange"+fcReadPath, token, "")
-}
-
-// fcRequireProblem checks a refusal: its status, its problem type and the
-// decision id that names its audit record.
-func fcRequireProblem(t *testing.T, rep reply, status int, slug string) {
-	t.Helper()
-	require.Equal(t, status, rep.status, string(rep.body))
-	require.Equal(t, "application/problem+json", rep.header.Get("Content-Type"))
-	require.Equal(t, "urn:elevate:problem:"+slug, rep.json(t)["type"], string(rep.body))
-	require.NotEmpty(t, rep.header.Get("Elevate-Decision-Id"))
-}
-
-// fcEtcd is a one-member etcd in this test process that can be stopped
-// and started again on the same directory and ports.
-type fcEtcd struct {
-	dir            string
-	client, peer   url.URL
-	mu             sync.Mutex
-	e              *embed.Etcd
-	clientEndpoint string
-}
-
-func newFCEtcd(t *testing.T) *fcEtcd {
-	t.Helper()
-	cu, err := url.Parse("http://" + freeAddr(t))
+	c, err := etcdtest.StartCluster(t.TempDir(), 1)
 	require.NoError(t, err)
-	pu, err := url.Parse("http://" + freeAddr(t))
-	require.NoError(t, err)
-	n := &fcEtcd{dir: t.TempDir(), client: *cu, peer: *pu, clientEndpoint: cu.String()}
-	n.start(t)
-	t.Cleanup(n.stop)
-	return n
-}
-
-func (n *fcEtcd) start(t *testing.T) {
-	t.Helper()
-	cfg := embed.NewConfig()
-	cfg.Dir = n.dir
-	cfg.LogLevel = "error"
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{n.client}, []url.URL{n.client}
-	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{n.peer}, []url.URL{n.peer}
-	cfg.InitialCluster = cfg.Name + "=" + n.peer.String()
-	cfg.TickMs, cfg.ElectionMs = 10, 100
-	e, err := embed.StartEtcd(cfg)
-	require.NoError(t, err)
-	select {
-	case <-e.Server.ReadyNotify():
-	case <-time.After(20 * time.Second):
-		e.Close()
-		t.Fatal("etcd not ready")
-	}
-	n.mu.Lock()
-	n.e = e
-	n.mu.Unlock()
-}
-
-func (n *fcEtcd) stop() {
-	n.mu.Lock()
-	e := n.e
-	n.e = nil
-	n.mu.Unlock()
-	if e != nil {
-		e.Close()
-	}
+	t.Cleanup(c.Close)
+	return c.Members()[0]
 }
 
 // fcLink is a TCP relay that passes every chunk of bytes on, in both
@@ -371,15 +241,15 @@ func TestFailClosedEtcdDown(t *testing.T) {
 	etcd := newFCEtcd(t)
 	up := newFCUpstream(t)
 	iss := newIssuer(t)
-	strict := startFC(t, iss, up, fcOptions{etcd: etcd.clientEndpoint})
-	lenient := startFC(t, iss, up, fcOptions{etcd: etcd.clientEndpoint, readsWhenStale: true})
+	strict := startFC(t, iss, up, fcOptions{etcd: etcd.Endpoint()})
+	lenient := startFC(t, iss, up, fcOptions{etcd: etcd.Endpoint(), readsWhenStale: true})
 	a := fcGrantMove(t, strict, iss)
 	for _, s := range []*server{strict, lenient} {
 		require.Eventually(t, func() bool { return s.fcMove(t, a.bob).status == http.StatusOK }, 10*time.Second, 20*time.Millisecond)
 		require.Equal(t, http.StatusOK, s.fcRead(t, a.bob).status)
 	}
 
-	etcd.stop()
+	etcd.Stop()
 	for _, s := range []*server{strict, lenient} {
 		require.Eventually(t, func() bool { return s.fcMove(t, a.bob).status == http.StatusServiceUnavailable },
 			20*time.Second, 50*time.Millisecond, "the view goes stale once etcd is gone")
@@ -392,51 +262,16 @@ func TestFailClosedEtcdDown(t *testing.T) {
 	})
 
 	t.Run("recovers without restart", func(t *testing.T) {
-		etcd.start(t)
+		require.NoError(t, etcd.Start())
 		// A write on the cluster: see TestFailClosedEtcdReturnsIdle for a
 		// cluster that stays idle.
-		fcEtcdPut(t, etcd.clientEndpoint, "/activity/after-restart", "x")
+		fcEtcdPut(t, etcd.Endpoint(), "/activity/after-restart", "x")
 		for _, s := range []*server{strict, lenient} {
 			require.Eventually(t, func() bool { return s.fcMove(t, a.bob).status == http.StatusOK },
 				30*time.Second, 50*time.Millisecond, "stderr:\n%s", s.stderr)
 			require.Equal(t, http.StatusOK, s.fcRead(t, a.bob).status)
 		}
 	})
-}
-
-// fcRefusesWhileDown runs the checks every row that loses state or audit
-// shares: a gated call is refused with problem on each of down and never
-// forwarded; a read is refused too by default (strict) and let through by
-// the config switch named switchName (lenient). moves and reads are the
-// upstream's counts before.
-func fcRefusesWhileDown(t *testing.T, down []*server, strict, lenient *server, up *fcUpstream, a fcActors, moves, reads int, problem, switchName string) {
-	t.Helper()
-	t.Run("gated call refused, not forwarded", func(t *testing.T) {
-		for _, s := range down {
-			fcRequireProblem(t, s.fcMove(t, a.bob), http.StatusServiceUnavailable, problem)
-		}
-		require.Equal(t, moves, up.moves())
-	})
-	t.Run("read refused by default", func(t *testing.T) {
-		fcRequireProblem(t, strict.fcRead(t, a.bob), http.StatusServiceUnavailable, problem)
-		require.Equal(t, reads, up.reads())
-	})
-	t.Run("read allowed with "+switchName, func(t *testing.T) {
-		require.Equal(t, http.StatusOK, lenient.fcRead(t, a.bob).status)
-		require.Equal(t, reads+1, up.reads())
-	})
-}
-
-// fcEtcdPut writes one key outside elevate's prefix.
-func fcEtcdPut(t *testing.T, endpoint, key, value string) {
-	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, DialTimeout: 5 * time.Second})
-	require.NoError(t, err)
-	defer cli.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_, err = cli.Put(ctx, key, value)
-	require.NoError(t, err)
 }
 
 // TestFailClosedEtcdReturnsIdle: etcd stops and returns, and nothing is
@@ -448,16 +283,16 @@ func TestFailClosedEtcdReturnsIdle(t *testing.T) {
 	etcd := newFCEtcd(t)
 	up := newFCUpstream(t)
 	iss := newIssuer(t)
-	servers := []*server{startFC(t, iss, up, fcOptions{etcd: etcd.clientEndpoint}), startFC(t, iss, up, fcOptions{etcd: etcd.clientEndpoint})}
+	servers := []*server{startFC(t, iss, up, fcOptions{etcd: etcd.Endpoint()}), startFC(t, iss, up, fcOptions{etcd: etcd.Endpoint()})}
 	a := fcGrantMove(t, servers[0], iss)
 	for _, s := range servers {
 		require.Eventually(t, func() bool { return s.fcMove(t, a.bob).status == http.StatusOK }, 10*time.Second, 20*time.Millisecond)
 	}
-	etcd.stop()
+	etcd.Stop()
 	for _, s := range servers {
 		require.Eventually(t, func() bool { return s.fcMove(t, a.bob).status == http.StatusServiceUnavailable }, 20*time.Second, 50*time.Millisecond)
 	}
-	etcd.start(t)
+	require.NoError(t, etcd.Start())
 	for _, s := range servers {
 		require.Eventually(t, func() bool { return s.fcMove(t, a.bob).status == http.StatusOK },
 			30*time.Second, 50*time.Millisecond, "the view is confirmed again without a write")

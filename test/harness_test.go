@@ -541,3 +541,121 @@ func (d *background) output() string {
 	b, _ := os.ReadFile(d.log.Name())
 	return string(b)
 }
+
+// The fail-closed matrix's fixtures (failclosed_test.go), which the cluster
+// tests share: an upstream that counts, a grant for moveTask, the gated
+// call and the read, and the refusals of a lost dependency.
+
+// The calls of the matrix, on the "exchange" upstream: moving a mailbox is
+// gated (moveTask), listing mailboxes needs no grant.
+const (
+	fcMovePath = "/mailboxes/alice/move-requests"
+	fcReadPath = "/mailboxes"
+)
+
+// fcUpstream answers every call with 200 and counts the calls that reached
+// it, by method and path.
+type fcUpstream struct {
+	url  string
+	mu   sync.Mutex
+	seen map[string]int
+}
+
+func newFCUpstream(t *testing.T) *fcUpstream {
+	t.Helper()
+	u := &fcUpstream{seen: map[string]int{}}
+	srv := httptest.NewServer(u)
+	t.Cleanup(srv.Close)
+	u.url = srv.URL
+	return u
+}
+
+func (u *fcUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	u.mu.Lock()
+	u.seen[r.Method+" "+r.URL.Path]++
+	u.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	io.WriteString(w, `{"ok":true}`)
+}
+
+// moves counts the gated calls forwarded; reads the reads.
+func (u *fcUpstream) moves() int { return u.count("POST " + fcMovePath) }
+func (u *fcUpstream) reads() int { return u.count("GET " + fcReadPath) }
+
+func (u *fcUpstream) count(key string) int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.seen[key]
+}
+
+// fcActors are the callers of the matrix: an admin, bob who holds an
+// approved grant for moveTask, and carol who holds none.
+type fcActors struct {
+	admin, bob, carol string
+	requestID         string
+}
+
+// fcGrantMove turns gating on through s and gives bob a grant for moveTask.
+func fcGrantMove(t *testing.T, s *server, iss issuer) fcActors {
+	t.Helper()
+	a := fcActors{admin: iss.token(t, "ada", "admins", "approvers"), bob: iss.token(t, "bob"), carol: iss.token(t, "carol")}
+	s.ok(a.admin, "control", "enable", "--approvers", "approvers")
+	s.ok(a.admin, "policy", "new", "--task", moveTask, "--approval", "manual")
+	a.requestID = strings.TrimSpace(s.ok(a.bob, "request", "new", "--task", moveTask, "--reason", "maintenance", "-q"))
+	s.ok(a.admin, "request", "approve", a.requestID)
+	return a
+}
+
+// fcMove sends the gated call through s; fcRead the call that needs no grant.
+func (s *server) fcMove(t *testing.T, token string) reply {
+	t.Helper()
+	return do(t, "POST", "http://"+s.proxyAddr+"/exchange"+fcMovePath, token, "")
+}
+
+func (s *server) fcRead(t *testing.T, token string) reply {
+	t.Helper()
+	return do(t, "GET", "http://"+s.proxyAddr+"/exchange"+fcReadPath, token, "")
+}
+
+// fcRequireProblem checks a refusal: its status, its problem type and the
+// decision id that names its audit record.
+func fcRequireProblem(t *testing.T, rep reply, status int, slug string) {
+	t.Helper()
+	require.Equal(t, status, rep.status, string(rep.body))
+	require.Equal(t, "application/problem+json", rep.header.Get("Content-Type"))
+	require.Equal(t, "urn:elevate:problem:"+slug, rep.json(t)["type"], string(rep.body))
+	require.NotEmpty(t, rep.header.Get("Elevate-Decision-Id"))
+}
+
+// fcRefusesWhileDown runs the checks every row that loses state or audit
+// shares: a gated call is refused with problem on each of down and never
+// forwarded; a read is refused too by default (strict) and let through by
+// the config switch named switchName (lenient). moves and reads are the
+// upstream's counts before.
+func fcRefusesWhileDown(t *testing.T, down []*server, strict, lenient *server, up *fcUpstream, a fcActors, moves, reads int, problem, switchName string) {
+	t.Helper()
+	t.Run("gated call refused, not forwarded", func(t *testing.T) {
+		for _, s := range down {
+			fcRequireProblem(t, s.fcMove(t, a.bob), http.StatusServiceUnavailable, problem)
+		}
+		require.Equal(t, moves, up.moves())
+	})
+	t.Run("read refused by default", func(t *testing.T) {
+		fcRequireProblem(t, strict.fcRead(t, a.bob), http.StatusServiceUnavailable, problem)
+		require.Equal(t, reads, up.reads())
+	})
+	t.Run("read allowed with "+switchName, func(t *testing.T) {
+		require.Equal(t, http.StatusOK, lenient.fcRead(t, a.bob).status)
+		require.Equal(t, reads+1, up.reads())
+	})
+}
+
+// fcEtcdPut writes one key outside elevate's prefix.
+func fcEtcdPut(t *testing.T, endpoint, key, value string) {
+	t.Helper()
+	cli := etcdtest.Client(t, endpoint)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := cli.Put(ctx, key, value)
+	require.NoError(t, err)
+}
