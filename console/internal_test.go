@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/elevate-pam/elevate/internal/clocktest"
 )
 
 // TestLocalPath: after sign-in the browser goes back only to a path of the
@@ -31,24 +33,24 @@ func TestLocalPath(t *testing.T) {
 // TestSessionStoreBounded: the store keeps at most its bound, dropping the
 // expired first and then the oldest.
 func TestSessionStoreBounded(t *testing.T) {
-	now := time.Now()
-	s := newSessionStore(3, func() time.Time { return now })
+	clk := clocktest.New(time.Now())
+	s := newSessionStore(3, clk.Now)
 	var ids []string
 	for i := range 3 {
-		id, err := s.create(user{Subject: "u"}, "tok", now.Add(time.Duration(i+1)*time.Hour))
+		id, err := s.create(user{Subject: "u"}, "tok", clk.Now().Add(time.Duration(i+1)*time.Hour))
 		require.NoError(t, err)
 		ids = append(ids, id)
-		now = now.Add(time.Second)
+		clk.Add(time.Second)
 	}
-	id4, err := s.create(user{Subject: "u"}, "tok", now.Add(time.Hour))
+	id4, err := s.create(user{Subject: "u"}, "tok", clk.Now().Add(time.Hour))
 	require.NoError(t, err)
 	require.Equal(t, 3, s.len())
 	_, ok := s.get(ids[0])
 	require.False(t, ok, "the oldest session made room")
 	_, ok = s.get(id4)
 	require.True(t, ok)
-	now = now.Add(90 * time.Minute) // id4 has expired, ids[1] is the oldest
-	id5, err := s.create(user{Subject: "u"}, "tok", now.Add(time.Hour))
+	clk.Add(90 * time.Minute) // id4 has expired, ids[1] is the oldest
+	id5, err := s.create(user{Subject: "u"}, "tok", clk.Now().Add(time.Hour))
 	require.NoError(t, err)
 	require.Equal(t, 3, s.len())
 	for _, id := range []string{ids[1], ids[2], id5} {
@@ -61,8 +63,8 @@ func TestSessionStoreBounded(t *testing.T) {
 
 // TestLoginStore: a sign-in is found once, only while young.
 func TestLoginStore(t *testing.T) {
-	now := time.Now()
-	s := newLoginStore(2, time.Minute, func() time.Time { return now })
+	clk := clocktest.New(time.Now())
+	s := newLoginStore(2, time.Minute, clk.Now)
 	id, l, err := s.start("/requests")
 	require.NoError(t, err)
 	require.NotEqual(t, l.state, l.nonce)
@@ -74,7 +76,7 @@ func TestLoginStore(t *testing.T) {
 	require.False(t, ok, "used once")
 	id, _, err = s.start("/")
 	require.NoError(t, err)
-	now = now.Add(time.Minute)
+	clk.Add(time.Minute)
 	_, ok = s.take(id)
 	require.False(t, ok, "too old")
 	for range 5 {
