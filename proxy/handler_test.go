@@ -291,6 +291,9 @@ func TestProxyRefusals(t *testing.T) {
 			rec := e.Record(t, p.DecisionID)
 			require.Equal(t, tc.event, rec["event"], "audit record %v", rec)
 			require.Equal(t, "call", rec["kind"])
+			if tc.c.Mode == "tunnel" && tc.status != http.StatusMisdirectedRequest {
+				require.Equal(t, "CONNECT", rec["method"], "refused at the CONNECT, before any tunnel")
+			}
 			require.NotContains(t, a.Body, e.Tokens["dan"])
 			if tc.check != nil {
 				tc.check(t, p)
