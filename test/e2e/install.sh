@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests against real upstream programs need:
-# RabbitMQ (with its management plugin and rabbitmqadmin), Caddy and curl,
-# from Debian; and Chromium for the web console's browser tests
-# (test/browser). Safe to run again: it installs only what is missing.
+# RabbitMQ (with its management plugin and rabbitmqadmin), Caddy, aria2 (a
+# JSON-RPC admin API) and curl, from Debian; the GraphQL test server's one
+# npm package (test/e2e/graphql, pinned in its package-lock.json); and
+# Chromium for the web console's browser tests (test/browser). Safe to run
+# again: it installs only what is missing.
 #
 # The tests start their own private instances, so the system services the
 # packages may start are stopped and disabled here.
@@ -11,6 +13,9 @@ set -euo pipefail
 need=()
 command -v rabbitmq-server >/dev/null 2>&1 || need+=(rabbitmq-server)
 command -v caddy >/dev/null 2>&1 || need+=(caddy)
+command -v aria2c >/dev/null 2>&1 || need+=(aria2)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
@@ -56,9 +61,14 @@ if ! command -v rabbitmqadmin >/dev/null 2>&1; then
 	ln -sf "$admin" /usr/local/bin/rabbitmqadmin
 fi
 
+# The GraphQL admin API the end-to-end tests run (node + graphql from npm).
+(cd "$(dirname "$0")/graphql" && npm ci --no-audit --no-fund --silent)
+
 echo "rabbitmq-server: $(dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null || echo unknown)"
 echo "caddy: $(caddy version 2>/dev/null | head -n 1)"
 echo "curl: $(curl --version | head -n 1)"
+echo "aria2: $(aria2c --version | head -n 1)"
+echo "node: $(node --version)"
 echo "chromium: $(chromium --version 2>/dev/null | head -n 1)"
 echo "rabbitmqadmin: $(command -v rabbitmqadmin) ($(rabbitmqadmin --version 2>&1 | head -n 1))"
 "$(dirname "$0")/jaeger.sh" | sed 's/^/jaeger: /'
