@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"sync/atomic"
 	"time"
 
@@ -272,16 +271,16 @@ func (c *components) grantsConfig(ctx context.Context, cli *clientv3.Client, not
 	return gc
 }
 
-// reloadPolicy compiles the bundle in policy.dir again (at SIGHUP); a
-// bundle that does not compile or fails its checks leaves the running one
-// in place.
+// reloadPolicy compiles the bundle of policy.dir, or of policy.dirs over
+// the embedded one, again (at SIGHUP); a bundle that does not compile or
+// fails its checks leaves the running one in place.
 func (c *components) reloadPolicy(ctx context.Context) {
-	dir := c.cfg.Policy.Dir
+	dir := c.cfg.Policy.dirs()
 	if dir == "" {
-		c.log.Warn("SIGHUP: no policy.dir configured; the embedded bundle stays")
+		c.log.Warn("SIGHUP: no policy.dir or policy.dirs configured; the embedded bundle stays")
 		return
 	}
-	if err := c.engine.Reload(ctx, os.DirFS(dir)); err != nil {
+	if err := c.engine.Reload(ctx, c.cfg.Policy.bundle()); err != nil {
 		c.log.Error("policy reload refused; the running bundle stays", "dir", dir, "err", err)
 		return
 	}

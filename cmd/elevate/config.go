@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -117,6 +118,11 @@ type PolicyConfig struct {
 	// Dir replaces the embedded default bundle with a directory, compiled
 	// again at SIGHUP. Default: the embedded bundle.
 	Dir string `yaml:"dir"`
+	// Dirs layers directories over the embedded bundle, each over the ones
+	// before it: their catalogs, route tables and condition files are
+	// added, and a file at the path of one below (catalog/exchange.yaml,
+	// say) replaces it. Read again at SIGHUP. Not with dir. Default: none.
+	Dirs []string `yaml:"dirs"`
 	// The engine's settings (decision_cache).
 	policy.Config `yaml:",inline"`
 }
@@ -266,9 +272,17 @@ func (c *Config) validate(dev bool) error {
 	if err := c.API.ListenerConfig.validate("api"); err != nil {
 		return err
 	}
+	if c.Policy.Dir != "" && len(c.Policy.Dirs) > 0 {
+		return errors.New("policy.dir, policy.dirs: set one, not both (dir replaces the embedded bundle, dirs layer over it)")
+	}
 	if c.Policy.Dir != "" {
 		if st, err := os.Stat(c.Policy.Dir); err != nil || !st.IsDir() {
 			return fmt.Errorf("policy.dir: %q is not a directory", c.Policy.Dir)
+		}
+	}
+	for i, d := range c.Policy.Dirs {
+		if st, err := os.Stat(d); d == "" || err != nil || !st.IsDir() {
+			return fmt.Errorf("policy.dirs[%d]: %q is not a directory", i, d)
 		}
 	}
 
@@ -323,15 +337,43 @@ func (c *Config) identityConfig(dev *identity.Issuer) identity.Config {
 	return ic
 }
 
-// policyConfig is the policy section with its bundle: policy.dir, else the
-// embedded one.
+// policyConfig is the policy section with its bundle: policy.dir, else
+// the embedded one with policy.dirs layered over it.
 func (c *Config) policyConfig() policy.Config {
 	pc := c.Policy.Config
-	pc.Bundle = rego.Bundle
-	if c.Policy.Dir != "" {
-		pc.Bundle = os.DirFS(c.Policy.Dir)
-	}
+	pc.Bundle = c.Policy.bundle()
 	return pc
+}
+
+// bundle is policy.dir, else the embedded bundle with policy.dirs layered
+// over it.
+func (p *PolicyConfig) bundle() fs.FS {
+	if p.Dir != "" {
+		return os.DirFS(p.Dir)
+	}
+	return layeredBundle(p.Dirs)
+}
+
+// layeredBundle is the embedded bundle with dirs layered over it, the last
+// uppermost.
+func layeredBundle(dirs []string) fs.FS {
+	if len(dirs) == 0 {
+		return rego.Bundle
+	}
+	layers := []fs.FS{rego.Bundle}
+	for _, d := range dirs {
+		layers = append(layers, os.DirFS(d))
+	}
+	return policy.Layers(layers...)
+}
+
+// dirs names the directories the bundle is read from, for logs and the
+// audit record; empty for the embedded bundle alone.
+func (p *PolicyConfig) dirs() string {
+	if p.Dir != "" {
+		return p.Dir
+	}
+	return strings.Join(p.Dirs, ", ")
 }
 
 // storeConfig is the requests section, under etcd.prefix.

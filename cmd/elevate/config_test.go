@@ -9,6 +9,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math/big"
 	"os"
@@ -232,6 +233,7 @@ identity:
   cache_size: 500
 policy:
   dir: DIR/policy
+  dirs: [DIR/policy]
   decision_cache: 17
 api:
   admins_group: pam-admins
@@ -383,9 +385,11 @@ func TestConfigEveryKey(t *testing.T) {
 	require.Equal(t, "/k/console.secret", c.Console.ClientSecretFile)
 	require.True(t, c.Console.on(false))
 	require.Equal(t, filepath.Join(dir, "policy"), c.Policy.Dir)
+	require.Equal(t, []string{filepath.Join(dir, "policy")}, c.Policy.Dirs)
 
-	// The whole file is valid, but for the one key that excludes another.
+	// The whole file is valid, but for the keys that exclude another.
 	c.Etcd.PasswordEnv = ""
+	c.Policy.Dirs = nil
 	require.NoError(t, c.validate(false))
 }
 
@@ -519,4 +523,44 @@ func unsetKeys(t *testing.T, c Config) []string {
 	}
 	sort.Strings(unset)
 	return unset
+}
+
+// TestConfigPolicyDirs: policy.dirs layers directories over the embedded
+// bundle, the last uppermost; policy.dir replaces it; not both.
+func TestConfigPolicyDirs(t *testing.T) {
+	dir := t.TempDir()
+	lower, upper := filepath.Join(dir, "lower"), filepath.Join(dir, "upper")
+	for name, src := range map[string]string{
+		filepath.Join(lower, "catalog", "acme.rego"):   "lower acme",
+		filepath.Join(lower, "catalog", "widget.rego"): "lower widget",
+		filepath.Join(upper, "catalog", "acme.rego"):   "upper acme",
+	} {
+		require.NoError(t, os.MkdirAll(filepath.Dir(name), 0o700))
+		require.NoError(t, os.WriteFile(name, []byte(src), 0o600))
+	}
+
+	c, err := parseConfig([]byte("policy: {dirs: [" + lower + ", " + upper + "]}"))
+	require.NoError(t, err)
+	c.defaults(true)
+	require.NoError(t, c.validate(true))
+	b := c.policyConfig().Bundle
+	for name, want := range map[string]string{"catalog/acme.rego": "upper acme", "catalog/widget.rego": "lower widget"} {
+		got, err := fs.ReadFile(b, name)
+		require.NoError(t, err)
+		require.Equal(t, want, string(got))
+	}
+	_, err = fs.Stat(b, "elevate.rego")
+	require.NoError(t, err, "the embedded bundle is below the layers")
+	require.Equal(t, lower+", "+upper, c.Policy.dirs())
+
+	for _, tc := range []struct{ yaml, wantErr string }{
+		{"policy: {dir: " + lower + ", dirs: [" + upper + "]}", "policy.dir, policy.dirs: set one, not both"},
+		{"policy: {dirs: [" + lower + ", " + filepath.Join(dir, "missing") + "]}", "policy.dirs[1]: "},
+		{"policy: {dirs: [\"\"]}", "policy.dirs[0]: "},
+	} {
+		c, err := parseConfig([]byte(tc.yaml))
+		require.NoError(t, err)
+		c.defaults(true)
+		require.ErrorContains(t, c.validate(true), tc.wantErr, tc.yaml)
+	}
 }

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -32,6 +34,8 @@ func TestBuildServesNoListener(t *testing.T) {
 	}
 	cfg, err := serveConfig(serveFlags{dev: true, dataDir: t.TempDir(), proxyAddr: addrs[0], controlAddr: addrs[1]})
 	require.NoError(t, err)
+	layer := t.TempDir() // a policy.dirs layer, empty at first
+	cfg.Policy.Dirs = []string{layer}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	tel, err := telemetry.Setup(ctx, telemetry.Config{Logger: log})
 	require.NoError(t, err)
@@ -60,4 +64,15 @@ func TestBuildServesNoListener(t *testing.T) {
 	require.Eventually(t, func() bool { return get(c.control, "/readyz").Code == http.StatusOK }, 10*time.Second, 10*time.Millisecond)
 	rec = get(c.proxy, "/exchange/mailboxes")
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+
+	// SIGHUP reads the policy.dirs layers again, over the embedded bundle.
+	require.NoError(t, os.Mkdir(filepath.Join(layer, "catalog"), 0o700))
+	require.NoError(t, os.WriteFile(filepath.Join(layer, "catalog", "readers.rego"),
+		[]byte(`package elevate.catalog
+
+roles["Exchange\\Mailbox Readers"] := {"Exchange\\Get-Mailbox"}
+`), 0o600))
+	c.reloadPolicy(ctx)
+	require.Equal(t, []string{`Exchange\Get-Mailbox`}, c.engine.Catalog().Roles[`Exchange\Mailbox Readers`])
+	require.Contains(t, c.engine.Catalog().Roles, `Exchange\Mailbox Import Export`, "the embedded catalogs stay")
 }
