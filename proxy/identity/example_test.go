@@ -11,7 +11,8 @@ import (
 )
 
 // A verifier that trusts the dev issuer checks a token the dev issuer signed,
-// and refuses the same token once it has expired.
+// and refuses the same token once it has expired, with a Refusal that may be
+// shown to the caller.
 func Example() {
 	dir, err := os.MkdirTemp("", "elevate-example")
 	if err != nil {
@@ -46,11 +47,14 @@ func Example() {
 	clock = now.Add(2 * time.Hour)
 	_, err = v.Verify(context.Background(), token)
 	fmt.Println(errors.Is(err, identity.ErrUnauthenticated), err)
+	var why identity.Refusal // the part that may be shown to the caller
+	fmt.Println(errors.As(err, &why), why)
 
 	_, err = v.Verify(context.Background(), "")
 	fmt.Println(errors.Is(err, identity.ErrNoToken), err)
 	// Output:
 	// alice true true 2030-01-02 04:04:05 +0000 UTC
 	// true unauthenticated: token expired
+	// true token expired
 	// true unauthenticated: no token
 }
