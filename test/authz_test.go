@@ -218,6 +218,7 @@ func TestAuthzMatrix(t *testing.T) {
 		{"whoami", "", simple("GET", "/v1/whoami", ""), [nCols]int{401, 401, 200, 200, 200, 200, 200, 200, 200, 200}},
 		{"ca", "", simple("GET", "/v1/ca", ""), [nCols]int{200, 200, 200, 200, 200, 200, 200, 200, 200, 200}},
 		{"upstreams", "", simple("GET", "/v1/upstreams", ""), [nCols]int{401, 401, 200, 200, 200, 200, 200, 200, 200, 200}},
+		{"tasks", "", simple("GET", "/v1/tasks", ""), [nCols]int{401, 401, 200, 200, 200, 200, 200, 200, 200, 200}},
 		{"check", "", simple("POST", "/v1/check", `{"method":"POST","url":"`+moveURL+`"}`), [nCols]int{401, 401, 200, 200, 200, 200, 200, 200, 200, 200}},
 		{"submit", "fresh", func(c authzCell, owner string) int {
 			return c.do("POST", api+"/v1/requests", `{"scope":"task","target":"Exchange\\New-MoveRequest","reason":"matrix"}`).status

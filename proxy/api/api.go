@@ -217,6 +217,7 @@ func New(cfg Config) (*Server, error) {
 	m.HandleFunc("GET /v1/whoami", s.auth(s.whoami))
 	m.HandleFunc("GET /v1/ca", s.ca)
 	m.HandleFunc("GET /v1/upstreams", s.auth(s.upstreams))
+	m.HandleFunc("GET /v1/tasks", s.auth(s.tasks))
 	m.HandleFunc("POST /v1/check", s.auth(s.check))
 	m.HandleFunc("POST /v1/requests", s.auth(s.submit))
 	m.HandleFunc("GET /v1/requests", s.auth(s.listRequests))

@@ -160,13 +160,13 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, c caller) {
 func validScope(s string) bool { return s == "task" || s == "role" || s == "rolegroup" }
 
 // checkTarget refuses a scope that does not exist or a target the loaded
-// catalog does not know.
+// catalog does not know, naming the nearest name it does know.
 func checkTarget(cat policy.Catalog, scope, target string) *proxy.Problem {
 	if !validScope(scope) {
 		return proxy.NewProblem(http.StatusBadRequest, "invalid", `scope: must be "task", "role" or "rolegroup"`)
 	}
 	if !cat.Has(scope, target) {
-		return proxy.NewProblem(http.StatusBadRequest, "unknown-target", "target: no "+scope+" named "+strconv.Quote(target)+" in the policy catalog")
+		return proxy.NewProblem(http.StatusBadRequest, "unknown-target", "target: no "+scope+" named "+strconv.Quote(target)+" in the policy catalog"+didYouMean(targetNames(cat, scope), target))
 	}
 	return nil
 }

@@ -1,0 +1,142 @@
+package api
+
+import (
+	"maps"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/elevate-pam/elevate/policy"
+	"github.com/elevate-pam/elevate/proxy"
+)
+
+// Tasks is the answer of GET /v1/tasks: what the loaded policy bundle lets
+// callers request, each list sorted by name.
+type Tasks struct {
+	Tasks      []TaskEntry `json:"tasks"`
+	Roles      []SetEntry  `json:"roles"`
+	RoleGroups []SetEntry  `json:"role_groups"`
+}
+
+// TaskEntry is one task of the catalog.
+type TaskEntry struct {
+	Name string `json:"name"`
+	policy.TaskInfo
+}
+
+// SetEntry is a role or role group with the tasks it covers.
+type SetEntry struct {
+	Name  string   `json:"name"`
+	Tasks []string `json:"tasks"`
+}
+
+// TaskList is the catalog as GET /v1/tasks answers it. With upstream set,
+// only the tasks of that upstream, and the roles and role groups covering
+// one of them, are listed.
+func TaskList(cat policy.Catalog, upstream string) Tasks {
+	out := Tasks{Tasks: []TaskEntry{}, Roles: []SetEntry{}, RoleGroups: []SetEntry{}}
+	for _, name := range slices.Sorted(maps.Keys(cat.Tasks)) {
+		if info := cat.Tasks[name]; upstream == "" || info.Upstream == upstream {
+			out.Tasks = append(out.Tasks, TaskEntry{Name: name, TaskInfo: info})
+		}
+	}
+	sets := func(m map[string][]string) []SetEntry {
+		list := []SetEntry{}
+		for _, name := range slices.Sorted(maps.Keys(m)) {
+			tasks := m[name]
+			if upstream == "" || slices.ContainsFunc(tasks, func(t string) bool { return cat.Tasks[t].Upstream == upstream }) {
+				list = append(list, SetEntry{Name: name, Tasks: slices.Clone(tasks)})
+			}
+		}
+		return list
+	}
+	out.Roles, out.RoleGroups = sets(cat.Roles), sets(cat.RoleGroups)
+	return out
+}
+
+// tasks answers GET /v1/tasks[?upstream=U]; an upstream that neither the
+// configuration nor the catalog knows is refused, with the nearest name.
+func (s *Server) tasks(w http.ResponseWriter, r *http.Request, c caller) {
+	cat := s.cfg.Catalog.Catalog()
+	upstream := r.URL.Query().Get("upstream")
+	if upstream != "" {
+		known := map[string]bool{}
+		for _, u := range s.cfg.Upstreams {
+			known[u.Name] = true
+		}
+		for _, t := range cat.Tasks {
+			known[t.Upstream] = true
+		}
+		if !known[upstream] {
+			s.refuse(w, r, c, proxy.NewProblem(http.StatusBadRequest, "invalid",
+				"upstream: no upstream named "+strconv.Quote(upstream)+didYouMean(slices.Collect(maps.Keys(known)), upstream)))
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, TaskList(cat, upstream))
+}
+
+// targetNames are the names a target of scope may take.
+func targetNames(cat policy.Catalog, scope string) []string {
+	switch scope {
+	case policy.ScopeTask:
+		return slices.Collect(maps.Keys(cat.Tasks))
+	case policy.ScopeRole:
+		return slices.Collect(maps.Keys(cat.Roles))
+	case policy.ScopeRoleGroup:
+		return slices.Collect(maps.Keys(cat.RoleGroups))
+	}
+	return nil
+}
+
+// didYouMean is `; did you mean "NAME"?` for the name nearest to typed, or
+// "" when no name is near enough to be what was meant.
+func didYouMean(names []string, typed string) string {
+	if best := nearest(names, typed); best != "" {
+		return "; did you mean " + strconv.Quote(best) + "?"
+	}
+	return ""
+}
+
+// nearest returns the name closest to typed, ignoring case: by edit
+// distance over the whole name, or over the part after the scope
+// (Exchange\New-MoveRequest for New-MoveRequest). A name is near enough
+// within a third of typed's length in edits (at least one); ties go to the
+// first name in sort order.
+func nearest(names []string, typed string) string {
+	t := []rune(strings.ToLower(typed))
+	limit := max(1, len(t)/3)
+	best, bestD := "", limit+1
+	for _, name := range slices.Sorted(slices.Values(names)) {
+		n := strings.ToLower(name)
+		d := distance(t, []rune(n))
+		if _, short, ok := strings.Cut(n, `\`); ok && !strings.Contains(typed, `\`) {
+			d = min(d, distance(t, []rune(short)))
+		}
+		if d < bestD {
+			best, bestD = name, d
+		}
+	}
+	return best
+}
+
+// distance is the Levenshtein distance of a and b.
+func distance(a, b []rune) int {
+	prev, cur := make([]int, len(b)+1), make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
