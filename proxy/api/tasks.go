@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/elevate-pam/elevate/policy"
 	"github.com/elevate-pam/elevate/proxy"
@@ -93,50 +92,8 @@ func targetNames(cat policy.Catalog, scope string) []string {
 // didYouMean is `; did you mean "NAME"?` for the name nearest to typed, or
 // "" when no name is near enough to be what was meant.
 func didYouMean(names []string, typed string) string {
-	if best := nearest(names, typed); best != "" {
+	if best := policy.Nearest(names, typed); best != "" {
 		return "; did you mean " + strconv.Quote(best) + "?"
 	}
 	return ""
-}
-
-// nearest returns the name closest to typed, ignoring case: by edit
-// distance over the whole name, or over the part after the scope
-// (Exchange\New-MoveRequest for New-MoveRequest). A name is near enough
-// within a third of typed's length in edits (at least one); ties go to the
-// first name in sort order.
-func nearest(names []string, typed string) string {
-	t := []rune(strings.ToLower(typed))
-	limit := max(1, len(t)/3)
-	best, bestD := "", limit+1
-	for _, name := range slices.Sorted(slices.Values(names)) {
-		n := strings.ToLower(name)
-		d := distance(t, []rune(n))
-		if _, short, ok := strings.Cut(n, `\`); ok && !strings.Contains(typed, `\`) {
-			d = min(d, distance(t, []rune(short)))
-		}
-		if d < bestD {
-			best, bestD = name, d
-		}
-	}
-	return best
-}
-
-// distance is the Levenshtein distance of a and b.
-func distance(a, b []rune) int {
-	prev, cur := make([]int, len(b)+1), make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
