@@ -1,9 +1,12 @@
 package policy
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
+	"hash"
 	"math"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -224,10 +227,12 @@ func (in Input) window(now int64) (lo, hi int64, ok bool) {
 	return lo, hi, true
 }
 
-// key appends an encoding of in to buf that two inputs share only when
-// they are equal: every string is length-prefixed and every list counted.
-// Query keys are sorted; their values keep their order.
-func (in Input) key(buf []byte) []byte {
+// key appends an encoding of in, with body as its input.body (from
+// bodyValue), to buf that two inputs share only when they are equal: every
+// string is length-prefixed and every list counted. Query keys are sorted;
+// their values keep their order. The body is kept as a SHA-256 digest of
+// such an encoding, so that a large body does not make a large key.
+func (in Input) key(buf []byte, body ast.Value) []byte {
 	str := func(s string) {
 		buf = binary.AppendUvarint(buf, uint64(len(s)))
 		buf = append(buf, s...)
@@ -271,7 +276,61 @@ func (in Input) key(buf []byte) []byte {
 		buf = binary.AppendVarint(buf, unixNano(g.NotBefore))
 		buf = binary.AppendVarint(buf, unixNano(g.ExpiresAt))
 	}
-	return buf
+	if body == nil {
+		return append(buf, 0)
+	}
+	h := sha256.New()
+	var scratch []byte
+	writeValue(h, &scratch, body)
+	buf = append(buf, 1)
+	return h.Sum(buf)
+}
+
+// writeValue writes an encoding of v to h that two values share only when
+// they are equal as Rego compares them, or nearly: a number is written as
+// its text, so 1 and 1.0 differ (and are evaluated apart). Object keys and
+// set members are sorted.
+func writeValue(h hash.Hash, scratch *[]byte, v ast.Value) {
+	write := func(tag byte, s string) {
+		*scratch = append(binary.AppendUvarint(append((*scratch)[:0], tag), uint64(len(s))), s...)
+		_, _ = h.Write(*scratch)
+	}
+	switch v := v.(type) {
+	case ast.Null:
+		write('n', "")
+	case ast.Boolean:
+		if v {
+			write('t', "")
+		} else {
+			write('f', "")
+		}
+	case ast.Number:
+		write('#', string(v))
+	case ast.String:
+		write('s', string(v))
+	case *ast.Array:
+		write('[', strconv.Itoa(v.Len()))
+		for i := range v.Len() {
+			writeValue(h, scratch, v.Elem(i).Value)
+		}
+	case ast.Object:
+		keys := v.Keys()
+		slices.SortFunc(keys, func(a, b *ast.Term) int { return a.Value.Compare(b.Value) })
+		write('{', strconv.Itoa(len(keys)))
+		for _, k := range keys {
+			writeValue(h, scratch, k.Value)
+			writeValue(h, scratch, v.Get(k).Value)
+		}
+	case ast.Set:
+		elems := v.Sorted()
+		write('<', strconv.Itoa(elems.Len()))
+		for i := range elems.Len() {
+			writeValue(h, scratch, elems.Elem(i).Value)
+		}
+	default:
+		// No parsed body holds other values; written as their text.
+		write('?', v.String())
+	}
 }
 
 // keyBuffers recycles key buffers between calls.

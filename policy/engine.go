@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -119,19 +120,23 @@ func (e *Engine) Eval(ctx context.Context, in Input, now time.Time) (Decision, e
 	if err := ctx.Err(); err != nil {
 		return failed(), fmt.Errorf("policy: evaluate %s: %w", e.cfg.Query, err)
 	}
+	body, err := in.bodyValue()
+	if err != nil {
+		return failed(), err
+	}
 	snap := e.cur.Load()
 	var key []byte
 	gen, nowNS := e.gen.Load(), cacheTime(now)
 	if snap.cache != nil {
 		kb := keyBuffers.Get().(*[]byte)
-		key = in.key((*kb)[:0])
+		key = in.key((*kb)[:0], body)
 		defer func() { *kb = key[:0]; keyBuffers.Put(kb) }()
 		if d, ok := snap.cache.get(key, gen, nowNS); ok {
 			return d, nil
 		}
 	}
 	rs, err := snap.decision.Eval(ctx,
-		rego.EvalParsedInput(in.value()),
+		rego.EvalParsedInput(in.valueWith(body)),
 		rego.EvalTime(now),
 	)
 	if err != nil {
@@ -159,6 +164,25 @@ func (e *Engine) Eval(ctx context.Context, in Input, now time.Time) (Decision, e
 // Catalog returns a copy of the catalog of the current bundle.
 func (e *Engine) Catalog() Catalog {
 	return e.cur.Load().catalog.clone()
+}
+
+// Body says whether and how the proxy reads the body of a call to upstream
+// with method (HEAD is read as GET) and path (decoded segments, as in
+// Input.Path), from the route tables of the current bundle: the body kind of
+// a route the call matches that declares one, else that of the upstream's
+// table, else none; and the fields every route the call may match records.
+// The query and body conditions of routes are not consulted. Its cost does
+// not grow with the number of routes.
+func (e *Engine) Body(upstream, method string, path []string) BodySpec {
+	return e.cur.Load().routes.body(upstream, method, path)
+}
+
+// Warnings are what loading the current bundle found worth saying without
+// refusing it, each naming the file and line it is about where there is
+// one: a route table without routes, a configured upstream (Config.Upstreams)
+// that no route reaches.
+func (e *Engine) Warnings() []string {
+	return slices.Clone(e.cur.Load().warnings)
 }
 
 func failed() Decision {
@@ -256,11 +280,31 @@ var (
 	keyPolicies    = ast.StringTerm("policies")
 	keyApproval    = ast.StringTerm("approval")
 	keyApprovers   = ast.StringTerm("approvers")
+	keyBody        = ast.StringTerm("body")
 )
 
-// value is in as the Rego input document, built directly as AST so that no
-// JSON round trip happens per call.
+// bodyValue is in.Body as Rego sees it; nil when there is no body.
+func (in Input) bodyValue() (ast.Value, error) {
+	if in.Body == nil {
+		return nil, nil
+	}
+	v, err := ast.InterfaceToValue(in.Body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: body: %w", ErrInvalidInput, err)
+	}
+	return v, nil
+}
+
+// value is in as the Rego input document; in.Body must convert (bodyValue).
 func (in Input) value() ast.Value {
+	body, _ := in.bodyValue()
+	return in.valueWith(body)
+}
+
+// valueWith is in as the Rego input document, with body (from bodyValue) as
+// input.body, built directly as AST so that no JSON round trip happens per
+// call.
+func (in Input) valueWith(body ast.Value) ast.Value {
 	subject := []([2]*ast.Term){
 		ast.Item(keyID, ast.StringTerm(in.Subject.ID)),
 		ast.Item(keyGroups, stringArray(in.Subject.Groups)),
@@ -287,7 +331,7 @@ func (in Input) value() ast.Value {
 		)
 	}
 
-	return ast.NewObject(
+	items := []([2]*ast.Term){
 		ast.Item(keyMethod, ast.StringTerm(in.Method)),
 		ast.Item(keyUpstream, ast.StringTerm(in.Upstream)),
 		ast.Item(keyHost, ast.StringTerm(in.Host)),
@@ -295,7 +339,11 @@ func (in Input) value() ast.Value {
 		ast.Item(keyQuery, ast.NewTerm(query)),
 		ast.Item(keySubject, ast.ObjectTerm(subject...)),
 		ast.Item(keyGrants, ast.ArrayTerm(grants...)),
-	)
+	}
+	if body != nil {
+		items = append(items, ast.Item(keyBody, ast.NewTerm(body)))
+	}
+	return ast.NewObject(items...)
 }
 
 func stringArray(ss []string) *ast.Term {

@@ -31,6 +31,8 @@ type snapshot struct {
 	catalog  Catalog
 	clock    clockUse
 	cache    *decisionCache // nil when decisions are not cached
+	routes   *routeIndex    // the routes of the bundle's route tables; nil when it has none
+	warnings []string
 }
 
 // build loads, compiles and prepares bundle. state, if not nil, is written to

@@ -577,7 +577,8 @@ func sampleCalls(compiler *ast.Compiler, cat Catalog) []Input {
 			in.Host = "proof.invalid"
 		}
 		in.Subject = Subject{ID: proofSubject, Groups: []string{proofSubject}, MFA: true, Email: proofSubject + "@proof.invalid"}
-		key := string(in.key(nil))
+		body, _ := in.bodyValue()
+		key := string(in.key(nil, body))
 		if seen[key] {
 			return
 		}

@@ -9,8 +9,9 @@ import (
 
 // Input is one proxied call as Rego sees it (input). The JSON names are the
 // Rego contract: input.method, input.upstream, input.host, input.path,
-// input.query, input.subject and input.grants. Nil slices and maps reach Rego
-// as empty arrays and objects.
+// input.query, input.subject, input.grants and input.body. Nil slices and
+// maps reach Rego as empty arrays and objects; a nil Body leaves input.body
+// undefined.
 type Input struct {
 	Method   string              `json:"method"`   // upper case
 	Upstream string              `json:"upstream"` // configured upstream name, e.g. "exchange"
@@ -19,7 +20,33 @@ type Input struct {
 	Query    map[string][]string `json:"query"`
 	Subject  Subject             `json:"subject"`
 	Grants   []Grant             `json:"grants"` // the caller's live grants only
+	// Body is the parsed body of a call whose route reads it (see
+	// Engine.Body): for BodyJSON the JSON document, for BodyForm a map of
+	// name to values, for BodyJSONRPC one call object, for BodyGraphQL one
+	// top-level field {operation, field, name, variables}. It holds values
+	// as encoding/json decodes them into an any (json.Number too); nil when
+	// the body is not judged.
+	Body any `json:"body,omitempty"`
 }
+
+// BodySpec is how the proxy reads the body of a call before judging it, as
+// the route tables of the bundle declare.
+type BodySpec struct {
+	// Kind is "" (the body is not read) or one of BodyJSON, BodyForm,
+	// BodyJSONRPC and BodyGraphQL.
+	Kind string
+	// Record names the top-level body fields that the audit record of the
+	// call keeps in clear, sorted; never a credential.
+	Record []string
+}
+
+// Body kinds of BodySpec and of route tables.
+const (
+	BodyJSON    = "json"
+	BodyForm    = "form"
+	BodyJSONRPC = "jsonrpc"
+	BodyGraphQL = "graphql"
+)
 
 // Subject is the authenticated caller (input.subject).
 type Subject struct {
