@@ -12,10 +12,14 @@ import (
 // targetFlags are --task, --role and --role-group; exactly one is required.
 type targetFlags struct{ task, role, roleGroup string }
 
-func (t *targetFlags) add(c *cobra.Command) {
-	c.Flags().StringVar(&t.task, "task", "", `task, e.g. 'Exchange\New-MoveRequest'`)
+// add adds the flags to c, completed from the server's task list.
+func (t *targetFlags) add(c *cobra.Command, g *globals) {
+	c.Flags().StringVar(&t.task, "task", "", `task, e.g. 'Exchange\New-MoveRequest' (elevate task list)`)
 	c.Flags().StringVar(&t.role, "role", "", "role")
 	c.Flags().StringVar(&t.roleGroup, "role-group", "", "role group")
+	for flag, scope := range map[string]string{"task": "task", "role": "role", "role-group": "rolegroup"} {
+		_ = c.RegisterFlagCompletionFunc(flag, completeTargets(g, scope))
+	}
 }
 
 func (t *targetFlags) scopeTarget() (string, string, error) {

@@ -69,7 +69,7 @@ func policyCreateCmd(g *globals) *cobra.Command {
 			return call(cmd, g, "POST", "/v1/policies", body, policyTable)
 		},
 	}
-	tf.add(c)
+	tf.add(c, g)
 	c.Flags().StringVar(&approval, "approval", "", "manual or auto (required)")
 	c.Flags().StringVar(&approvers, "approvers", "", "approver group (default: the org default)")
 	c.Flags().IntVar(&approvals, "approvals", 0, "distinct approvers required (default 1)")

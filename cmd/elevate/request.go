@@ -64,7 +64,7 @@ func requestCreateCmd(g *globals) *cobra.Command {
 			return show(cmd, g, r, requestTable)
 		},
 	}
-	tf.add(c)
+	tf.add(c, g)
 	c.Flags().StringVar(&reason, "reason", "", "why you need it (required)")
 	c.Flags().StringVar(&duration, "duration", "", "how long the grant lasts once approved (default 4h)")
 	c.Flags().StringVar(&start, "start", "", "when the grant starts (RFC 3339); default: at approval")
@@ -115,9 +115,10 @@ func requestListCmd(g *globals) *cobra.Command {
 
 func requestGetCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
-		Use:   "get ID",
-		Short: "Show one access request",
-		Args:  cobra.ExactArgs(1),
+		Use:               "get ID",
+		Short:             "Show one access request",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeRequestIDs(g, ""),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return call(cmd, g, "GET", "/v1/requests/"+url.PathEscape(args[0]), nil, requestTable)
 		},
@@ -138,6 +139,12 @@ func decideCmd(g *globals, action string) *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&comment, "comment", "", "a comment kept with the decision")
+	// Approve and deny decide pending requests; revoke ends approved ones.
+	status := grants.StatusPending
+	if action == "revoke" {
+		status = grants.StatusApproved
+	}
+	c.ValidArgsFunction = completeRequestIDs(g, status)
 	return c
 }
 
