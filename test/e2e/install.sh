@@ -64,6 +64,26 @@ fi
 # The GraphQL admin API the end-to-end tests run (node + graphql from npm).
 (cd "$(dirname "$0")/graphql" && npm ci --no-audit --no-fund --silent)
 
+# Real published OpenAPI documents for the tests of `elevate catalog import`:
+# the Docker Engine API (Swagger 2.0) and the Ceph dashboard's REST API
+# (OpenAPI 3). Each is the one file taken from its Debian package and put
+# where the package puts it, without the package's many dependencies: the
+# tests only read it.
+openapi_doc() { # PACKAGE PATH
+	[ -f "$2" ] && return 0
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "install.sh: missing $2; run as root to take it from $1" >&2
+		exit 1
+	fi
+	local tmp
+	tmp=$(mktemp -d)
+	(cd "$tmp" && { apt-get download -q "$1" >/dev/null 2>&1 || { apt-get update -qq && apt-get download -q "$1" >/dev/null; }; })
+	dpkg-deb --fsys-tarfile "$tmp"/*.deb | tar -x -C / ".$2"
+	rm -rf "$tmp"
+}
+openapi_doc golang-github-docker-docker-dev /usr/share/gocode/src/github.com/docker/docker/api/swagger.yaml
+openapi_doc ceph-mgr-dashboard /usr/share/ceph/mgr/dashboard/openapi.yaml
+
 echo "rabbitmq-server: $(dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null || echo unknown)"
 echo "caddy: $(caddy version 2>/dev/null | head -n 1)"
 echo "curl: $(curl --version | head -n 1)"
