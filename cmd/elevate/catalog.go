@@ -31,7 +31,8 @@ func catalogImportCmd() *cobra.Command {
 		Long: `Draft a route table from an OpenAPI 3 or Swagger 2 document (JSON or YAML;
 a file, or - for standard input). Each operation becomes one task, named
 Scope\Name from its operationId (listUsers: Scope\List-Users), else from its
-method and path (DELETE /zones/{zone}: Scope\Delete-Zones-Zone); GET and HEAD
+method and path (DELETE /zones/{zone}: Scope\Delete-Zones-Zone, leaving out
+api and version segments that every path starts with); GET and HEAD
 operations are reads. Route paths are relative to the upstream's base URL:
 the document's server path or basePath is left out.
 

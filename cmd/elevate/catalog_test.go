@@ -111,8 +111,8 @@ func TestCatalogImportDraftLoads(t *testing.T) {
 			{"GET", "/containers/json", `Docker\Container-List`},
 		}},
 		{"the Ceph REST API (OpenAPI 3, Debian)", "/usr/share/ceph/mgr/dashboard/openapi.yaml", "ceph", "Ceph", []judged{
-			{"DELETE", "/api/pool/rbd", `Ceph\Delete-Api-Pool-Pool-Name`},
-			{"GET", "/api/block/image/clone_format_version", `Ceph\Get-Api-Block-Image-Image-Spec`},
+			{"DELETE", "/api/pool/rbd", `Ceph\Delete-Pool-Pool-Name`},
+			{"GET", "/api/block/image/clone_format_version", `Ceph\Get-Block-Image-Image-Spec`},
 		}},
 	} {
 		t.Run(tc.desc, func(t *testing.T) {

@@ -227,6 +227,7 @@ func build(d3 *openapi3.T, kind, version, basePath, baseFrom string, opt Options
 	}
 
 	// Names: from operationId, else method and path; unique.
+	prefix := apiPrefix(ops)
 	taken := map[string]string{} // lower-case name -> "METHOD path"
 	for _, x := range ops {
 		base := ""
@@ -234,7 +235,7 @@ func build(d3 *openapi3.T, kind, version, basePath, baseFrom string, opt Options
 			base = strings.Join(capitals(words(x.o.OperationID)), "-")
 		}
 		if base == "" {
-			base = nameFromPath(x.method, x.pattern)
+			base = nameFromPath(x.method, strings.TrimPrefix(x.pattern, prefix))
 			d.Review = append(d.Review, fmt.Sprintf("%s %s: no operationId; named %s\\%s from its method and path", x.method, x.path, scope, base))
 		}
 		name := base
@@ -311,6 +312,32 @@ func build(d3 *openapi3.T, kind, version, basePath, baseFrom string, opt Options
 	}
 	d.YAML = y
 	return d, nil
+}
+
+// apiMarker is a path segment that says only "this is the API": api, rest,
+// v1, v2.1.
+var apiMarker = regexp.MustCompile(`(?i)^(api|rest|v[0-9][0-9.]*)$`)
+
+// apiPrefix is the leading run of API markers that every path shares
+// (/api in /api/pool, /api/host), left out of names made from paths.
+func apiPrefix(ops []*op) string {
+	if len(ops) == 0 {
+		return ""
+	}
+	prefix := ""
+	for i := 1; ; i++ {
+		first := strings.Split(ops[0].pattern, "/")
+		if i >= len(first)-1 || !apiMarker.MatchString(first[i]) {
+			return prefix
+		}
+		for _, x := range ops {
+			segs := strings.Split(x.pattern, "/")
+			if i >= len(segs)-1 || segs[i] != first[i] {
+				return prefix
+			}
+		}
+		prefix += "/" + first[i]
+	}
 }
 
 func methodRank(m string) int {

@@ -176,8 +176,8 @@ var published = []struct {
 	},
 	{
 		name: "Ceph REST API", path: "/usr/share/ceph/mgr/dashboard/openapi.yaml", upstream: "ceph",
-		tasks:  map[string]bool{`Ceph\Get-Api-Pool`: true, `Ceph\Delete-Api-Pool-Pool-Name`: false},
-		review: `GET /api/iscsi/discoveryauth (Ceph\Get-Api-Iscsi-Discoveryauth): its response holds fields named like secrets ([].mutual_password, [].password)`,
+		tasks:  map[string]bool{`Ceph\Get-Pool`: true, `Ceph\Delete-Pool-Pool-Name`: false},
+		review: `GET /api/iscsi/discoveryauth (Ceph\Get-Iscsi-Discoveryauth): its response holds fields named like secrets ([].mutual_password, [].password)`,
 	},
 }
 
@@ -211,4 +211,23 @@ func TestImportPublishedDocuments(t *testing.T) {
 			require.Contains(t, strings.Join(d.Review, "\n"), p.review)
 		})
 	}
+}
+
+// TestNamesLeaveOutTheAPIPrefix: names made from paths leave out the
+// leading api and version segments every path shares; routes keep them.
+func TestNamesLeaveOutTheAPIPrefix(t *testing.T) {
+	doc := `openapi: 3.0.3
+info: {title: Zones, version: "1"}
+paths:
+  /api/v1/zones/{zone}:
+    delete: {responses: {"204": {description: deleted}}}
+  /api/v1/servers:
+    get: {responses: {"200": {description: servers}}}
+`
+	d, err := Import([]byte(doc), Options{Scope: "DNS"})
+	require.NoError(t, err)
+	require.Equal(t, []Task{
+		{Name: `DNS\Get-Servers`, Read: true, Method: "GET", Path: "/api/v1/servers"},
+		{Name: `DNS\Delete-Zones-Zone`, Method: "DELETE", Path: "/api/v1/zones/{zone}"},
+	}, d.Tasks)
 }
