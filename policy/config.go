@@ -29,6 +29,12 @@ type Config struct {
 	// load. Default "data.elevate.catalog_index".
 	CatalogQuery string `yaml:"-"`
 
+	// Upstreams, when not nil, are the names of the configured upstreams:
+	// a route table for any other upstream is then refused, and a
+	// configured upstream that no route reaches is a warning
+	// (Engine.Warnings). Nil leaves both unchecked.
+	Upstreams []string `yaml:"-"`
+
 	// CacheSize is how many decisions the engine remembers, keyed on the
 	// whole input document, when the bundle allows it (see Engine.Cacheable).
 	// Default DefaultCacheSize (4096); a negative value turns the cache off.

@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
 
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/tester"
 	"github.com/stretchr/testify/require"
 
@@ -346,8 +349,17 @@ func TestDenyRuleOverridesEveryAllow(t *testing.T) {
 // bundle's README shows, against the default bundle, and checks that the
 // README shows these very files.
 func TestBusinessHoursExample(t *testing.T) {
-	modules, store, err := tester.Load([]string{"../rego", "testdata"}, nil)
+	files := map[string]string{}
+	for _, name := range []string{"business_hours.rego", "business_hours_test.rego"} {
+		src, err := os.ReadFile(filepath.Join("testdata", name))
+		require.NoError(t, err)
+		files["conditions/"+name] = string(src)
+	}
+	bundle, err := policy.ReadBundle(bundleWith(t, files))
 	require.NoError(t, err)
+	modules := maps.Clone(bundle.Modules)
+	maps.Copy(modules, bundle.Tests)
+	store := inmem.NewFromObject(bundle.Data)
 	ch, err := tester.NewRunner().SetStore(store).SetModules(modules).RaiseBuiltinErrors(true).
 		Filter("business_hours_test").RunTests(context.Background(), nil)
 	require.NoError(t, err)
@@ -620,7 +632,7 @@ func TestDataFilesMergeAtTheirDirectory(t *testing.T) {
 		".git/data.json":    `{"org": {"teams": {"a": 9}}}`,
 		".manifest":         `{"roots": ["nowhere"]}`,
 		"org/README.txt":    "ignored",
-		"org/eu/other.json": `{"ignored": true}`,
+		"org/eu/other.toml": `ignored = true`,
 	}))
 	d, err := e.Eval(context.Background(), call("GET"), t0)
 	require.NoError(t, err)

@@ -41,18 +41,21 @@ func build(ctx context.Context, cfg Config, bundle fs.FS, state ast.Value) (*sna
 	if bundle == nil {
 		return nil, fmt.Errorf("%w: no bundle", ErrInvalidBundle)
 	}
-	modules, data, digest, err := readBundle(bundle)
+	b, err := readBundle(bundle, false)
 	if err != nil {
 		return nil, err
 	}
 
-	store := inmem.NewFromObjectWithOpts(data, inmem.OptReturnASTValuesOnRead(true))
+	store := inmem.NewFromObjectWithOpts(b.data, inmem.OptReturnASTValuesOnRead(true))
 	if err := writeState(ctx, store, state); err != nil {
 		return nil, err
 	}
 
-	compiler, err := compile(ctx, store, modules)
+	compiler, err := compile(ctx, store, b.modules)
 	if err != nil {
+		return nil, err
+	}
+	if err := b.tables.checkCatalog(ctx, compiler, store, cfg.Upstreams); err != nil {
 		return nil, err
 	}
 
@@ -78,7 +81,7 @@ func build(ctx context.Context, cfg Config, bundle fs.FS, state ast.Value) (*sna
 	if err != nil {
 		return nil, err
 	}
-	if err := prove(ctx, proofKey(digest, cfg), compiler, store, decisionRef, decision, catalog); err != nil {
+	if err := prove(ctx, proofKey(b.digest, cfg), compiler, store, decisionRef, decision, catalog); err != nil {
 		return nil, err
 	}
 	// The proof wrote states of its own: put back the one the snapshot
@@ -86,7 +89,8 @@ func build(ctx context.Context, cfg Config, bundle fs.FS, state ast.Value) (*sna
 	if err := writeState(ctx, store, state); err != nil {
 		return nil, err
 	}
-	snap := &snapshot{store: store, decision: decision, catalog: catalog, clock: analyse(modules)}
+	snap := &snapshot{store: store, decision: decision, catalog: catalog, clock: analyse(b.modules),
+		routes: b.tables.index, warnings: b.tables.warnings(catalog, cfg.Upstreams)}
 	if snap.clock.cacheable && cfg.CacheSize > 0 {
 		snap.cache = newDecisionCache(cfg.CacheSize)
 	}
@@ -108,25 +112,29 @@ func writeState(ctx context.Context, store storage.Store, doc ast.Value) error {
 	return nil
 }
 
-// readBundle walks bundle for modules and data files. Names starting with "."
-// are skipped, as are files that are neither. digest is a SHA-256 of the
-// names and contents of the files read, in the order read.
-func readBundle(bundle fs.FS) (modules map[string]*ast.Module, data map[string]any, digest [sha256.Size]byte, err error) {
-	modules = map[string]*ast.Module{}
-	data = map[string]any{}
-	h := sha256.New()
-	read := func(name string) ([]byte, error) {
-		src, err := fs.ReadFile(bundle, name)
-		if err != nil {
-			return nil, err
-		}
-		for _, b := range [][]byte{[]byte(name), src} {
-			_, _ = h.Write(binary.AppendUvarint(nil, uint64(len(b))))
-			_, _ = h.Write(b)
-		}
-		return src, nil
-	}
-	err = fs.WalkDir(bundle, ".", func(name string, d fs.DirEntry, err error) error {
+// fileKind is what the engine makes of a file of a bundle.
+type fileKind int
+
+const (
+	moduleFile fileKind = iota + 1 // *.rego: a Rego module
+	testFile                       // *_test.rego: a test, run by the tester, never loaded
+	dataFile                       // data.json, data.yaml, data.yml: merged at the path of its directory
+	tableFile                      // any other *.yaml, *.yml or *.json: a route table
+)
+
+// bundleFile is a file of a bundle that the engine or its tester reads.
+type bundleFile struct {
+	name string // slash-separated, relative to the bundle root
+	kind fileKind
+}
+
+// bundleFiles lists the files of bundle that mean something to the engine,
+// in lexical order: the one place that decides which files of a bundle are
+// read, and as what. Names starting with "." are skipped, directories with
+// them; so are files of any other kind.
+func bundleFiles(bundle fs.FS) ([]bundleFile, error) {
+	var files []bundleFile
+	err := fs.WalkDir(bundle, ".", func(name string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrInvalidBundle, err)
 		}
@@ -140,58 +148,143 @@ func readBundle(bundle fs.FS) (modules map[string]*ast.Module, data map[string]a
 		if d.IsDir() {
 			return nil
 		}
-		switch {
+		switch ext := path.Ext(base); {
 		case strings.HasSuffix(base, "_test.rego"):
-			return nil
-		case strings.HasSuffix(base, ".rego"):
-			src, err := read(name)
-			if err != nil {
-				return fmt.Errorf("%w: %w", ErrInvalidBundle, err)
-			}
+			files = append(files, bundleFile{name, testFile})
+		case ext == ".rego":
+			files = append(files, bundleFile{name, moduleFile})
+		case base == "data.json" || base == "data.yaml" || base == "data.yml":
+			files = append(files, bundleFile{name, dataFile})
+		case ext == ".json" || ext == ".yaml" || ext == ".yml":
+			files = append(files, bundleFile{name, tableFile})
+		}
+		return nil
+	})
+	return files, err
+}
+
+// Bundle is a policy bundle as the engine reads it, for tools that run its
+// tests or look into it (the Rego tests of the default bundle are run so).
+type Bundle struct {
+	// Modules are the Rego modules the engine compiles, by file name: the
+	// bundle's *.rego files and, named after its file, the module each
+	// route table generates.
+	Modules map[string]*ast.Module
+	// Tests are the *_test.rego modules, which the engine does not load.
+	Tests map[string]*ast.Module
+	// Data is the document its data files make.
+	Data map[string]any
+}
+
+// ReadBundle reads bundle as New does without compiling it. It refuses,
+// with ErrInvalidBundle naming file and line, a file that does not parse
+// and route tables that are wrong on their own or together; the checks that
+// need the compiled bundle, and the proof, are New's.
+func ReadBundle(bundle fs.FS) (*Bundle, error) {
+	c, err := readBundle(bundle, true)
+	if err != nil {
+		return nil, err
+	}
+	return &Bundle{Modules: c.modules, Tests: c.tests, Data: c.data}, nil
+}
+
+// contents is a bundle as read: its modules (with the modules its route
+// tables generate), its tests when asked for, its data document and its
+// route tables.
+type contents struct {
+	modules map[string]*ast.Module
+	tests   map[string]*ast.Module
+	data    map[string]any
+	tables  *tableSet
+	digest  [sha256.Size]byte // of the names and contents of the files read, in order
+}
+
+// readBundle reads the files bundleFiles lists: it parses the modules (and
+// the tests, if tests), merges the data files, and parses, checks and
+// compiles the route tables (see loadTables).
+func readBundle(bundle fs.FS, tests bool) (*contents, error) {
+	c := &contents{modules: map[string]*ast.Module{}, data: map[string]any{}}
+	if tests {
+		c.tests = map[string]*ast.Module{}
+	}
+	h := sha256.New()
+	read := func(name string) ([]byte, error) {
+		src, err := fs.ReadFile(bundle, name)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidBundle, err)
+		}
+		for _, b := range [][]byte{[]byte(name), src} {
+			_, _ = h.Write(binary.AppendUvarint(nil, uint64(len(b))))
+			_, _ = h.Write(b)
+		}
+		return src, nil
+	}
+	files, err := bundleFiles(bundle)
+	if err != nil {
+		return nil, err
+	}
+	var tables []string
+	tableSrc := map[string][]byte{}
+	for _, f := range files {
+		name := f.name
+		if f.kind == testFile && !tests {
+			continue
+		}
+		src, err := read(name)
+		if err != nil {
+			return nil, err
+		}
+		switch f.kind {
+		case moduleFile, testFile:
 			m, err := ast.ParseModuleWithOpts(name, string(src), ast.ParserOptions{RegoVersion: ast.RegoV1})
 			if err != nil {
-				return fmt.Errorf("%w: %w", ErrInvalidBundle, err)
+				return nil, fmt.Errorf("%w: %w", ErrInvalidBundle, err)
+			}
+			if f.kind == testFile {
+				c.tests[name] = m
+				continue
 			}
 			if m.Package.Path.HasPrefix(ast.DefaultRootRef.Append(ast.StringTerm(stateKey))) {
-				return fmt.Errorf("%w: %s:%d: package %s is reserved for the engine's state",
+				return nil, fmt.Errorf("%w: %s:%d: package %s is reserved for the engine's state",
 					ErrInvalidBundle, name, m.Package.Location.Row, m.Package.Path)
 			}
-			modules[name] = m
-		case base == "data.json" || base == "data.yaml" || base == "data.yml":
-			src, err := read(name)
-			if err != nil {
-				return fmt.Errorf("%w: %w", ErrInvalidBundle, err)
-			}
+			c.modules[name] = m
+		case dataFile:
 			var doc any
-			if base == "data.json" {
+			if path.Base(name) == "data.json" {
 				err = util.UnmarshalJSON(src, &doc)
 			} else {
 				err = util.Unmarshal(src, &doc)
 			}
 			if err != nil {
-				return fmt.Errorf("%w: %s: %w", ErrInvalidBundle, name, err)
+				return nil, fmt.Errorf("%w: %s: %w", ErrInvalidBundle, name, err)
 			}
 			obj, ok := doc.(map[string]any)
 			if !ok {
-				return fmt.Errorf("%w: %s: data must be an object", ErrInvalidBundle, name)
+				return nil, fmt.Errorf("%w: %s: data must be an object", ErrInvalidBundle, name)
 			}
-			if err := mergeAt(data, dirSegments(name), obj); err != nil {
-				return fmt.Errorf("%w: %s: %w", ErrInvalidBundle, name, err)
+			if err := mergeAt(c.data, dirSegments(name), obj); err != nil {
+				return nil, fmt.Errorf("%w: %s: %w", ErrInvalidBundle, name, err)
 			}
-			if _, ok := data[stateKey]; ok {
-				return fmt.Errorf("%w: %s: data.%s is reserved for the engine's state", ErrInvalidBundle, name, stateKey)
+			if _, ok := c.data[stateKey]; ok {
+				return nil, fmt.Errorf("%w: %s: data.%s is reserved for the engine's state", ErrInvalidBundle, name, stateKey)
 			}
+		case tableFile:
+			tables = append(tables, name)
+			tableSrc[name] = src
 		}
-		return nil
-	})
-	if err != nil {
-		return nil, nil, digest, err
 	}
-	if len(modules) == 0 {
-		return nil, nil, digest, fmt.Errorf("%w: no .rego module", ErrInvalidBundle)
+	if c.tables, err = loadTables(tables, tableSrc); err != nil {
+		return nil, err
 	}
-	h.Sum(digest[:0])
-	return modules, data, digest, nil
+	for name, m := range c.tables.modules {
+		c.modules[name] = m
+	}
+	if len(c.modules) == 0 {
+		return nil, fmt.Errorf("%w: no .rego module", ErrInvalidBundle)
+	}
+	h.Sum(c.digest[:0])
+	return c, nil
 }
 
 // dirSegments returns the directories of a slash-separated file name.
@@ -262,6 +355,20 @@ func compile(ctx context.Context, store storage.Store, modules map[string]*ast.M
 	return compiler, nil
 }
 
+// evalRef evaluates the document at ref once, at load.
+func evalRef(ctx context.Context, compiler *ast.Compiler, store storage.Store, ref ast.Ref) (rego.ResultSet, error) {
+	rs, err := rego.New(
+		rego.ParsedQuery(ast.NewBody(ast.NewExpr(ast.NewTerm(ref)))),
+		rego.Compiler(compiler),
+		rego.Store(store),
+		rego.StrictBuiltinErrors(true),
+	).Eval(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: evaluate %s: %s", ErrInvalidBundle, ref, explain(compiler, err))
+	}
+	return rs, nil
+}
+
 // readCatalog evaluates the catalog index once. An undefined index is an
 // empty catalog; an index of the wrong shape, or one that lists errors, makes
 // the bundle invalid.
@@ -271,14 +378,9 @@ func readCatalog(ctx context.Context, cfg Config, compiler *ast.Compiler, store 
 	if err != nil {
 		return cat, fmt.Errorf("policy.catalog_query: %w", err)
 	}
-	rs, err := rego.New(
-		rego.ParsedQuery(ast.NewBody(ast.NewExpr(ast.NewTerm(ref)))),
-		rego.Compiler(compiler),
-		rego.Store(store),
-		rego.StrictBuiltinErrors(true),
-	).Eval(ctx)
+	rs, err := evalRef(ctx, compiler, store, ref)
 	if err != nil {
-		return cat, fmt.Errorf("%w: evaluate %s: %s", ErrInvalidBundle, ref, explain(compiler, err))
+		return cat, err
 	}
 	if len(rs) == 0 {
 		return cat, nil

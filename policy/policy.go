@@ -4,10 +4,13 @@
 // engine's in-memory store and the caller's clock.
 //
 // A bundle is an fs.FS of Rego modules (*.rego; *_test.rego files are
-// skipped) and data files (data.json, data.yaml, data.yml; a data file in
-// directory a/b is merged at data.a.b, as in OPA bundles). The default bundle
-// and the contract between bundle and engine are in the rego directory of
-// this module (see its README.md).
+// skipped), data files (data.json, data.yaml, data.yml; a data file in
+// directory a/b is merged at data.a.b, as in OPA bundles) and route tables
+// (every other *.yaml, *.yml or *.json file: the catalog of one upstream as
+// data, compiled at load into a Rego module of package elevate.catalog named
+// after the file; see table.go and generate.go). The default bundle and the
+// contract between bundle and engine are in the rego directory of this
+// module (see its README.md).
 //
 // The engine reads two documents of the bundle:
 //
@@ -19,11 +22,12 @@
 //     and role groups the bundle knows.
 //
 // New and Reload refuse, with ErrInvalidBundle naming files and lines, a
-// bundle that does not compile in strict mode, whose catalog index is
-// malformed or lists errors, or that fails to evaluate in the load-time
-// proof: the decision evaluated on a representative call per catalogued
-// route, in each access-control state that leads to a different branch
-// (see prove.go). Reload keeps the running bundle.
+// bundle whose route tables are malformed, overlap (one call, two tasks) or
+// name what nothing declares, that does not compile in strict mode, whose
+// catalog index is malformed or lists errors, or that fails to evaluate in
+// the load-time proof: the decision evaluated on a representative call per
+// catalogued route, in each access-control state that leads to a different
+// branch (see prove.go). Reload keeps the running bundle.
 //
 // SetState writes the access-control settings and approval policies to
 // data.elevate_state, indexed so that Rego looks a policy up by key:

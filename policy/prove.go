@@ -43,13 +43,15 @@ import (
 // every definition of the conflicting rule, by file and line.
 //
 // A route is a rule body that tests input.upstream, input.method or
-// input.path: `input.path = ["mailboxes", id, "search"]` and
-// `input.path[0] == "config"` give the segments, and each variable or free
-// segment gets a sample value of its own (x0, x1, ...), so that helpers
-// reading different segments see different values. A GET route is also
-// tried as HEAD, and each catalogued upstream and no upstream with an empty
-// path. The proof cannot try every input: Eval still turns any error into
-// a deny.
+// input.path, as every rule a route table generates does:
+// `input.path = ["mailboxes", id, "search"]` and `input.path[0] == "config"`
+// give the segments, and each variable or free segment gets a sample value
+// of its own (x0, x1, ...), so that helpers reading different segments see
+// different values; a query parameter or body field the body reads
+// (input.query.k, input.body.k) gets the value it is compared with, else
+// "x". A GET route is also tried as HEAD, and each catalogued upstream and
+// no upstream with an empty path. The proof cannot try every input: Eval
+// still turns any error into a deny.
 
 // proofTime is the instant of every proof evaluation, so that whether a
 // bundle loads does not depend on when: a Monday, at noon UTC.
@@ -627,6 +629,7 @@ func routeOf(b ast.Body) []Input {
 		at                 = map[int]string{}
 		length             int
 		query              = map[string][]string{}
+		body               = map[string]any{}
 		route              bool
 	)
 	sample := func(i int) string { return "x" + strconv.Itoa(i) }
@@ -653,6 +656,12 @@ func routeOf(b ast.Body) []Input {
 				if k, ok := r[2].Value.(ast.String); ok {
 					if _, set := query[string(k)]; !set {
 						query[string(k)] = []string{"x"}
+					}
+				}
+			case "body":
+				if k, ok := r[2].Value.(ast.String); ok {
+					if _, set := body[string(k)]; !set {
+						body[string(k)] = "x"
 					}
 				}
 			}
@@ -757,6 +766,14 @@ func routeOf(b ast.Body) []Input {
 				}
 			}
 			query[string(k)] = vals
+		case len(r) == 3 && field == "body":
+			k, ok := r[2].Value.(ast.String)
+			if !ok || !v.IsGround() {
+				continue
+			}
+			if doc, err := ast.JSON(v.Value); err == nil {
+				body[string(k)] = doc
+			}
 		}
 	}
 	if !route {
@@ -781,12 +798,17 @@ func routeOf(b ast.Body) []Input {
 	if len(query) == 0 {
 		query = nil
 	}
+	var in Input
+	if len(body) > 0 {
+		in.Body = body
+	}
 	slices.Sort(methods)
 	slices.Sort(upstreams)
 	var out []Input
 	for _, m := range slices.Compact(methods) {
 		for _, u := range slices.Compact(upstreams) {
-			out = append(out, Input{Method: m, Upstream: u, Host: host, Path: path, Query: query})
+			in.Method, in.Upstream, in.Host, in.Path, in.Query = m, u, host, path, query
+			out = append(out, in)
 		}
 	}
 	return out

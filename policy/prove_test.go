@@ -107,7 +107,7 @@ var unprovableBundles = []struct {
 		[]string{"data.elevate.catalog.repository", "catalog/gitea.rego:12", "catalog/gogs.rego:12"}},
 	{"a task declared twice",
 		map[string]string{"catalog/mailboxes.rego": mailboxTaskAgain},
-		[]string{"catalog/mailboxes.rego:3", "catalog/exchange.rego:9", "Exchange\\\\Get-Mailbox"}},
+		[]string{"catalog/mailboxes.rego:3", "catalog/exchange.yaml:6", "Exchange\\\\Get-Mailbox"}},
 	{"a helper that conflicts only for grant holders",
 		map[string]string{"conditions/a.rego": grantNoteA, "conditions/b.rego": grantNoteB},
 		[]string{"data.elevate.note", "conditions/a.rego:5", "conditions/b.rego:3"}},

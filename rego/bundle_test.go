@@ -3,13 +3,17 @@ package rego
 import (
 	"context"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"sort"
 	"testing"
 
+	"github.com/open-policy-agent/opa/v1/storage/inmem"
 	"github.com/open-policy-agent/opa/v1/tester"
 	"github.com/stretchr/testify/require"
+
+	"github.com/elevate-pam/elevate/policy"
 )
 
 // TestRegoTests runs every *_test.rego file of the bundle, as `opa test rego/`
@@ -42,11 +46,15 @@ func TestCatalogIndexErrorsAreNamed(t *testing.T) {
 }
 
 // runRegoTests runs the Rego tests under dir whose name matches filter (all
-// when empty), as `opa test` does, in name order.
+// when empty), as `opa test` does, in name order, on the bundle as the
+// engine reads it: route tables compiled to the modules they generate.
 func runRegoTests(t *testing.T, dir, filter string) []*tester.Result {
 	t.Helper()
-	modules, store, err := tester.Load([]string{dir}, nil)
+	bundle, err := policy.ReadBundle(os.DirFS(dir))
 	require.NoError(t, err)
+	modules := maps.Clone(bundle.Modules)
+	maps.Copy(modules, bundle.Tests)
+	store := inmem.NewFromObject(bundle.Data)
 
 	ch, err := tester.NewRunner().
 		SetStore(store).
@@ -73,7 +81,7 @@ func TestBundleEmbedsEveryPolicyFile(t *testing.T) {
 	onDisk := policyFiles(t, os.DirFS("."))
 	embedded := policyFiles(t, Bundle)
 	require.Contains(t, embedded, "elevate.rego")
-	require.Contains(t, embedded, "catalog/exchange.rego")
+	require.Contains(t, embedded, "catalog/exchange.yaml")
 	require.Equal(t, onDisk, embedded)
 }
 

@@ -938,7 +938,8 @@ func kubeletVolume(t *testing.T, files map[string]string) string {
 }
 
 // policyConfigMap is deploy/kubernetes/policy.yaml as generated from the
-// bundle in rego/: every module but the tests, one key each.
+// bundle in rego/: every module but the tests, and every route table, one
+// key each.
 func policyConfigMap(t *testing.T) (map[string]string, []byte) {
 	t.Helper()
 	files := map[string]string{}
@@ -951,10 +952,12 @@ func policyConfigMap(t *testing.T) (map[string]string, []byte) {
 		case strings.HasSuffix(base, "_test.rego"):
 			return nil
 		case strings.HasSuffix(base, ".rego"):
+		case slices.Contains([]string{".yaml", ".yml", ".json"}, path.Ext(base)) && strings.TrimSuffix(base, path.Ext(base)) != "data":
+			// A route table means the same in any directory.
 		default:
 			// A data file is merged at the path of its directory, which a
 			// ConfigMap's flat keys cannot keep.
-			return fmt.Errorf("%s: only .rego files fit in the ConfigMap", name)
+			return fmt.Errorf("%s: only .rego files and route tables fit in the ConfigMap", name)
 		}
 		if _, dup := files[base]; dup {
 			return fmt.Errorf("%s: two modules named %s", name, base)
@@ -984,7 +987,8 @@ func policyConfigMap(t *testing.T) (map[string]string, []byte) {
 	}}
 	var buf bytes.Buffer
 	buf.WriteString("# The policy bundle, mounted at /etc/elevate/policy: rego/ without its\n" +
-		"# tests, one key per module. Generated from rego/; edit rego/ and run\n" +
+		"# tests, one key per module or route table. Generated from rego/; edit\n" +
+		"# rego/ and run\n" +
 		"#   go test ./cmd/elevate -run TestDeployKubernetes -update-deploy\n" +
 		"# Add your own catalogs and conditions as further keys of a copy.\n")
 	enc := yaml.NewEncoder(&buf)
