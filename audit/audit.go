@@ -2,11 +2,16 @@ package audit
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -60,7 +65,19 @@ type Config struct {
 	// AppendSyncDelay bounds how long a record written with Append waits
 	// for an fsync when no Write comes to carry it. Default 100 ms.
 	AppendSyncDelay time.Duration `yaml:"-"`
+	// BodyKeyFile names a file holding the key of body digests
+	// (Record.BodyHMAC, see Log.BodyHMAC): at least 32 characters,
+	// surrounding white space trimmed, for example the output of
+	// `openssl rand -hex 32`. Or
+	BodyKeyFile string `yaml:"body_key_file"`
+	// BodyKeyEnv names an environment variable holding it. Default: no
+	// key, and records carry no body digest (elevate serve --dev keeps one
+	// in its data directory).
+	BodyKeyEnv string `yaml:"body_key_env"`
 }
+
+// MinBodyKeyBytes is the shortest body key accepted.
+const MinBodyKeyBytes = 32
 
 // Validate reports the first invalid setting, naming its key.
 func (c Config) Validate() error {
@@ -73,7 +90,59 @@ func (c Config) Validate() error {
 	if c.AppendSyncDelay < 0 {
 		return fmt.Errorf("audit: append sync delay must not be negative, got %s", c.AppendSyncDelay)
 	}
+	if c.BodyKeyFile != "" && c.BodyKeyEnv != "" {
+		return errors.New("audit.body_key_file, audit.body_key_env: set one or the other")
+	}
 	return nil
+}
+
+// bodyKey reads the key of body digests; nil when none is configured.
+func (c Config) bodyKey() ([]byte, error) {
+	var key, from string
+	switch {
+	case c.BodyKeyFile != "":
+		b, err := os.ReadFile(c.BodyKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("audit.body_key_file: %w", err)
+		}
+		key, from = string(b), "audit.body_key_file: "+c.BodyKeyFile
+	case c.BodyKeyEnv != "":
+		key, from = os.Getenv(c.BodyKeyEnv), "audit.body_key_env: "+c.BodyKeyEnv
+	default:
+		return nil, nil
+	}
+	key = strings.TrimSpace(key)
+	if len(key) < MinBodyKeyBytes {
+		return nil, fmt.Errorf("%s: the key must hold at least %d characters, it holds %d", from, MinBodyKeyBytes, len(key))
+	}
+	return []byte(key), nil
+}
+
+// CreateBodyKey writes a new random body key (64 hex digits, mode 0600)
+// to path unless a file is there already, for Config.BodyKeyFile.
+func CreateBodyKey(path string) error {
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return nil // another process made it first
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(hex.EncodeToString(b) + "\n"); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func (c Config) withDefaults() Config {
@@ -105,6 +174,7 @@ type Record struct {
 	Method     string          `json:"method,omitempty"`
 	Host       string          `json:"host,omitempty"`
 	Path       string          `json:"path,omitempty"`
+	Query      string          `json:"query,omitempty"` // the raw query string as forwarded, the upstream's credential parameters removed
 	Status     int             `json:"status,omitempty"`
 	Reason     string          `json:"reason,omitempty"`
 	RequestID  string          `json:"request_id,omitempty"`
@@ -117,8 +187,35 @@ type Record struct {
 	Ref        string          `json:"ref,omitempty"` // links an EventOutcome record to the decision it follows
 	Bytes      int64           `json:"bytes,omitempty"`
 	DurationMS float64         `json:"duration_ms,omitempty"`
-	Prev       string          `json:"prev"` // Hash of the previous record, Genesis for the first
-	Hash       string          `json:"hash"` // hex SHA-256 of the canonical bytes (see the package doc)
+	// Operations are the calls a judged body holds (a JSON-RPC request or
+	// batch, a GraphQL document), each with its task, in the order sent.
+	Operations []Operation `json:"operations,omitempty"`
+	// BodyHMAC is the lowercase hex HMAC-SHA-256 of a judged body under
+	// the log's body key (Config.BodyKeyFile): equal bodies have equal
+	// digests, and the body itself is not kept. Empty without a key.
+	BodyHMAC string `json:"body_hmac,omitempty"`
+	// Fields are the body fields a route asks to record in clear, by name,
+	// as JSON (for a JSON or form body; those of a JSON-RPC or GraphQL
+	// call are in its Operation).
+	Fields map[string]json.RawMessage `json:"fields,omitempty"`
+	Prev   string                     `json:"prev"` // Hash of the previous record, Genesis for the first
+	Hash   string                     `json:"hash"` // hex SHA-256 of the canonical bytes (see the package doc)
+}
+
+// Operation is one call of a judged body: a JSON-RPC method or a GraphQL
+// top-level field, judged on its own.
+type Operation struct {
+	// Name is the JSON-RPC method ("aria2.shutdown") or the GraphQL
+	// operation type and field ("mutation deleteUser").
+	Name string `json:"name"`
+	// Task is the task the call was judged as; empty for none.
+	Task string `json:"task,omitempty"`
+	// Outcome is the policy's verdict on this call: allow, deny or
+	// grant_required.
+	Outcome string `json:"outcome,omitempty"`
+	// GrantID is the grant that allowed this call, if one did.
+	GrantID string                     `json:"grant_id,omitempty"`
+	Fields  map[string]json.RawMessage `json:"fields,omitempty"`
 }
 
 // Stats describes the writer for metrics.
@@ -136,8 +233,9 @@ type Stats struct {
 
 // Log appends hash-chained records to a file. It is safe for concurrent use.
 type Log struct {
-	cfg    Config
-	unlock func() error // releases the lock that keeps other processes out
+	cfg     Config
+	bodyKey []byte       // nil: no body digests
+	unlock  func() error // releases the lock that keeps other processes out
 
 	mu      sync.Mutex // guards pending and closed
 	pending []*request
@@ -212,6 +310,10 @@ func Open(cfg Config) (*Log, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	bodyKey, err := cfg.bodyKey()
+	if err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(filepath.Dir(cfg.Path), 0o700); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
@@ -220,11 +322,12 @@ func Open(cfg Config) (*Log, error) {
 		return nil, err
 	}
 	l := &Log{
-		cfg:    cfg,
-		unlock: unlock,
-		wake:   make(chan struct{}, 1),
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
+		cfg:     cfg,
+		bodyKey: bodyKey,
+		unlock:  unlock,
+		wake:    make(chan struct{}, 1),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
 	}
 	if err := l.load(); err != nil {
 		if l.f != nil {
@@ -379,6 +482,18 @@ func (l *Log) enqueue(ctx context.Context, r Record, lazy bool) (Record, error) 
 	}
 }
 
+// BodyHMAC is the digest of a judged body for Record.BodyHMAC: the
+// lowercase hex HMAC-SHA-256 of body under the configured body key, or ""
+// when no key is configured. Digests compare only under the same key.
+func (l *Log) BodyHMAC(body []byte) string {
+	if l.bodyKey == nil {
+		return ""
+	}
+	m := hmac.New(sha256.New, l.bodyKey)
+	m.Write(body)
+	return hex.EncodeToString(m.Sum(nil))
+}
+
 // check refuses records that cannot or must not be written.
 func check(r Record) error {
 	if r.Kind != KindCall && r.Kind != KindLifecycle {
@@ -395,6 +510,23 @@ func check(r Record) error {
 	}
 	if len(r.After) > 0 && !json.Valid(r.After) {
 		return fmt.Errorf("%w: after is not valid JSON", ErrInvalid)
+	}
+	if err := validFields(r.Fields); err != nil {
+		return err
+	}
+	for _, op := range r.Operations {
+		if err := validFields(op.Fields); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func validFields(fields map[string]json.RawMessage) error {
+	for k, v := range fields {
+		if !json.Valid(v) {
+			return fmt.Errorf("%w: field %q is not valid JSON", ErrInvalid, k)
+		}
 	}
 	return nil
 }

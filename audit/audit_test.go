@@ -100,6 +100,7 @@ func TestConfigValidate(t *testing.T) {
 		{"max bytes must not be negative", audit.Config{Path: "/x/audit.log", MaxBytes: -1}, "audit.max_bytes: must not be negative"},
 		{"zero max bytes takes the default", audit.Config{Path: "/x/audit.log"}, ""},
 		{"everything set", audit.Config{Path: "audit.log", MaxBytes: 1 << 10, Now: time.Now}, ""},
+		{"one body key source", audit.Config{Path: "audit.log", BodyKeyFile: "k", BodyKeyEnv: "K"}, "audit.body_key_file, audit.body_key_env: set one or the other"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {
@@ -221,6 +222,9 @@ func TestWriteRefusesInvalidRecords(t *testing.T) {
 		{"before is not JSON", audit.Record{Kind: audit.KindLifecycle, Event: "policy.deleted", Before: json.RawMessage(`{"a":`)}},
 		{"after is not JSON", audit.Record{Kind: audit.KindLifecycle, Event: "policy.created", After: json.RawMessage(`nope`)}},
 		{"time is out of range", audit.Record{Kind: audit.KindCall, Event: "allowed", Time: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}},
+		{"a field is not JSON", audit.Record{Kind: audit.KindCall, Event: "allowed", Fields: map[string]json.RawMessage{"zone": json.RawMessage(`{`)}}},
+		{"an operation's field is not JSON", audit.Record{Kind: audit.KindCall, Event: "allowed",
+			Operations: []audit.Operation{{Name: "aria2.shutdown", Fields: map[string]json.RawMessage{"gid": json.RawMessage(`x`)}}}}},
 	}
 	path := logPath(t)
 	l := open(t, audit.Config{Path: path})
@@ -645,6 +649,10 @@ func TestQuery(t *testing.T) {
 		{Kind: audit.KindLifecycle, Event: "request.revoked", Subject: "carol", RequestID: "req-1"}, // 10
 	}
 	fixture[5].RequestID = "req-1"
+	fixture[0].Upstream, fixture[5].Upstream = "exchange", "exchange"
+	fixture[1].Upstream, fixture[1].Task = "aria2", ""
+	fixture[1].Operations = []audit.Operation{{Name: "aria2.tellActive", Task: `Aria2\Get-Active`, Outcome: "allow"},
+		{Name: "aria2.shutdown", Task: `Aria2\Shutdown`, Outcome: "deny"}}
 	for _, r := range fixture {
 		_, err := l.Write(ctx, r)
 		require.NoError(t, err)
@@ -661,6 +669,10 @@ func TestQuery(t *testing.T) {
 		{"by subject", audit.Filter{Subject: "alice"}, []uint64{9, 6, 4, 3, 1}},
 		{"by subject that needs escaping", audit.Filter{Subject: `quote"d`}, []uint64{7}},
 		{"by task", audit.Filter{Task: `Exchange\Get-Mailbox`}, []uint64{7}},
+		{"by the task of one of its operations", audit.Filter{Task: `Aria2\Shutdown`}, []uint64{2}},
+		{"by upstream", audit.Filter{Upstream: "exchange"}, []uint64{6, 1}},
+		{"by upstream and task", audit.Filter{Upstream: "aria2", Task: `Aria2\Get-Active`}, []uint64{2}},
+		{"an upstream named only in another field does not match", audit.Filter{Upstream: "alice"}, nil},
 		{"by event", audit.Filter{Event: "allowed"}, []uint64{9, 7, 6, 1}},
 		{"by request", audit.Filter{RequestID: "req-1"}, []uint64{10, 6, 5, 4}},
 		{"by trace", audit.Filter{TraceID: "4bf92f3577b34da6a3ce929d0e0e4736"}, []uint64{7}},

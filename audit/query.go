@@ -20,8 +20,11 @@ const (
 
 // Filter selects records for Query. Empty fields match everything.
 type Filter struct {
-	Subject   string
+	Subject string
+	// Task matches a record's task, or the task of one of its
+	// operations.
 	Task      string
+	Upstream  string
 	Event     string
 	RequestID string
 	TraceID   string
@@ -174,7 +177,7 @@ type matcher struct {
 func newMatcher(f Filter) matcher {
 	m := matcher{f: f}
 	for _, kv := range []struct{ key, value string }{
-		{"subject", f.Subject}, {"task", f.Task}, {"event", f.Event},
+		{"subject", f.Subject}, {"task", f.Task}, {"upstream", f.Upstream}, {"event", f.Event},
 		{"request_id", f.RequestID}, {"trace_id", f.TraceID},
 	} {
 		if kv.value == "" {
@@ -198,12 +201,22 @@ func (m matcher) mayMatch(line []byte) bool {
 func (m matcher) match(r Record) bool {
 	f := m.f
 	return (f.Subject == "" || r.Subject == f.Subject) &&
-		(f.Task == "" || r.Task == f.Task) &&
+		(f.Task == "" || r.Task == f.Task || hasTask(r.Operations, f.Task)) &&
+		(f.Upstream == "" || r.Upstream == f.Upstream) &&
 		(f.Event == "" || r.Event == f.Event) &&
 		(f.RequestID == "" || r.RequestID == f.RequestID) &&
 		(f.TraceID == "" || r.TraceID == f.TraceID) &&
 		(f.Since.IsZero() || !r.Time.Before(f.Since)) &&
 		(f.Until.IsZero() || r.Time.Before(f.Until))
+}
+
+func hasTask(ops []Operation, task string) bool {
+	for _, op := range ops {
+		if op.Task == task {
+			return true
+		}
+	}
+	return false
 }
 
 // segment is one file as Query reads it: only its first size bytes.
