@@ -272,18 +272,8 @@ func (c *Config) validate(dev bool) error {
 	if err := c.API.ListenerConfig.validate("api"); err != nil {
 		return err
 	}
-	if c.Policy.Dir != "" && len(c.Policy.Dirs) > 0 {
-		return errors.New("policy.dir, policy.dirs: set one, not both (dir replaces the embedded bundle, dirs layer over it)")
-	}
-	if c.Policy.Dir != "" {
-		if st, err := os.Stat(c.Policy.Dir); err != nil || !st.IsDir() {
-			return fmt.Errorf("policy.dir: %q is not a directory", c.Policy.Dir)
-		}
-	}
-	for i, d := range c.Policy.Dirs {
-		if st, err := os.Stat(d); d == "" || err != nil || !st.IsDir() {
-			return fmt.Errorf("policy.dirs[%d]: %q is not a directory", i, d)
-		}
+	if err := c.Policy.validate(); err != nil {
+		return err
 	}
 
 	// In --dev, the dev issuer and the demo upstream join the file's; they
@@ -343,6 +333,25 @@ func (c *Config) policyConfig() policy.Config {
 	pc := c.Policy.Config
 	pc.Bundle = c.Policy.bundle()
 	return pc
+}
+
+// validate checks where the bundle comes from: one of dir and dirs, each
+// a directory.
+func (p *PolicyConfig) validate() error {
+	if p.Dir != "" && len(p.Dirs) > 0 {
+		return errors.New("policy.dir, policy.dirs: set one, not both (dir replaces the embedded bundle, dirs layer over it)")
+	}
+	if p.Dir != "" {
+		if st, err := os.Stat(p.Dir); err != nil || !st.IsDir() {
+			return fmt.Errorf("policy.dir: %q is not a directory", p.Dir)
+		}
+	}
+	for i, d := range p.Dirs {
+		if st, err := os.Stat(d); d == "" || err != nil || !st.IsDir() {
+			return fmt.Errorf("policy.dirs[%d]: %q is not a directory", i, d)
+		}
+	}
+	return nil
 }
 
 // bundle is policy.dir, else the embedded bundle with policy.dirs layered

@@ -15,7 +15,7 @@ import (
 )
 
 func policyCmd(g *globals) *cobra.Command {
-	c := &cobra.Command{Use: "policy", Short: "Manage approval policies (admins)"}
+	c := &cobra.Command{Use: "policy", Short: "Manage approval policies (admins); test and lint the policy bundle"}
 	// byID sends method to one policy and shows the policy answered.
 	byID := func(method string) func(*cobra.Command, []string) error {
 		return func(cmd *cobra.Command, args []string) error {
@@ -31,6 +31,7 @@ func policyCmd(g *globals) *cobra.Command {
 		},
 		&cobra.Command{Use: "get ID", Short: "Show one approval policy", Args: cobra.ExactArgs(1), RunE: byID("GET")},
 		&cobra.Command{Use: "delete ID", Aliases: []string{"rm"}, Short: "Remove an approval policy", Args: cobra.ExactArgs(1), RunE: byID("DELETE")},
+		policyTestCmd(g), policyLintCmd(g),
 	)
 	return c
 }
