@@ -3,8 +3,9 @@
 // tasks (catalog/*.yaml), and their tests (*_test.rego), which `go test
 // ./rego/` runs on the bundle as the engine reads it.
 //
-// The binary embeds the bundle; a directory named in the configuration can
-// replace it. README.md in this directory describes the contract between the
+// The binary embeds the bundle; directories named in the configuration are
+// layered over it (policy.dirs: their files added, or replacing the file at
+// the same path) or replace it (policy.dir). README.md in this directory describes the contract between the
 // bundle and the engine, and the route tables.
 package rego
 
