@@ -54,7 +54,7 @@ without a server.`,
 				}
 				msg := "--upstream: no task of upstream " + strconv.Quote(upstream) + " in the bundle"
 				if near := policy.Nearest(slices.Collect(maps.Keys(ups)), upstream); near != "" {
-					msg += "; did you mean " + strconv.Quote(near) + "?"
+					msg += `; did you mean "` + near + `"?`
 				}
 				return exitError{code: exitFailed, msg: msg}
 			}

@@ -40,10 +40,10 @@ func TestTaskListAndCompletion(t *testing.T) {
 	// Wherever a task is typed, the server names the one meant.
 	r = s.as(t, user, "request", "create", "--task", `Exchange\New-MoveReqest`, "--reason", "typo")
 	require.Equal(t, 1, r.code)
-	require.Contains(t, oneLineOf(t, r.stderr), `did you mean "Exchange\\New-MoveRequest"?`)
+	require.Contains(t, oneLineOf(t, r.stderr), `did you mean "Exchange\New-MoveRequest"?`)
 	r = s.as(t, admin, "policy", "create", "--role", `exchange\mailbox import export`, "--approval", "manual")
 	require.Equal(t, 1, r.code)
-	require.Contains(t, oneLineOf(t, r.stderr), `did you mean "Exchange\\Mailbox Import Export"?`)
+	require.Contains(t, oneLineOf(t, r.stderr), `did you mean "Exchange\Mailbox Import Export"?`)
 
 	// From a bundle, without a server: the embedded one with a directory
 	// layered over it.
@@ -77,6 +77,7 @@ tasks["Acme\\Remove-Widget"] := {"upstream": "acme", "read": false, "description
 	require.Equal(t, []string{`Exchange\Organization Management` + "\t" +
 		`Exchange\New-JournalRule, Exchange\New-MoveRequest, Exchange\Remove-JournalRule, Exchange\Search-Mailbox`},
 		complete(admin, "policy", "create", "--role-group", "Exch"))
+	require.Equal(t, []string{"exchange"}, complete(user, "task", "list", "--upstream", "ex"))
 
 	s.ok(t, admin, "control", "enable", "--approvers", "approvers")
 	s.ok(t, admin, "policy", "create", "--task", `Exchange\Search-Mailbox`, "--approval", "manual")

@@ -90,10 +90,12 @@ func targetNames(cat policy.Catalog, scope string) []string {
 }
 
 // didYouMean is `; did you mean "NAME"?` for the name nearest to typed, or
-// "" when no name is near enough to be what was meant.
+// "" when no name is near enough to be what was meant. The name, from the
+// catalog or the configuration, is shown as it is, to be copied (a task's
+// backslash is not doubled).
 func didYouMean(names []string, typed string) string {
 	if best := policy.Nearest(names, typed); best != "" {
-		return "; did you mean " + strconv.Quote(best) + "?"
+		return `; did you mean "` + best + `"?`
 	}
 	return ""
 }
