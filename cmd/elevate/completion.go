@@ -85,6 +85,27 @@ func completeUpstreams(g *globals) cobra.CompletionFunc {
 	})
 }
 
+// completePolicyIDs completes the ID argument of policy get and delete.
+func completePolicyIDs(g *globals) cobra.CompletionFunc {
+	return firstArg(completeFrom(g, "/v1/policies", func(l policyList) []cobra.Completion {
+		var out []cobra.Completion
+		for _, p := range l.Policies {
+			out = append(out, cobra.CompletionWithDesc(p.ID, string(p.Scope)+" "+p.Target+" "+p.Approval))
+		}
+		return out
+	}))
+}
+
+// firstArg completes the first argument with f, and no other.
+func firstArg(f cobra.CompletionFunc) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if len(args) > 0 {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		return f(cmd, args, toComplete)
+	}
+}
+
 // completeRequestIDs completes the ID argument of request get, approve,
 // deny and revoke: the requests the server lists in status (all when
 // empty), one argument only.
@@ -93,17 +114,11 @@ func completeRequestIDs(g *globals, status grants.Status) cobra.CompletionFunc {
 	if status != "" {
 		path += "?" + url.Values{"status": {string(status)}}.Encode()
 	}
-	ids := completeFrom(g, path, func(l requestList) []cobra.Completion {
+	return firstArg(completeFrom(g, path, func(l requestList) []cobra.Completion {
 		var out []cobra.Completion
 		for _, r := range l.Requests {
 			out = append(out, cobra.CompletionWithDesc(r.ID, string(r.Status)+" "+string(r.Scope)+" "+r.Target+" by "+r.Requester))
 		}
 		return out
-	})
-	return func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
-		if len(args) > 0 {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		return ids(cmd, args, toComplete)
-	}
+	}))
 }

@@ -29,8 +29,10 @@ func policyCmd(g *globals) *cobra.Command {
 				return call(cmd, g, "GET", "/v1/policies", nil, policyListTable)
 			},
 		},
-		&cobra.Command{Use: "get ID", Short: "Show one approval policy", Args: cobra.ExactArgs(1), RunE: byID("GET")},
-		&cobra.Command{Use: "delete ID", Aliases: []string{"rm"}, Short: "Remove an approval policy", Args: cobra.ExactArgs(1), RunE: byID("DELETE")},
+		&cobra.Command{Use: "get ID", Short: "Show one approval policy", Args: cobra.ExactArgs(1), RunE: byID("GET"),
+			ValidArgsFunction: completePolicyIDs(g)},
+		&cobra.Command{Use: "delete ID", Aliases: []string{"rm"}, Short: "Remove an approval policy", Args: cobra.ExactArgs(1), RunE: byID("DELETE"),
+			ValidArgsFunction: completePolicyIDs(g)},
 		policyTestCmd(g), policyLintCmd(g),
 	)
 	return c

@@ -91,6 +91,9 @@ tasks["Acme\\Remove-Widget"] := {"upstream": "acme", "read": false, "description
 	require.Empty(t, complete(admin, "request", "revoke", ""), "revoke completes approved requests")
 	require.Empty(t, complete(admin, "request", "approve", id, ""), "one id only")
 	require.Len(t, complete(user, "request", "get", "req-"), 1)
+	policies := complete(admin, "policy", "delete", "")
+	require.Len(t, policies, 1)
+	require.Regexp(t, `^pol-\S+\ttask Exchange\\Search-Mailbox manual$`, policies[0])
 
 	// No server, or no token it accepts: no completions, and no error.
 	start := time.Now()
