@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -327,13 +328,32 @@ func (s *server) auditRecords() []map[string]any {
 	return out
 }
 
-// freeAddr returns a loopback host:port that was free a moment ago.
+// handedOut are the ports freeAddr has given in this process: the kernel
+// may offer a port again as soon as its probe listener closes, and two
+// listeners of one server (proxy and control) must never be given the
+// same one.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// freeAddr returns a loopback host:port that was free a moment ago and
+// that no earlier call in this process returned.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().String()
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		handedOut.Lock()
+		seen := handedOut.ports[port]
+		handedOut.ports[port] = true
+		handedOut.Unlock()
+		if !seen {
+			return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		}
+	}
 }
 
 // freeLoopbackPorts returns n distinct free loopback ports.
@@ -658,4 +678,16 @@ func fcEtcdPut(t *testing.T, endpoint, key, value string) {
 	defer cancel()
 	_, err := cli.Put(ctx, key, value)
 	require.NoError(t, err)
+}
+
+// TestFreeAddrNeverRepeats: a server's two listeners are given two
+// addresses by freeAddr; the kernel may offer a just-closed port again, so
+// freeAddr itself must never hand out a port twice.
+func TestFreeAddrNeverRepeats(t *testing.T) {
+	seen := map[string]bool{}
+	for range 500 {
+		a := freeAddr(t)
+		require.False(t, seen[a], "freeAddr returned %s twice", a)
+		seen[a] = true
+	}
 }
