@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"testing"
 	"time"
@@ -198,5 +199,34 @@ func TestCacheKeySeparatesInputs(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, want, got, name)
 		require.NotEqual(t, d, got, "%s must not reuse the first decision", name)
+	}
+}
+
+// Bodies that differ never share a cache entry: each decision echoes the
+// body it was taken on, evaluated once and then served from the cache.
+func TestCacheKeySeparatesBodies(t *testing.T) {
+	e := newEngine(t, bundleOf(map[string]string{
+		"p.rego": "package elevate\n\ndecision := {\"outcome\": \"deny\", \"reason\": json.marshal(object.get(input, \"body\", \"none\"))}\n",
+	}))
+	ok, why := e.Cacheable()
+	require.True(t, ok, why)
+	bodies := []any{nil, map[string]any{}, []any{}, "", "ab", json.Number("1"), json.Number("12"), true, false,
+		map[string]any{"a": "b"}, map[string]any{"a": []any{"b"}}, map[string]any{"ab": ""}, map[string]any{"a": "", "b": ""},
+		map[string]any{"a": map[string]any{"b": "c"}}, map[string]any{"a": nil}, []any{"a", "b"}, []any{"ab"}, []any{[]any{"a"}, "b"},
+		map[string][]string{"a": {"b", "c"}}, map[string][]string{"a": {"bc"}}}
+	for round := range 2 {
+		for _, body := range bodies {
+			in := call("POST", "x")
+			in.Body = body
+			d, err := e.Eval(context.Background(), in, t0)
+			require.NoError(t, err)
+			want := `"none"`
+			if body != nil {
+				b, err := json.Marshal(body)
+				require.NoError(t, err)
+				want = string(b)
+			}
+			require.JSONEq(t, want, d.Reason, "round %d, body %v", round, body)
+		}
 	}
 }

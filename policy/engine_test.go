@@ -603,6 +603,7 @@ func TestInputReachesRegoAsItsJSON(t *testing.T) {
 		Subject:  policy.Subject{ID: "alice", Groups: []string{"helpdesk"}, MFA: true, Email: "alice@example.test"},
 		Grants: []policy.Grant{{ID: "g1", RequestID: "r1", Scope: "role", Target: importExport,
 			NotBefore: t0.Add(-time.Hour), ExpiresAt: t0.Add(time.Hour)}},
+		Body: map[string]any{"jsonrpc": "2.0", "method": "x", "params": []any{json.Number("1.5"), "a", nil, true, map[string]any{}}},
 	}
 	want, err := json.Marshal(in)
 	require.NoError(t, err)
