@@ -432,7 +432,7 @@ func (p *tableParser) route(t *table, n *yaml.Node) *route {
 			switch {
 			case !ok:
 				good = false
-			case r.query[name] != (queryCond{}):
+			case r.hasQuery(name):
 				p.errorf(k.Line, "query parameter %q: given twice", name)
 				good = false
 			case v.Kind == yaml.ScalarNode && v.ShortTag() == "!!null":
@@ -522,6 +522,11 @@ func (p *tableParser) route(t *table, n *yaml.Node) *route {
 		return nil
 	}
 	return r
+}
+
+func (r *route) hasQuery(name string) bool {
+	_, ok := r.query[name]
+	return ok
 }
 
 func (r *route) setQuery(name string, c queryCond) {
@@ -652,7 +657,7 @@ func (p *tableParser) queryString(r *route, s string) bool {
 		case name == "":
 			p.errorf(r.line, "query %q: a parameter without a name", kv)
 			return false
-		case r.query[name] != (queryCond{}):
+		case r.hasQuery(name):
 			p.errorf(r.line, "query parameter %q: given twice", name)
 			return false
 		case !utf8.ValidString(name) || !utf8.ValidString(value):

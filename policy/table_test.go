@@ -75,6 +75,7 @@ func TestRouteTableRefusals(t *testing.T) {
 		{"an empty query", map[string]string{"catalog/t.yaml": dnsTable("  - GET /zones? -> DNS\\Get-Zone")}, []string{`catalog/t.yaml:7: query "?": empty`}},
 		{"a query parameter without a name", map[string]string{"catalog/t.yaml": dnsTable("  - GET /zones?=x -> DNS\\Get-Zone")}, []string{`catalog/t.yaml:7: query "=x": a parameter without a name`}},
 		{"a query parameter twice", map[string]string{"catalog/t.yaml": dnsTable("  - route: DELETE /zones/{z}?force=1", "    query: {force: 2}", "    task: DNS\\Purge-Zone")}, []string{`catalog/t.yaml:8: query parameter "force": given twice`}},
+		{"an empty query parameter twice", map[string]string{"catalog/t.yaml": dnsTable("  - GET /zones?k=&k= -> DNS\\Get-Zone")}, []string{`catalog/t.yaml:7: query parameter "k": given twice`}},
 		{"a map route without route", map[string]string{"catalog/t.yaml": dnsTable("  - task: DNS\\Get-Zone")}, []string{"catalog/t.yaml:7: route: the key route is required"}},
 		{"a map route without task", map[string]string{"catalog/t.yaml": dnsTable("  - route: GET /zones")}, []string{`catalog/t.yaml:7: route "GET /zones": the key task is required`}},
 		{"a map route with an arrow", map[string]string{"catalog/t.yaml": dnsTable("  - route: GET /zones -> DNS\\Get-Zone")}, []string{`catalog/t.yaml:7: route "GET /zones -> DNS\\Get-Zone": in the map form, the task is the key task`}},
@@ -196,6 +197,10 @@ func TestRouteTableOverlaps(t *testing.T) {
 		{"query values that differ", []string{
 			"  - POST /zones/{zone}?action=delete -> DNS\\Remove-Zone",
 			"  - route: POST /zones/{zone}", "    query: {action: purge}", "    task: DNS\\Purge-Zone",
+		}, nil},
+		{"an empty query value and another", []string{
+			"  - POST /zones/{zone}?action= -> DNS\\Remove-Zone",
+			"  - POST /zones/{zone}?action=purge -> DNS\\Purge-Zone",
 		}, nil},
 		{"body values that differ", []string{
 			"  - route: POST /zones", "    body: json", "    match: {kind: Native, ttl: 60}", "    task: DNS\\Remove-Zone",
@@ -356,4 +361,28 @@ func TestRouteTablesAgainstTheBundle(t *testing.T) {
 		}, e.Warnings())
 		require.Empty(t, newEngine(t, defaultBundle()).Warnings())
 	})
+}
+
+// TestJSONRouteTable: a route table may be JSON, with the same keys; its
+// errors name its lines as a YAML table's do.
+func TestJSONRouteTable(t *testing.T) {
+	src := "{\n" +
+		"\t\"upstream\": \"dns\",\n" +
+		"\t\"tasks\": {\"DNS\\\\Get-Zone\": {\"read\": true}, \"DNS\\\\Remove-Zone\": {}},\n" +
+		"\t\"routes\": [\n" +
+		"\t\t\"GET /zones/{zone} -> DNS\\\\Get-Zone\",\n" +
+		"\t\t{\"route\": \"DELETE /zones/{zone}\", \"task\": \"DNS\\\\Remove-Zone\"}\n" +
+		"\t]\n" +
+		"}\n"
+	e := newEngine(t, bundleWith(t, map[string]string{"catalog/dns.json": src}))
+	require.NoError(t, e.SetState(context.Background(), policy.State{}))
+	for method, task := range map[string]string{"GET": `DNS\Get-Zone`, "DELETE": `DNS\Remove-Zone`, "PUT": ""} {
+		in := call(method, "zones", "example.org.")
+		in.Upstream = "dns"
+		require.Equal(t, task, eval(t, e, in).Task, method)
+	}
+
+	_, err := policy.ReadBundle(bundleOf(map[string]string{"catalog/dns.json": strings.Replace(src, `"DELETE /zones/{zone}"`, `"DELETE /zones/{zone}/"`, 1)}))
+	require.ErrorIs(t, err, policy.ErrInvalidBundle)
+	require.Contains(t, err.Error(), `catalog/dns.json:6: path "/zones/{zone}/": a trailing / is not a pattern`)
 }
