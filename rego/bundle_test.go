@@ -16,9 +16,9 @@ import (
 	"github.com/elevate-pam/elevate/policy"
 )
 
-// TestRegoTests runs every *_test.rego file of the bundle, as `opa test rego/`
-// does, and fails on any failed or errored Rego test, with what the test
-// printed.
+// TestRegoTests runs every *_test.rego file of the bundle with OPA's tester,
+// on the bundle as the engine reads it, and fails on any failed or errored
+// Rego test, with what the test printed.
 func TestRegoTests(t *testing.T) {
 	results := runRegoTests(t, ".", "")
 	require.NotEmpty(t, results, "no Rego test ran")
@@ -75,7 +75,7 @@ func runRegoTests(t *testing.T, dir, filter string) []*tester.Result {
 }
 
 // TestBundleEmbedsEveryPolicyFile guards the go:embed line: a policy or data
-// file added to this directory but left out of Bundle would pass `opa test`
+// file added to this directory but left out of Bundle would pass its tests
 // and still be missing from the binary.
 func TestBundleEmbedsEveryPolicyFile(t *testing.T) {
 	onDisk := policyFiles(t, os.DirFS("."))
