@@ -93,8 +93,11 @@ func newRouteIndex(tables []*table) *routeIndex {
 	}
 	ix := &routeIndex{upstreams: map[string]*upstreamRoutes{}}
 	for _, t := range tables {
-		u := &upstreamRoutes{kind: t.body, methods: map[string]*node{}}
-		ix.upstreams[t.upstream] = u
+		u := ix.upstreams[t.upstream]
+		if u == nil {
+			u = &upstreamRoutes{kind: t.body, methods: map[string]*node{}}
+			ix.upstreams[t.upstream] = u
+		}
 		for _, r := range t.routes {
 			for _, m := range r.methods {
 				root := u.methods[m]

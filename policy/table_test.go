@@ -90,10 +90,14 @@ func TestRouteTableRefusals(t *testing.T) {
 		{"rpc and match on the method", map[string]string{"catalog/t.yaml": dnsTable("  - route: POST /rpc", "    body: jsonrpc", "    rpc: zone.delete", "    match: {method: zone.create}", "    task: DNS\\Remove-Zone")}, []string{`catalog/t.yaml:10: route "POST /rpc": a condition on the body field "method" is given twice`}},
 		{"a credential recorded", map[string]string{"catalog/t.yaml": dnsTable("  - route: POST /zones", "    body: json", "    record: [name, api_token]", "    task: DNS\\Remove-Zone")}, []string{`catalog/t.yaml:9: record: "api_token" looks like a credential`}},
 		{"a record without a body", map[string]string{"catalog/t.yaml": dnsTable("  - route: POST /zones", "    record: [name]", "    task: DNS\\Remove-Zone")}, []string{`catalog/t.yaml:8: route "POST /zones": record needs a body kind`}},
-		{"two tables for one upstream", map[string]string{
+		{"two tables for one upstream that read bodies differently", map[string]string{
 			"catalog/a.yaml": lines("upstream: dns", "routes: []"),
-			"catalog/b.yaml": lines("# the same", "upstream: dns"),
-		}, []string{`catalog/b.yaml:2: a second route table for upstream "dns"; the first is catalog/a.yaml:1`}},
+			"catalog/b.yaml": lines("# the same", "upstream: dns", "body: json"),
+		}, []string{`catalog/b.yaml:2: the route table of upstream "dns" reads bodies as json, but catalog/a.yaml:1 reads them as nothing`}},
+		{"two tables for one upstream whose routes overlap", map[string]string{
+			"catalog/a.yaml": lines("upstream: dns", "tasks:", "  DNS\\Get-Zone: {read: true}", "routes:", "  - GET /zones/{zone} -> DNS\\Get-Zone"),
+			"catalog/b.yaml": lines("upstream: dns", "tasks:", "  DNS\\Get-Zones: {read: true}", "routes:", "  - GET /zones/{name} -> DNS\\Get-Zones"),
+		}, []string{`catalog/a.yaml:5: route "GET /zones/{zone} -> DNS\\Get-Zone" and catalog/b.yaml:5: route "GET /zones/{name} -> DNS\\Get-Zones" can match one call (GET /zones/x) as two tasks`}},
 		{"a task declared in two tables", map[string]string{
 			"catalog/a.yaml": lines("upstream: a", "tasks:", "  X\\Get: {}"),
 			"catalog/b.yaml": lines("upstream: b", "tasks:", "  Y\\Get: {}", "  X\\Get: {}"),

@@ -55,12 +55,16 @@ func loadTables(files []string, srcs map[string][]byte) (*tableSet, error) {
 	}
 	seq := 0
 	for _, t := range ts.tables {
-		if first := byUpstream[t.upstream]; first != nil {
-			errs = append(errs, fmt.Sprintf("%s:%d: a second route table for upstream %q; the first is %s:%d",
-				t.file, t.line, t.upstream, first.file, first.line))
+		// Several tables may serve one upstream (a layer adds routes to a
+		// built-in table's upstream); they must read its bodies alike.
+		if first := byUpstream[t.upstream]; first != nil && first.body != t.body {
+			errs = append(errs, fmt.Sprintf("%s:%d: the route table of upstream %q reads bodies as %s, but %s:%d reads them as %s",
+				t.file, t.line, t.upstream, kindName(t.body), first.file, first.line, kindName(first.body)))
 			continue
 		}
-		byUpstream[t.upstream] = t
+		if byUpstream[t.upstream] == nil {
+			byUpstream[t.upstream] = t
+		}
 		for _, d := range t.tasks {
 			declare("task", d.name, t.file, d.line)
 		}

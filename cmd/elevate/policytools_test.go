@@ -104,6 +104,10 @@ func TestPolicyLint(t *testing.T) {
 	require.Contains(t, r.stdout, "untested: catalog/acme.yaml:7: ")
 	require.NotContains(t, r.stdout, "error:")
 	require.Equal(t, 1, runCLI(t, "policy", "lint", "--strict", dir).code, "--strict fails on untested routes")
+	// The embedded bundle itself: every built-in route has a test.
+	r = runCLI(t, "policy", "lint", "--strict")
+	require.Equal(t, 0, r.code, r.stdout+r.stderr)
+	require.Contains(t, r.stdout, "0 untested routes")
 
 	// Against a configuration: its upstreams are the configured ones.
 	cfgDir := t.TempDir()

@@ -37,6 +37,7 @@ routes := {
 	"delete from the config": {"method": "DELETE", "path": ["config", "apps", "tls"], "task": "Caddy\\Set-Config"},
 	"replace the whole config by path": {"method": "POST", "path": ["config", ""], "task": "Caddy\\Set-Config"},
 	"delete the whole config": {"method": "DELETE", "path": ["config", ""], "task": "Caddy\\Set-Config"},
+	"replace the config without a slash": {"method": "PUT", "path": ["config"], "task": "Caddy\\Set-Config"},
 	"append by id": {"method": "POST", "path": ["id", "api_route", "handle"], "task": "Caddy\\Set-Config"},
 	"insert by id": {"method": "PUT", "path": ["id", "api_route", "handle", "0"], "task": "Caddy\\Set-Config"},
 	"replace by id": {"method": "PATCH", "path": ["id", "api_route"], "task": "Caddy\\Set-Config"},

@@ -116,8 +116,15 @@ test_head_is_matched_as_get[note] if {
 	task_of("HEAD", tc.path) == tc.task
 }
 
+# Every task of the built-in table has a route here. A layer of policy.dirs
+# may add RabbitMQ tasks of its own (runtime parameters, say), which its own
+# tests cover: the built-in tasks are those routed or listed as reads here.
 test_every_task_has_a_route if {
-	{tc.task | some tc in routes} == rabbitmq_tasks
+	builtin_tasks := {tc.task | some tc in routes}
+	every t in builtin_tasks {
+		t in rabbitmq_tasks
+	}
+	count(builtin_tasks) == 32 # the tasks of catalog/rabbitmq.yaml
 }
 
 test_call_maps_to_no_task[note] if {
@@ -125,7 +132,7 @@ test_call_maps_to_no_task[note] if {
 		"root": {"method": "GET", "path": []},
 		"outside api": {"method": "GET", "path": ["overview"]},
 		"api alone": {"method": "GET", "path": ["api"]},
-		"unknown collection": {"method": "GET", "path": ["api", "parameters"]},
+		"unknown collection": {"method": "GET", "path": ["api", "no-such-collection"]},
 		"set the cluster name": {"method": "PUT", "path": ["api", "cluster-name"]},
 		"enable a feature flag": {"method": "PUT", "path": ["api", "feature-flags", "quorum_queue", "enable"]},
 		"lower-case method": {"method": "get", "path": ["api", "overview"]},
@@ -165,7 +172,7 @@ test_uncatalogued_call_is_denied if {
 		"method": "PUT",
 		"upstream": "rabbitmq",
 		"host": "rabbitmq.elevate.test",
-		"path": ["api", "parameters", "shovel", "/", "s1"],
+		"path": ["api", "no-such-collection", "shovel", "/", "s1"],
 		"query": {},
 		"subject": {"id": "alice", "groups": [], "mfa": false},
 		"grants": [],
@@ -182,7 +189,8 @@ test_exchange_paths_do_not_match if {
 rabbitmq_tasks := {name | some name, info in data.elevate.catalog.tasks; info.upstream == "rabbitmq"}
 
 test_reads if {
-	reads := {name | some name in rabbitmq_tasks; data.elevate.catalog.tasks[name].read}
+	builtin_tasks := {tc.task | some tc in routes}
+	reads := {name | some name in builtin_tasks; data.elevate.catalog.tasks[name].read}
 	reads == {
 		"RabbitMQ\\Get-Overview",
 		"RabbitMQ\\Get-Node",
