@@ -79,7 +79,8 @@ type Config struct {
 // MinBodyKeyBytes is the shortest body key accepted.
 const MinBodyKeyBytes = 32
 
-// Validate reports the first invalid setting, naming its key.
+// Validate reports the first invalid setting, naming its key. It reads the
+// body key, as Open does.
 func (c Config) Validate() error {
 	if c.Path == "" {
 		return errors.New("audit.path: required")
@@ -93,7 +94,8 @@ func (c Config) Validate() error {
 	if c.BodyKeyFile != "" && c.BodyKeyEnv != "" {
 		return errors.New("audit.body_key_file, audit.body_key_env: set one or the other")
 	}
-	return nil
+	_, err := c.bodyKey()
+	return err
 }
 
 // bodyKey reads the key of body digests; nil when none is configured.

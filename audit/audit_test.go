@@ -101,6 +101,7 @@ func TestConfigValidate(t *testing.T) {
 		{"zero max bytes takes the default", audit.Config{Path: "/x/audit.log"}, ""},
 		{"everything set", audit.Config{Path: "audit.log", MaxBytes: 1 << 10, Now: time.Now}, ""},
 		{"one body key source", audit.Config{Path: "audit.log", BodyKeyFile: "k", BodyKeyEnv: "K"}, "audit.body_key_file, audit.body_key_env: set one or the other"},
+		{"a body key that cannot be read", audit.Config{Path: "audit.log", BodyKeyFile: "/nonexistent/body.key"}, "audit.body_key_file: open /nonexistent/body.key"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.desc, func(t *testing.T) {

@@ -65,7 +65,8 @@ func (i *tokenIssuer) token(t *testing.T, sub string, ttl time.Duration) string 
 
 // proxyEnv is the proxy listener's handler in process, on real parts
 // where they are cheap: a verifier of real tokens, the default Rego
-// bundle with the approval policies of the shape corpus, an audit log in
+// bundle with the shape corpus's route tables over it (which also say
+// which bodies are judged) and its approval policies, an audit log in
 // a temporary directory and the corpus's recording upstreams; the view of
 // grants is a fake holding bob's grants (shapes.BobTasks). The handler
 // serves on a loopback listener configured as elevate serve configures
@@ -74,6 +75,8 @@ type proxyEnv struct {
 	*shapes.Env
 	gate      *proxy.Gate
 	upstreams []proxy.Upstream
+	// bodies, when set, says which calls have their body judged.
+	bodies proxy.BodyRules
 	// grants are bob's.
 	grants []grants.Grant
 }
@@ -84,7 +87,8 @@ func newProxyEnv(t *testing.T) *proxyEnv {
 	dir := t.TempDir()
 	iss := newTestIssuer(t)
 
-	engine, err := policy.New(ctx, policy.Config{Bundle: rego.Bundle})
+	layer := os.DirFS(filepath.Join("..", "test", "testdata", "shapes", shapes.PolicyLayer))
+	engine, err := policy.New(ctx, policy.Config{Bundle: policy.Layers(rego.Bundle, layer)})
 	require.NoError(t, err)
 	st := policy.State{Control: policy.Control{Enabled: true, DefaultApprovers: "approvers"}}
 	for i, p := range shapes.Policies {
@@ -94,7 +98,7 @@ func newProxyEnv(t *testing.T) *proxyEnv {
 	require.NoError(t, engine.SetState(ctx, st))
 
 	now := time.Now()
-	e := &proxyEnv{}
+	e := &proxyEnv{bodies: engine}
 	for i, task := range shapes.BobTasks {
 		e.grants = append(e.grants, grants.Grant{ID: fmt.Sprintf("grt-%d", i), RequestID: fmt.Sprintf("req-%d", i), Subject: "bob",
 			Scope: grants.ScopeTask, Target: task, NotBefore: now.Add(-time.Minute), ExpiresAt: now.Add(2 * time.Hour), Approvers: []string{"ada"}})
@@ -126,6 +130,9 @@ func newProxyEnv(t *testing.T) *proxyEnv {
 		{Name: "caddy", URL: ups.Caddy.URL, Prefix: shapes.Prefixes["caddy"], AllowWebsocket: true,
 			Credential:       &proxy.Credential{Type: "header", Header: shapes.CaddyHeader, ValueFile: secret("caddy.secret", shapes.CaddyKey)},
 			CredentialParams: shapes.CaddyParams, CredentialParamsAction: "refuse"},
+		{Name: "rpc", URL: ups.RPC.URL, Prefix: shapes.Prefixes["rpc"], MaxJudgedBody: shapes.RPCMaxBody,
+			Credential: &proxy.Credential{Type: "jsonrpc-token", ValueFile: secret("rpc.secret", shapes.RPCSecret)}},
+		{Name: "gql", URL: ups.GQL.URL, Prefix: shapes.Prefixes["gql"]},
 	}
 	e.Env = &shapes.Env{Tokens: map[string]string{"bob": iss.token(t, "bob", time.Hour), "dan": iss.token(t, "dan", time.Hour)},
 		Upstreams: ups, AuditLog: logPath}
@@ -145,7 +152,7 @@ func (e *proxyEnv) serve(t *testing.T, ups []proxy.Upstream) *httptest.Server {
 	t.Helper()
 	ca, err := proxy.LoadOrCreateCA(t.TempDir())
 	require.NoError(t, err)
-	px, err := proxy.New(proxy.Config{Upstreams: ups, CA: &ca, Logger: slog.New(slog.DiscardHandler)}, e.gate)
+	px, err := proxy.New(proxy.Config{Upstreams: ups, CA: &ca, Bodies: e.bodies, Logger: slog.New(slog.DiscardHandler)}, e.gate)
 	require.NoError(t, err)
 	srv := httptest.NewUnstartedServer(px)
 	var protocols http.Protocols

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -64,6 +65,12 @@ type GrantUser interface {
 	UseGrant(ctx context.Context, grantID string, spent func(grants.Use)) error
 }
 
+// BodyDigester digests a judged body for its audit record (audit.Log's
+// BodyHMAC): equal bodies, equal digests; "" when it has no key.
+type BodyDigester interface {
+	BodyHMAC(body []byte) string
+}
+
 // GateConfig wires the parts one decision needs. The fields with a yaml key
 // are in the proxy section of elevate's configuration file.
 type GateConfig struct {
@@ -74,6 +81,9 @@ type GateConfig struct {
 	// Uses counts uses of grants with a maximum number of uses. Optional;
 	// without it such grants are refused.
 	Uses GrantUser `yaml:"-"`
+	// Digest digests judged bodies into their audit records (body_hmac).
+	// Optional; without it records carry no digest.
+	Digest BodyDigester `yaml:"-"`
 	// Now is the clock every decision is taken at. Default time.Now.
 	Now func() time.Time `yaml:"-"`
 	// ReadsWhenStale lets calls that need no grant through while the view of
@@ -142,9 +152,35 @@ type Call struct {
 	Host     string
 	Path     []string
 	Query    url.Values
+	// RawQuery is the query as forwarded, the upstream's credential
+	// parameters removed; the audit record keeps it.
+	RawQuery string
 	Token    string
 	// DryRun judges without writing an audit record (POST /v1/check).
 	DryRun bool
+	// Body is the judged body as the caller sent it (a form's credential
+	// parameters removed), digested into the audit record; nil when the
+	// body is not judged.
+	Body []byte
+	// Operations are what a judged body holds, each judged on its own
+	// with its Body as input.body: one for a JSON or form body, one per
+	// call of a JSON-RPC request or batch, one per top-level field of a
+	// GraphQL document. The call is allowed only if every one is. None
+	// when the body is not judged: the call is judged once, without
+	// input.body.
+	Operations []Operation
+}
+
+// Operation is one part of a judged body, judged on its own.
+type Operation struct {
+	// Name is the JSON-RPC method or the GraphQL operation type and
+	// field ("mutation deleteUser"); "" for a JSON or form body, which is
+	// judged whole.
+	Name string
+	// Body is input.body for this operation.
+	Body any
+	// Fields are the body fields the route records in clear, as JSON.
+	Fields map[string]json.RawMessage
 }
 
 // CanonicalPath is the judged path after the route prefix, escaped as it
@@ -207,7 +243,10 @@ func (g *Gate) check(ctx context.Context, c Call, span *spanAttrs) Verdict {
 
 	rec := audit.Record{
 		ID: v.DecisionID, Time: now, Kind: audit.KindCall, Upstream: c.Upstream,
-		Method: c.Method, Host: c.Host, Path: c.displayPath(),
+		Method: c.Method, Host: c.Host, Path: c.displayPath(), Query: c.RawQuery,
+	}
+	if c.Body != nil {
+		rec.BodyHMAC = g.bodyDigest(c.Body)
 	}
 
 	// 1. Identity.
@@ -236,7 +275,7 @@ func (g *Gate) check(ctx context.Context, c Call, span *spanAttrs) Verdict {
 	gs.SetAttributes(attribute.Int("elevate.live_grants", len(live)), attribute.Bool("elevate.state_fresh", fresh))
 	gs.End()
 
-	// 3. Policy.
+	// 3. Policy: the call, or each operation of its judged body.
 	in := policy.Input{
 		Method: c.Method, Upstream: c.Upstream, Host: c.Host, Path: c.Path, Query: c.Query,
 		Subject: policy.Subject{ID: id.Subject, Groups: id.Groups, MFA: id.MFA(), Email: id.Email},
@@ -246,7 +285,7 @@ func (g *Gate) check(ctx context.Context, c Call, span *spanAttrs) Verdict {
 		in.Grants = append(in.Grants, policyGrant(&live[i]))
 	}
 	pctx, ps := g.tracer.Start(ctx, "elevate.policy")
-	d, err := g.cfg.Policy.Eval(pctx, in, now)
+	ops, err := g.decide(pctx, c, &in, now)
 	if err != nil {
 		ps.RecordError(err)
 		ps.SetStatus(codes.Error, "policy evaluation failed")
@@ -258,28 +297,53 @@ func (g *Gate) check(ctx context.Context, c Call, span *spanAttrs) Verdict {
 		v.Problem = NewProblem(http.StatusInternalServerError, "policy-error", "the policy could not be evaluated; the call was refused")
 		return g.finish(ctx, span, v, rec, c.DryRun)
 	}
+	d, at := verdictOf(ops)
+	opName := ops[at].name
+	in.Body = ops[at].body
 	v.Decision = d
 	rec.Task, rec.Reason = d.Task, d.Reason
+	if len(ops) == 1 && opName == "" {
+		rec.Fields = ops[0].fields
+	} else if len(ops) > 0 {
+		names := make([]string, len(ops))
+		rec.Operations = make([]audit.Operation, len(ops))
+		for i, op := range ops {
+			names[i] = op.name
+			rec.Operations[i] = audit.Operation{Name: op.name, Task: op.d.Task, Outcome: string(op.d.Outcome), GrantID: op.d.GrantID, Fields: op.fields}
+		}
+		span.SetAttributes(attribute.StringSlice("elevate.operations", names))
+	}
+	if rec.BodyHMAC != "" {
+		span.SetAttributes(attribute.String("elevate.body_hmac", rec.BodyHMAC))
+	}
 	span.SetAttributes(attribute.String("elevate.task", d.Task), attribute.String("elevate.outcome", string(d.Outcome)),
 		attribute.Bool("elevate.gated", d.Gated))
 
 	switch d.Outcome {
 	case policy.Allow:
-		if d.GrantID != "" {
-			for i := range live {
-				if live[i].ID == d.GrantID {
-					v.Grant = &live[i]
-				}
+		// Every grant that allowed an operation, in order; v.Grant, and
+		// the record's grant, is the first.
+		var used []*grants.Grant
+		for _, op := range ops {
+			if op.d.GrantID == "" {
+				continue
 			}
-			if v.Grant == nil { // Rego named a grant we did not give it.
+			gr := findGrant(live, op.d.GrantID)
+			if gr == nil { // Rego named a grant we did not give it.
 				rec.Event, rec.Status, rec.Reason = audit.EventError, http.StatusInternalServerError, "policy named an unknown grant"
 				v.Problem = NewProblem(http.StatusInternalServerError, "policy-error", "the policy could not be evaluated; the call was refused")
 				return g.finish(ctx, span, v, rec, c.DryRun)
 			}
+			used = append(used, gr)
+		}
+		if len(used) > 0 {
+			v.Grant = used[0]
+			d.GrantID = v.Grant.ID
 			rec.GrantID, rec.RequestID, rec.Approvers = v.Grant.ID, v.Grant.RequestID, v.Grant.Approvers
 			span.SetAttributes(attribute.String("elevate.grant_id", v.Grant.ID), attribute.String("elevate.request_id", v.Grant.RequestID),
 				attribute.StringSlice("elevate.approvers", v.Grant.Approvers))
 		}
+		v.Decision = d
 		reliesOnState := d.Gated || d.GrantID != ""
 		if !fresh && (reliesOnState || !g.cfg.ReadsWhenStale) {
 			rec.Event, rec.Status, rec.Reason = audit.EventUnavailable, http.StatusServiceUnavailable, "grant state is not confirmed with etcd"
@@ -295,9 +359,15 @@ func (g *Gate) check(ctx context.Context, c Call, span *spanAttrs) Verdict {
 		// record is written once it is, and before the change a last use
 		// makes to its request is recorded.
 		rec.Event = audit.EventAllowed
+		var limited []*grants.Grant
+		for _, gr := range used {
+			if gr.MaxUses > 0 {
+				limited = append(limited, gr)
+			}
+		}
 		var err error
-		if v.Grant != nil && v.Grant.MaxUses > 0 {
-			if prob := g.use(ctx, v, func() { err = g.write(ctx, rec) }); prob != nil {
+		if len(limited) > 0 {
+			if prob := g.useAll(ctx, d, limited, func() { err = g.write(ctx, rec) }); prob != nil {
 				rec.Event, rec.Status, rec.Reason = audit.EventGrantRequired, prob.Status, prob.Reason
 				if prob.Status == http.StatusServiceUnavailable {
 					rec.Event, rec.Reason = audit.EventUnavailable, prob.Detail
@@ -332,17 +402,118 @@ func (g *Gate) check(ctx context.Context, c Call, span *spanAttrs) Verdict {
 		v.Problem = NewProblem(http.StatusForbidden, "denied", d.Reason)
 		v.Problem.Task, v.Problem.Reason = d.Task, d.Reason
 	}
+	if opName != "" && len(ops) > 1 {
+		v.Problem.Detail = fmt.Sprintf("call %d of %d (%s): %s", at+1, len(ops), opName, v.Problem.Detail)
+	} else if opName != "" {
+		v.Problem.Detail = opName + ": " + v.Problem.Detail
+	}
 	return g.finish(ctx, span, v, rec, c.DryRun)
 }
 
-// use spends one use of the limited grant that allowed v's call, and calls
-// allowed once it is spent. A grant found used up (by a call through any
-// replica since the view was read) refuses the call with grant-used-up, one
-// found gone with grant-required.
-func (g *Gate) use(ctx context.Context, v Verdict, allowed func()) *Problem {
-	gr := v.Grant
+// judged is the policy's decision on one operation of a call.
+type judged struct {
+	name   string
+	body   any
+	fields map[string]json.RawMessage
+	d      policy.Decision
+}
+
+// decide evaluates the policy on c: once without input.body when its
+// body is not judged, else once per operation of its body, each with its
+// own input.body. The first error ends it.
+func (g *Gate) decide(ctx context.Context, c Call, in *policy.Input, now time.Time) ([]judged, error) {
+	if len(c.Operations) == 0 {
+		d, err := g.cfg.Policy.Eval(ctx, *in, now)
+		return []judged{{d: d}}, err
+	}
+	out := make([]judged, 0, len(c.Operations))
+	for _, op := range c.Operations {
+		in.Body = op.Body
+		d, err := g.cfg.Policy.Eval(ctx, *in, now)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, judged{name: op.Name, body: op.Body, fields: op.Fields, d: d})
+	}
+	in.Body = nil
+	return out, nil
+}
+
+// verdictOf combines the decisions on a call's operations: the call is
+// allowed only if every operation is. Otherwise the first operation
+// denied decides, else the first that needs a grant: a grant would not
+// help a denied one. at is the deciding operation (the first when all are
+// allowed). An allowed call names its task only when every operation has
+// the same one, and is gated when any operation is.
+func verdictOf(ops []judged) (d policy.Decision, at int) {
+	first := -1
+	for i, op := range ops {
+		switch op.d.Outcome {
+		case policy.Allow:
+		case policy.GrantRequired:
+			if first < 0 {
+				first = i
+			}
+		default:
+			return op.d, i
+		}
+	}
+	if first >= 0 {
+		return ops[first].d, first
+	}
+	d = ops[0].d
+	for _, op := range ops[1:] {
+		if op.d.Task != d.Task {
+			d.Task = ""
+		}
+		d.Gated = d.Gated || op.d.Gated
+	}
+	if len(ops) > 1 {
+		d.Reason = fmt.Sprintf("every one of %d calls allowed", len(ops))
+	}
+	return d, 0
+}
+
+func findGrant(live []grants.Grant, id string) *grants.Grant {
+	for i := range live {
+		if live[i].ID == id {
+			return &live[i]
+		}
+	}
+	return nil
+}
+
+// bodyDigest is a judged body's digest for its audit record; "" without
+// a Digest.
+func (g *Gate) bodyDigest(body []byte) string {
+	if g.cfg.Digest == nil {
+		return ""
+	}
+	return g.cfg.Digest.BodyHMAC(body)
+}
+
+// useAll spends one use of each limited grant in gs, one after the other
+// (a grant that allowed several operations of a call is in gs once per
+// operation), and calls allowed once the last is spent. The first that
+// cannot be spent refuses the call; the uses spent before it stay spent.
+func (g *Gate) useAll(ctx context.Context, d policy.Decision, gs []*grants.Grant, allowed func()) *Problem {
+	if len(gs) == 1 {
+		return g.use(ctx, d, gs[0], allowed)
+	}
+	var prob *Problem
+	if p := g.use(ctx, d, gs[0], func() { prob = g.useAll(ctx, d, gs[1:], allowed) }); p != nil {
+		return p
+	}
+	return prob
+}
+
+// use spends one use of the limited grant gr that allowed a call decided
+// as d, and calls allowed once it is spent. A grant found used up (by a
+// call through any replica since the view was read) refuses the call with
+// grant-used-up, one found gone with grant-required.
+func (g *Gate) use(ctx context.Context, d policy.Decision, gr *grants.Grant, allowed func()) *Problem {
 	if g.cfg.Uses == nil {
-		p := grantRequiredProblem(v.Decision)
+		p := grantRequiredProblem(d)
 		p.Detail = "this grant allows a limited number of calls and uses cannot be counted here; the call was refused"
 		return p
 	}
@@ -356,9 +527,9 @@ func (g *Gate) use(ctx context.Context, v Verdict, allowed func()) *Problem {
 	case err == nil:
 		return nil
 	case errors.Is(err, grants.ErrUsedUp):
-		return usedUpProblem(v.Decision, gr)
+		return usedUpProblem(d, gr)
 	case errors.Is(err, grants.ErrNotApproved) || errors.Is(err, grants.ErrNotFound):
-		return grantRequiredProblem(v.Decision)
+		return grantRequiredProblem(d)
 	default:
 		s.SetStatus(codes.Error, "grant use not recorded")
 		g.cfg.Logger.Error("grant use failed", "grant", gr.ID, "err", err)
@@ -526,7 +697,7 @@ func (g *Gate) Outcome(ctx context.Context, v Verdict, c Call, o Outcome) {
 	rec := audit.Record{
 		Time: g.cfg.Now(), Kind: audit.KindCall, Event: audit.EventOutcome, Ref: v.DecisionID,
 		Subject: v.Identity.Subject, Task: v.Decision.Task, Upstream: c.Upstream,
-		Method: c.Method, Host: c.Host, Path: c.displayPath(),
+		Method: c.Method, Host: c.Host, Path: c.displayPath(), Query: c.RawQuery,
 		Status: o.Status, Bytes: o.Bytes, DurationMS: float64(o.Duration.Microseconds()) / 1000, Reason: o.Reason,
 	}
 	if v.Grant != nil {

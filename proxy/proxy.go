@@ -13,7 +13,9 @@
 // decision pipeline in gate.go, reading a request target into the call to
 // judge in target.go (with path.go, the one path parser), the header rules
 // and elevate's token in headers.go, upstream credential parameters in
-// credentials.go, routes and the one upstream transport in route.go.
+// credentials.go, routes and the one upstream transport in route.go, and
+// bodies read and parsed to be judged in body.go (strict JSON in
+// bodyjson.go, GraphQL in graphql.go).
 package proxy
 
 import (
@@ -40,6 +42,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/elevate-pam/elevate/audit"
+	"github.com/elevate-pam/elevate/policy"
 )
 
 // Config configures the proxy listener's handler.
@@ -51,6 +54,13 @@ type Config struct {
 	// UpstreamTimeout bounds waiting for an upstream's response headers.
 	// Default 60s.
 	UpstreamTimeout time.Duration `yaml:"upstream_timeout"`
+	// MaxJudgedBody bounds, in bytes, the body of a call that the route
+	// tables say to judge, for every upstream that does not set its own
+	// max_judged_body. Default DefaultMaxJudgedBody (1 MiB).
+	MaxJudgedBody int64 `yaml:"max_judged_body"`
+	// Bodies says which calls have their body judged (the policy
+	// engine's route tables). Optional: without it no body is judged.
+	Bodies BodyRules `yaml:"-"`
 	// CA signs the leaf certificates of intercepted HTTPS in forward mode.
 	// Without it, CONNECT is refused for every host.
 	CA *tls.Certificate `yaml:"-"`
@@ -73,7 +83,23 @@ func (c Config) routes() ([]*route, error) {
 	if c.UpstreamTimeout < 0 {
 		return nil, errors.New("proxy.upstream_timeout: must not be negative")
 	}
-	return newRoutes(c.Upstreams)
+	if c.MaxJudgedBody < 0 {
+		return nil, errors.New("proxy.max_judged_body: must not be negative")
+	}
+	routes, err := newRoutes(c.Upstreams)
+	if err != nil {
+		return nil, err
+	}
+	for _, rt := range routes {
+		switch {
+		case rt.maxJudged > 0:
+		case c.MaxJudgedBody > 0:
+			rt.maxJudged = c.MaxJudgedBody
+		default:
+			rt.maxJudged = DefaultMaxJudgedBody
+		}
+	}
+	return routes, nil
 }
 
 // Proxy is the http.Handler of the proxy listener.
@@ -81,6 +107,7 @@ type Proxy struct {
 	gp     *goproxy.ProxyHttpServer
 	gate   *Gate
 	routes []*route
+	bodies BodyRules
 	mitm   func(host string, ctx *goproxy.ProxyCtx) (*tls.Config, error)
 	log    *slog.Logger
 	tracer trace.Tracer
@@ -121,6 +148,7 @@ func New(cfg Config, gate *Gate) (*Proxy, error) {
 	p := &Proxy{
 		gate:   gate,
 		routes: routes,
+		bodies: cfg.Bodies,
 		log:    cfg.Logger,
 		tracer: otel.Tracer("github.com/elevate-pam/elevate/proxy"),
 		prop:   propagation.TraceContext{},
@@ -341,12 +369,36 @@ func (p *Proxy) onRequest(r *http.Request, gctx *goproxy.ProxyCtx) (*http.Reques
 		rec.Event = audit.EventBadRequest
 		return r, p.refuse(ctx, r, rec, prob)
 	}
-	body, prob, why := formBody(r, rt)
-	if prob != nil {
-		rec.Event, rec.Reason = audit.EventBadRequest, why
-		return r, p.refuse(ctx, r, rec, prob)
+	call := res.call
+	var body []byte // forwarded in place of the caller's body when not nil
+	if spec := p.bodySpec(call); spec.Kind != "" {
+		jb, ref := readJudgedBody(r, rt, spec)
+		if ref != nil {
+			rec.Event, rec.Reason = audit.EventBadRequest, ref.reason
+			if ref.prob.Status >= 500 {
+				rec.Event = audit.EventError
+			}
+			if ref.digest != nil {
+				rec.BodyHMAC = p.gate.bodyDigest(ref.digest)
+			}
+			return r, p.refuse(ctx, r, rec, ref.prob)
+		}
+		call.Body, call.Operations, body = jb.raw, jb.ops, jb.forward
+		if len(call.Operations) == 0 {
+			call.Body = nil // nothing sent: judged without input.body
+		}
+	} else {
+		var prob *Problem
+		var why string
+		if body, prob, why = formBody(r, rt); prob != nil {
+			rec.Event, rec.Reason = audit.EventBadRequest, why
+			return r, p.refuse(ctx, r, rec, prob)
+		}
 	}
 	span.SetAttributes(semconv.URLPath(escapeSegments(rest))) // the gate adds elevate.upstream
+	if call.RawQuery != "" {
+		span.SetAttributes(semconv.URLQuery(call.RawQuery))
+	}
 
 	var token string
 	switch {
@@ -357,7 +409,6 @@ func (p *Proxy) onRequest(r *http.Request, gctx *goproxy.ProxyCtx) (*http.Reques
 	case inTunnel:
 		token = tn.token
 	}
-	call := res.call
 	call.Token = token
 	v := p.gate.Check(ctx, call)
 	if !v.Allowed {
@@ -382,8 +433,9 @@ func (p *Proxy) onRequest(r *http.Request, gctx *goproxy.ProxyCtx) (*http.Reques
 
 // outbound builds the forwarded request from exactly what was judged: the
 // upstream's own URL, Host and Origin, the caller's credentials removed and
-// the upstream credential, if any, set. body, when not nil, is the form
-// body read by formBody, forwarded in place of the caller's.
+// the upstream credential, if any, set. body, when not nil, is the body
+// read to be judged (readJudgedBody) or for credential parameters
+// (formBody), forwarded in place of the caller's with its own length.
 func (p *Proxy) outbound(ctx context.Context, r *http.Request, rt *route, rest []string, rawQuery string, body []byte, host string, isReverse, inTunnel bool) *http.Request {
 	u := *rt.target
 	u.RawPath = forwardPath(rt, rest)
@@ -500,6 +552,9 @@ func (p *Proxy) roundTrip(tr http.RoundTripper, req *http.Request, gctx *goproxy
 	st, _ := gctx.UserData.(*callState)
 	attrs := []attribute.KeyValue{semconv.HTTPRequestMethodKey.String(req.Method), semconv.ServerAddress(req.URL.Hostname()),
 		semconv.URLPath(req.URL.EscapedPath()), semconv.URLScheme(req.URL.Scheme)}
+	if req.URL.RawQuery != "" {
+		attrs = append(attrs, semconv.URLQuery(req.URL.RawQuery))
+	}
 	if port, err := strconv.Atoi(req.URL.Port()); err == nil {
 		attrs = append(attrs, semconv.ServerPort(port))
 	}
@@ -568,6 +623,15 @@ func (b *countingBody) Close() error {
 
 func (b *countingBody) finish(reason string) {
 	b.once.Do(func() { b.done(b.n, reason) })
+}
+
+// bodySpec says how the body of call is judged; not at all without
+// Config.Bodies.
+func (p *Proxy) bodySpec(c Call) policy.BodySpec {
+	if p.bodies == nil {
+		return policy.BodySpec{}
+	}
+	return p.bodies.Body(c.Upstream, c.Method, c.Path)
 }
 
 func (p *Proxy) refuse(ctx context.Context, r *http.Request, rec audit.Record, prob *Problem) *http.Response {

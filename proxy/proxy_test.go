@@ -61,6 +61,8 @@ func TestCredentialParams(t *testing.T) {
 			}
 			require.Equal(t, want, res.call.Query, "the judged query is the forwarded one")
 			require.Equal(t, "strip", rec.Upstream)
+			require.Equal(t, tc.kept, res.call.RawQuery, "the recorded query is the forwarded one")
+			require.Equal(t, tc.kept, rec.Query)
 
 			res, rec, prob = p.resolve("GET", "/refuse/x?"+tc.query, "elevate.test", false)
 			if !tc.cred {
@@ -74,6 +76,7 @@ func TestCredentialParams(t *testing.T) {
 			require.Equal(t, "refuse", rec.Upstream)
 			require.Regexp(t, `api-key|access_token`, rec.Reason)
 			require.NotContains(t, rec.Reason+prob.Detail, "mine", "never the value")
+			require.Equal(t, tc.kept, rec.Query, "the query recorded without the credential")
 			require.Nil(t, res.route, "nothing to forward")
 		})
 	}

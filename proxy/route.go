@@ -59,12 +59,26 @@ type Upstream struct {
 	// AllowWebsocket lets websocket upgrades through after the handshake
 	// request is judged. Default false. h2c upgrades are always refused.
 	AllowWebsocket bool `yaml:"allow_websocket"`
+	// MaxJudgedBody bounds, in bytes, the body of a call that the route
+	// tables say to judge (body: json, form, jsonrpc or graphql): elevate
+	// reads it whole before judging, and refuses a larger one with 413
+	// body-too-large. Default: proxy.max_judged_body.
+	MaxJudgedBody int64 `yaml:"max_judged_body"`
 }
 
 // Credential is an upstream credential held by elevate, never by callers.
 type Credential struct {
-	// Type is basic, bearer or header.
+	// Type is basic, bearer, header or jsonrpc-token. A jsonrpc-token is
+	// a secret that a JSON-RPC API takes in the body, as the first param
+	// of every call (aria2's --rpc-secret): elevate inserts Prefix and
+	// the secret as the first param of each call of a body judged as
+	// jsonrpc, and refuses a call whose params already hold a string
+	// starting with Prefix (400 credential-in-request). Calls whose body
+	// is not judged as jsonrpc carry no token.
 	Type string `yaml:"type"`
+	// Prefix comes before the secret in a jsonrpc-token. Default
+	// "token:" (aria2's).
+	Prefix string `yaml:"prefix"`
 	// Username for basic.
 	Username string `yaml:"username"`
 	// Header names the header for type header (for example X-Api-Key).
@@ -76,9 +90,13 @@ type Credential struct {
 	ValueFile string `yaml:"value_file"`
 }
 
-// resolve reads the secret and returns the header to set.
+// resolve reads the secret and returns the header to set, or for a
+// jsonrpc-token the param to insert (name "").
 func (c *Credential) resolve(key string) (name, value string, err error) {
 	var secret string
+	if c.Prefix != "" && c.Type != "jsonrpc-token" {
+		return "", "", fmt.Errorf("%s.prefix: only for type jsonrpc-token", key)
+	}
 	switch {
 	case c.ValueEnv != "" && c.ValueFile != "":
 		return "", "", fmt.Errorf("%s: set value_env or value_file, not both", key)
@@ -116,8 +134,17 @@ func (c *Credential) resolve(key string) (name, value string, err error) {
 			return "", "", fmt.Errorf("%s.header: required for type header", key)
 		}
 		return http.CanonicalHeaderKey(c.Header), secret, nil
+	case "jsonrpc-token":
+		return "", c.prefix() + secret, nil
 	}
-	return "", "", fmt.Errorf("%s.type: must be basic, bearer or header", key)
+	return "", "", fmt.Errorf("%s.type: must be basic, bearer, header or jsonrpc-token", key)
+}
+
+func (c *Credential) prefix() string {
+	if c.Prefix == "" {
+		return "token:"
+	}
+	return c.Prefix
 }
 
 // route is a validated Upstream.
@@ -130,6 +157,11 @@ type route struct {
 	hosts     map[string]bool
 	credName  string // header elevate sets; "" when none
 	credValue string
+	// rpcToken is the first param elevate inserts in every call of a
+	// body judged as jsonrpc, rpcPrefix how it starts; "" when none.
+	rpcToken, rpcPrefix string
+	// maxJudged bounds a judged body (MaxJudgedBody or its default).
+	maxJudged int64
 	// params are CredentialParams in lower case; refuseParams is
 	// CredentialParamsAction refuse.
 	params       map[string]bool
@@ -201,11 +233,20 @@ func newRoutes(ups []Upstream) ([]*route, error) {
 			if u.PassThrough {
 				return nil, fmt.Errorf("%s: credential and pass_through exclude each other", key)
 			}
-			r.credName, r.credValue, err = u.Credential.resolve(key + ".credential")
+			name, value, err := u.Credential.resolve(key + ".credential")
 			if err != nil {
 				return nil, err
 			}
+			if name == "" {
+				r.rpcToken, r.rpcPrefix = value, u.Credential.prefix()
+			} else {
+				r.credName, r.credValue = name, value
+			}
 		}
+		if u.MaxJudgedBody < 0 {
+			return nil, fmt.Errorf("%s.max_judged_body: must not be negative", key)
+		}
+		r.maxJudged = u.MaxJudgedBody
 		r.params = map[string]bool{}
 		for j, p := range u.CredentialParams {
 			if p == "" || strings.ContainsAny(p, "&=#? \t\r\n") {

@@ -149,6 +149,7 @@ func (p *Proxy) resolve(method, target, hostport string, forward bool) (resolved
 	if kept, name := stripParams(rawQuery, rt.params); name != "" {
 		if rt.refuseParams {
 			rec.Event, rec.Reason = audit.EventBadRequest, "the query carries the upstream credential parameter "+name
+			rec.Query = kept
 			return resolved{}, rec, credentialInRequest(name, "query")
 		}
 		// Credentials in the query are removed before the call is judged,
@@ -160,8 +161,9 @@ func (p *Proxy) resolve(method, target, hostport string, forward bool) (resolved
 			}
 		}
 	}
+	rec.Query = rawQuery
 	return resolved{
-		call:     Call{Method: method, Upstream: rt.Name, Host: host, Path: rest, Query: query},
+		call:     Call{Method: method, Upstream: rt.Name, Host: host, Path: rest, Query: query, RawQuery: rawQuery},
 		route:    rt,
 		rawQuery: rawQuery,
 	}, rec, nil

@@ -25,6 +25,12 @@
 //   - a caller's own upstream credential reaching the upstream: credential
 //     parameters in another case or encoding, in the query or a form body,
 //     and the credential header in another case or with "_" for "-".
+//   - judged bodies (JSON-RPC and GraphQL) read otherwise than judged:
+//     duplicate keys in any case or escape, truncated or trailing JSON, a
+//     Content-Type or Content-Encoding that lies, chunked and oversized
+//     bodies, batches of none or 10,000 calls, a gated call hidden in a
+//     batch or behind GraphQL aliases and fragments, persisted or stored
+//     documents, and a caller's own token in the params.
 //
 // Every case is written on a raw connection (net/http's client would
 // normalise most of them) to one elevate instance whose upstreams,
@@ -68,8 +74,10 @@ type shapeEnv struct {
 
 // startShapeEnv runs elevate (not --dev: every upstream, exchange included,
 // is a recorder) against an etcd in this process, gates the privileged
-// tasks and gives bob two task grants. A third upstream, caddy, lets
-// websocket upgrades through, so that a judged handshake can be seen.
+// tasks and gives bob his task grants. A third upstream, caddy, lets
+// websocket upgrades through, so that a judged handshake can be seen; rpc
+// and gql have their bodies judged, by the corpus's route tables layered
+// over the embedded bundle (policy.dirs).
 func startShapeEnv(t *testing.T) *shapeEnv {
 	t.Helper()
 	_, endpoint := startEtcd(t)
@@ -79,6 +87,10 @@ func startShapeEnv(t *testing.T) *shapeEnv {
 	require.NoError(t, os.WriteFile(secret, []byte(shapes.RabbitMQSecret+"\n"), 0o600))
 	caddyKey := filepath.Join(t.TempDir(), "caddy.secret")
 	require.NoError(t, os.WriteFile(caddyKey, []byte(shapes.CaddyKey+"\n"), 0o600))
+	rpcSecret := filepath.Join(t.TempDir(), "rpc.secret")
+	require.NoError(t, os.WriteFile(rpcSecret, []byte(shapes.RPCSecret+"\n"), 0o600))
+	layer, err := filepath.Abs(filepath.Join("testdata", "shapes", shapes.PolicyLayer))
+	require.NoError(t, err)
 	list := func(xs []string) string { return "[" + strings.Join(xs, ", ") + "]" }
 	s := startConfigured(t, fmt.Sprintf(`
 proxy_addr: PROXY_ADDR
@@ -96,6 +108,8 @@ audit:
   path: DATA_DIR/audit.log
 api:
   rate_limit: -1 # every case is also asked of POST /v1/check
+policy:
+  dirs: [%s]
 upstreams:
   - name: exchange
     url: %s
@@ -114,10 +128,19 @@ upstreams:
     credential: {type: header, header: %s, value_file: %s}
     credential_params: %s
     credential_params_action: refuse
-`, endpoint, iss.pemFile,
+  - name: rpc
+    url: %s
+    prefix: %s
+    credential: {type: jsonrpc-token, value_file: %s}
+    max_judged_body: %d
+  - name: gql
+    url: %s
+    prefix: %s
+`, endpoint, iss.pemFile, layer,
 		ups.Exchange.URL, shapes.Prefixes["exchange"], shapes.UpstreamHosts["exchange"],
 		ups.RabbitMQ.URL, shapes.Prefixes["rabbitmq"], shapes.UpstreamHosts["rabbitmq"], shapes.RabbitMQUser, secret, list(shapes.RabbitMQParams),
-		ups.Caddy.URL, shapes.Prefixes["caddy"], shapes.CaddyHeader, caddyKey, list(shapes.CaddyParams)))
+		ups.Caddy.URL, shapes.Prefixes["caddy"], shapes.CaddyHeader, caddyKey, list(shapes.CaddyParams),
+		ups.RPC.URL, shapes.Prefixes["rpc"], rpcSecret, shapes.RPCMaxBody, ups.GQL.URL, shapes.Prefixes["gql"]))
 	s.waitReady(t)
 
 	admin := iss.token(t, "ada", "admins", "approvers")
@@ -169,9 +192,12 @@ func TestRequestShapes(t *testing.T) {
 
 	classes := map[string]int{}
 	excluded := map[string]int{}
-	compared := 0
+	compared, judgedBodies := 0, 0
 	for _, c := range cases {
 		classes[c.Class]++
+		if strings.HasPrefix(c.Class, "body-") {
+			judgedBodies++
+		}
 		t.Run(c.Name, func(t *testing.T) {
 			answers := e.Run(t, c)
 
@@ -199,7 +225,8 @@ func TestRequestShapes(t *testing.T) {
 		t.Logf("  %3d %s", n, why)
 	}
 	if !t.Failed() {
-		require.GreaterOrEqual(t, compared, len(cases)*2/3, "most shapes are a method and a URL")
+		// Judged bodies are shapes of a body, not of a method and a URL.
+		require.GreaterOrEqual(t, compared, (len(cases)-judgedBodies)*2/3, "most shapes are a method and a URL")
 	}
 }
 
@@ -215,6 +242,8 @@ func (e *shapeEnv) checkURL(c shapes.Case) (u, why string) {
 		return "", "no caller: /v1/check judges for the authenticated caller asking"
 	case c.Body != "":
 		return "", "a body: /v1/check is asked about a method and a URL"
+	case strings.HasPrefix(c.Class, "body-"):
+		return "", "a call whose body is judged: /v1/check judges a method and a URL without one"
 	case c.Host != "" && c.Mode != "forward":
 		return "", "a Host header apart from the URL (outside forward mode, where the URI's host wins)"
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -128,6 +129,13 @@ func build(ctx context.Context, cfg Config, dev bool, w wiring) (_ *components, 
 	// Audit.
 	ac := cfg.Audit
 	ac.OnFsync = func(d time.Duration) { fsyncs.Record(context.Background(), d.Seconds()) }
+	if dev && ac.BodyKeyFile == "" && ac.BodyKeyEnv == "" {
+		// Body digests in --dev: a key kept in the data dir.
+		ac.BodyKeyFile = filepath.Join(cfg.DataDir, devBodyKeyFile)
+		if err := audit.CreateBodyKey(ac.BodyKeyFile); err != nil {
+			return nil, fmt.Errorf("audit: body key: %w", err)
+		}
+	}
 	if c.audit, err = audit.Open(ac); err != nil {
 		return nil, fmt.Errorf("audit: %w", err)
 	}
@@ -180,11 +188,12 @@ func build(ctx context.Context, cfg Config, dev bool, w wiring) (_ *components, 
 		demo = &d
 	}
 	pc := cfg.proxyConfig(demo)
-	pc.Logger = log
+	pc.Logger, pc.Bodies = log, c.engine
 
 	// The gate, and the proxy in front of it.
 	gateCfg := cfg.Proxy.Gate
 	gateCfg.Verifier, gateCfg.Grants, gateCfg.Policy, gateCfg.Audit, gateCfg.Uses, gateCfg.Logger = verifier, c.store, c.engine, c.audit, c.store, log
+	gateCfg.Digest = c.audit
 	if c.gate, err = proxy.NewGate(gateCfg); err != nil {
 		return nil, err
 	}
@@ -298,6 +307,9 @@ func logCacheable(log *slog.Logger, e *policy.Engine) {
 		log.Info("policy decisions are evaluated for every call", "why", why)
 	}
 }
+
+// devBodyKeyFile holds the key of body digests in --dev, in the data dir.
+const devBodyKeyFile = "audit-body.key"
 
 // auditEvents name in the audit log, and in notifications, the changes of
 // a request that grants reports to OnEvent and Deliver.

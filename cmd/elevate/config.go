@@ -51,7 +51,9 @@ type Config struct {
 	// store's prefix.
 	Requests grants.Config `yaml:"requests"`
 	// Audit says where audit records go. audit.path is required, but in
-	// --dev, where it defaults to DATA_DIR/audit.log.
+	// --dev, where it defaults to DATA_DIR/audit.log. In --dev without
+	// audit.body_key_file or audit.body_key_env, body digests are keyed
+	// by DATA_DIR/audit-body.key, created on first start.
 	Audit   audit.Config  `yaml:"audit"`
 	Proxy   ProxyConfig   `yaml:"proxy"`
 	Notify  notify.Config `yaml:"notify"`

@@ -257,8 +257,11 @@ requests:
 audit:
   path: DIR/audit/audit.log
   max_bytes: 1048576
+  body_key_file: DIR/body.key
+  body_key_env: ELEVATE_TEST_BODY_KEY   # excludes body_key_file: cleared before validating
 proxy:
   upstream_timeout: 90s
+  max_judged_body: 2097152
   reads_when_stale: true
   reads_without_audit: true
   ca_cert: /k/ca.crt
@@ -312,6 +315,11 @@ upstreams:
     url: http://caddy.internal:2019
     prefix: /caddy/
     pass_through: true
+  - name: aria2
+    url: http://aria2.internal:6800
+    prefix: /aria2/
+    credential: {type: jsonrpc-token, prefix: "secret:", value_file: DIR/rabbitmq.secret}
+    max_judged_body: 65536
 `
 
 // TestConfigEveryKey: a file with every key set loads through the functions
@@ -324,6 +332,7 @@ func TestConfigEveryKey(t *testing.T) {
 	ca, _, _ := selfSigned(t)
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "rabbitmq-ca.pem"), []byte(ca), 0o600))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "rabbitmq.secret"), []byte("s3cret\n"), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "body.key"), []byte(strings.Repeat("k", 32)+"\n"), 0o600))
 	require.NoError(t, os.Mkdir(filepath.Join(dir, "policy"), 0o700))
 	t.Setenv("ELEVATE_TEST_SEARCH_KEY", "k3y")
 	file := filepath.Join(dir, "elevate.yaml")
@@ -349,14 +358,17 @@ func TestConfigEveryKey(t *testing.T) {
 		ReadHeaderTimeout: 11 * time.Second, ReadTimeout: 31 * time.Second, IdleTimeout: 121 * time.Second}, c.API.ListenerConfig)
 	require.Equal(t, grants.Config{Prefix: "/pam/", DefaultDuration: 2 * time.Hour, MaxDuration: 36 * time.Hour, PendingTTL: 12 * time.Hour,
 		BreakGlassDuration: 30 * time.Minute, BreakGlassMax: 3 * time.Hour, MaxPolicies: 50}, c.storeConfig())
-	require.Equal(t, audit.Config{Path: filepath.Join(dir, "audit", "audit.log"), MaxBytes: 1 << 20}, c.Audit)
-	require.Equal(t, proxy.Config{UpstreamTimeout: 90 * time.Second, Upstreams: []proxy.Upstream{
+	require.Equal(t, audit.Config{Path: filepath.Join(dir, "audit", "audit.log"), MaxBytes: 1 << 20,
+		BodyKeyFile: filepath.Join(dir, "body.key"), BodyKeyEnv: "ELEVATE_TEST_BODY_KEY"}, c.Audit)
+	require.Equal(t, proxy.Config{UpstreamTimeout: 90 * time.Second, MaxJudgedBody: 2 << 20, Upstreams: []proxy.Upstream{
 		{Name: "rabbitmq", URL: "https://rabbitmq.internal:15671", CAFile: filepath.Join(dir, "rabbitmq-ca.pem"), Prefix: "/rabbitmq/", Hosts: []string{"rabbitmq.internal"},
 			Credential:       &proxy.Credential{Type: "basic", Username: "elevate", ValueFile: filepath.Join(dir, "rabbitmq.secret")},
 			CredentialParams: []string{"access_token"}, CredentialParamsAction: "refuse", AllowWebsocket: true},
 		{Name: "search", URL: "https://search.internal:9200", Prefix: "/search/",
 			Credential: &proxy.Credential{Type: "header", Header: "X-Api-Key", ValueEnv: "ELEVATE_TEST_SEARCH_KEY"}},
 		{Name: "caddy", URL: "http://caddy.internal:2019", Prefix: "/caddy/", PassThrough: true},
+		{Name: "aria2", URL: "http://aria2.internal:6800", Prefix: "/aria2/", MaxJudgedBody: 64 << 10,
+			Credential: &proxy.Credential{Type: "jsonrpc-token", Prefix: "secret:", ValueFile: filepath.Join(dir, "rabbitmq.secret")}},
 	}}, c.proxyConfig(nil))
 	require.Equal(t, proxy.GateConfig{ReadsWhenStale: true, ReadsWithoutAudit: true}, c.Proxy.Gate)
 	require.Equal(t, notify.Config{
@@ -390,6 +402,7 @@ func TestConfigEveryKey(t *testing.T) {
 	// The whole file is valid, but for the keys that exclude another.
 	c.Etcd.PasswordEnv = ""
 	c.Policy.Dirs = nil
+	c.Audit.BodyKeyEnv = ""
 	require.NoError(t, c.validate(false))
 }
 
@@ -447,6 +460,11 @@ func TestConfigValidateNamesKey(t *testing.T) {
 		{yaml: "api: {rate_burst: -1}", dev: true, want: "api.rate_burst"},
 		{yaml: "audit: {max_bytes: -1}", dev: true, want: "audit.max_bytes"},
 		{yaml: "proxy: {upstream_timeout: -1s}", dev: true, want: "proxy.upstream_timeout"},
+		{yaml: "proxy: {max_judged_body: -1}", dev: true, want: "proxy.max_judged_body: must not be negative"},
+		{yaml: `upstreams: [{name: a, url: "http://a.internal", prefix: /a/, max_judged_body: -1}]`, dev: true, want: "upstreams[0].max_judged_body"},
+		{yaml: `upstreams: [{name: a, url: "http://a.internal", prefix: /a/, credential: {type: bearer, prefix: "x:", value_env: HOME}}]`, dev: true,
+			want: "upstreams[0].credential.prefix: only for type jsonrpc-token"},
+		{yaml: "audit: {body_key_env: ELEVATE_TEST_UNSET_BODY_KEY}", dev: true, want: "audit.body_key_env: ELEVATE_TEST_UNSET_BODY_KEY: the key must hold at least 32 characters"},
 		{yaml: `upstreams: [{name: a, url: "ftp://a.internal", prefix: /a/}]`, dev: true, want: "upstreams[0].url"},
 		{yaml: "notify: {retries: -1}", dev: true, want: "notify.retries"},
 		{yaml: "telemetry: {sample_ratio: 2}", dev: true, want: "telemetry.sample_ratio"},

@@ -65,6 +65,12 @@ func TestBuildServesNoListener(t *testing.T) {
 	rec = get(c.proxy, "/exchange/mailboxes")
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 
+	// In --dev, judged bodies are digested under a key kept in the data dir.
+	st, err := os.Stat(filepath.Join(cfg.DataDir, devBodyKeyFile))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+	require.Len(t, c.audit.BodyHMAC([]byte("{}")), 64)
+
 	// SIGHUP reads the policy.dirs layers again, over the embedded bundle.
 	require.NoError(t, os.Mkdir(filepath.Join(layer, "catalog"), 0o700))
 	require.NoError(t, os.WriteFile(filepath.Join(layer, "catalog", "readers.rego"),

@@ -5,8 +5,10 @@
 // binary and proxy/shapes_test.go in process against the proxy's handler.
 //
 // The corpus assumes one world, described by this package's constants and
-// variables: three upstreams, exchange, rabbitmq and caddy, each a
-// Recorder; the tasks of Policies gated; bob holding a grant for each of
+// variables: five upstreams, exchange, rabbitmq and caddy, and rpc and gql
+// whose bodies are judged (as JSON-RPC and GraphQL, by the route tables in
+// the corpus directory's PolicyLayer, laid over the embedded bundle), each
+// a Recorder; the tasks of Policies gated; bob holding a grant for each of
 // BobTasks and dan holding none.
 //
 // Every case is written on a raw connection (net/http's client would
@@ -60,7 +62,9 @@ type Case struct {
 	// (forward) or the tunnel's host (tunnel); "-" sends none.
 	Host    string   `yaml:"host"`
 	Headers []string `yaml:"headers"`
-	Body    string   `yaml:"body"`
+	// Body is sent with its Content-Length, variables expanded as in the
+	// target ({{s*N}} makes large bodies).
+	Body string `yaml:"body"`
 	// Raw replaces the request built from the fields above, byte for byte.
 	Raw  string `yaml:"raw"`
 	Want Want   `yaml:"want"`
@@ -109,6 +113,14 @@ const (
 	// allows websocket upgrades.
 	CaddyHeader = "X-Api-Key"
 	CaddyKey    = "caddy-k3y"
+	// RPCSecret is the jsonrpc-token credential elevate inserts as the
+	// first param of every call to rpc ("token:" RPCSecret); bodies to
+	// rpc are judged up to RPCMaxBody bytes.
+	RPCSecret  = "rpc-s3cret"
+	RPCMaxBody = 200000
+	// PolicyLayer is the directory, in the corpus directory, of the route
+	// tables of rpc and gql (policy.dirs).
+	PolicyLayer = "policy"
 )
 
 var (
@@ -118,7 +130,7 @@ var (
 	// is reached by its prefix only.
 	UpstreamHosts = map[string]string{"exchange": "exchange.elevate.test", "rabbitmq": "rabbitmq.elevate.test"}
 	// Prefixes route reverse-mode calls, by upstream.
-	Prefixes = map[string]string{"exchange": "/exchange/", "rabbitmq": "/rmq/", "caddy": "/caddy/"}
+	Prefixes = map[string]string{"exchange": "/exchange/", "rabbitmq": "/rmq/", "caddy": "/caddy/", "rpc": "/rpc/", "gql": "/gql/"}
 	// Policies are the approval policies in force: scope (task or role)
 	// and target.
 	Policies = [][2]string{
@@ -126,9 +138,10 @@ var (
 		{"role", `RabbitMQ\User Administration`}, {"role", `RabbitMQ\Topology Administration`},
 		{"task", `RabbitMQ\Clear-Queue`}, {"task", `RabbitMQ\Export-Definitions`},
 		{"role", `Caddy\Server Administration`},
+		{"task", `RPC\Shutdown`}, {"task", `Users\Remove-User`},
 	}
 	// BobTasks are the tasks bob holds a grant for.
-	BobTasks = []string{`Exchange\New-MoveRequest`, `RabbitMQ\Clear-Queue`}
+	BobTasks = []string{`Exchange\New-MoveRequest`, `RabbitMQ\Clear-Queue`, `RPC\Shutdown`}
 )
 
 // Load reads every case of dir/*.yaml and checks that each is well formed.
@@ -203,10 +216,11 @@ func (rc *Recorder) Since(n int) []Hit {
 	return append([]Hit(nil), rc.hits[n:]...)
 }
 
-// Upstreams are the corpus's three upstreams, recording into one Recorder.
+// Upstreams are the corpus's five upstreams, recording into one Recorder.
 type Upstreams struct {
 	Recorder                  *Recorder
 	Exchange, RabbitMQ, Caddy *httptest.Server
+	RPC, GQL                  *httptest.Server
 }
 
 // StartUpstreams starts the upstreams; they close when t ends.
@@ -216,7 +230,7 @@ func StartUpstreams(t testing.TB) *Upstreams {
 	for _, s := range []struct {
 		name string
 		srv  **httptest.Server
-	}{{"exchange", &u.Exchange}, {"rabbitmq", &u.RabbitMQ}, {"caddy", &u.Caddy}} {
+	}{{"exchange", &u.Exchange}, {"rabbitmq", &u.RabbitMQ}, {"caddy", &u.Caddy}, {"rpc", &u.RPC}, {"gql", &u.GQL}} {
 		*s.srv = httptest.NewServer(u.Recorder.Handler(s.name))
 		t.Cleanup((*s.srv).Close)
 	}
@@ -237,8 +251,9 @@ type Env struct {
 	vars *strings.Replacer
 }
 
-// repeatVar is {{s*N}}: the string s N times.
-var repeatVar = regexp.MustCompile(`\{\{([^*{}]+)\*(\d+)\}\}`)
+// repeatVar is {{s*N}}: the string s N times. s holds no "*" and no
+// "}}", so that {{{"method":"a"},*3}} repeats a JSON object.
+var repeatVar = regexp.MustCompile(`\{\{((?:[^*}]|\}[^*}])+)\*(\d+)\}\}`)
 
 // Expand replaces the corpus's variables in s: {{bob}} and {{dan}} (the
 // tokens), {{proxy}}, {{exchange-addr}}, {{rabbitmq-addr}},
@@ -314,10 +329,11 @@ func (e *Env) Request(c Case) (connect, req string) {
 	for _, h := range c.Headers {
 		b.WriteString(e.Expand(h) + "\r\n")
 	}
-	if c.Body != "" {
-		fmt.Fprintf(&b, "Content-Length: %d\r\n", len(c.Body))
+	body := e.Expand(c.Body)
+	if body != "" {
+		fmt.Fprintf(&b, "Content-Length: %d\r\n", len(body))
 	}
-	b.WriteString("Connection: close\r\n\r\n" + c.Body)
+	b.WriteString("Connection: close\r\n\r\n" + body)
 	return connect, b.String()
 }
 
@@ -463,6 +479,11 @@ func (e *Env) Check(t testing.TB, w Want, a Answer, hit *Hit) {
 	}
 	if hit.Upstream == "caddy" {
 		require.Equal(t, []string{CaddyKey}, hit.Header.Values(CaddyHeader), "elevate's credential, and only it")
+	}
+	if hit.Upstream == "rpc" && hit.Body != "" {
+		require.Contains(t, hit.Body, `"token:`+RPCSecret+`"`, "elevate's token in the body")
+		require.Equal(t, strconv.Itoa(len(hit.Body)), hit.Header.Get("Content-Length"), "the body forwarded with its own length")
+		require.Empty(t, hit.Header.Values("Transfer-Encoding"))
 	}
 	// The corpus spells the caller's own upstream credential "mine": it
 	// never reaches an upstream, wherever it was put.
