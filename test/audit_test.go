@@ -15,13 +15,14 @@ import (
 
 // TestCallRecords follows one forwarded call through the log: its decision
 // record is written before the upstream sees it, an outcome record linked
-// by ref follows with status, bytes and duration, the upstream receives the
+// by ref follows with status, bytes and duration, both carry the query
+// without the caller's credential parameter, the upstream receives the
 // call's trace in traceparent, and no credential reaches the log.
 func TestCallRecords(t *testing.T) {
 	s, rc, _ := startBrokered(t)
 	bob := s.token("--sub", "bob")
 
-	rep := do(t, "GET", "http://"+s.proxyAddr+"/rmq/api/overview?access_token=caller-secret", bob, "",
+	rep := do(t, "GET", "http://"+s.proxyAddr+"/rmq/api/overview?access_token=caller-secret&columns=name", bob, "",
 		"Cookie", "session=caller-cookie")
 	require.Equal(t, http.StatusOK, rep.status, string(rep.body))
 	decisionID := rep.header.Get("Elevate-Decision-Id")
@@ -52,6 +53,8 @@ func TestCallRecords(t *testing.T) {
 	require.Equal(t, "bob", outcome["subject"])
 	require.Equal(t, decision["task"], outcome["task"])
 	require.Equal(t, decision["trace_id"], outcome["trace_id"])
+	require.Equal(t, "columns=name", decision["query"], "the query as forwarded")
+	require.Equal(t, "columns=name", outcome["query"])
 
 	tp := rc.got().Header.Get("Traceparent")
 	require.Regexp(t, `^00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]$`, tp, "the upstream receives the trace")
@@ -92,6 +95,16 @@ func TestCallRecords(t *testing.T) {
 	r := s.cli(auditor, "audit", "query", "--subject", "bob", "--limit", "1")
 	require.Equal(t, 0, r.code, r.stderr)
 	require.Contains(t, r.stderr, "more records: --cursor ")
+
+	// By upstream; the table shows the query.
+	var byUpstream, none struct {
+		Records []map[string]any `json:"records"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(s.ok(auditor, "-o", "json", "audit", "query", "--upstream", "rabbitmq")), &byUpstream))
+	require.Len(t, byUpstream.Records, 2)
+	require.NoError(t, json.Unmarshal([]byte(s.ok(auditor, "-o", "json", "audit", "query", "--upstream", "exchange")), &none))
+	require.Empty(t, none.Records)
+	require.Contains(t, s.ok(auditor, "audit", "query", "--upstream", "rabbitmq"), "GET /api/overview?columns=name")
 }
 
 // TestUpstreamDownOutcome: a call the upstream never answered still gets

@@ -25,11 +25,11 @@ func auditCmd(g *globals) *cobra.Command {
 // auditQueryCmd reads pages of GET /v1/audit, all of them with --all,
 // printing each as it arrives (see recordsOut).
 func auditQueryCmd(g *globals) *cobra.Command {
-	var subject, task, decision, request, trace, since, until, cursor string
+	var subject, task, upstream, decision, request, trace, since, until, cursor string
 	var limit int
 	var all bool
 	c := &cobra.Command{
-		Use:   "query [--subject S] [--task T] [--decision D] [--request ID] [--trace ID] [--since T] [--until T] [--limit N] [--cursor C | --all]",
+		Use:   "query [--subject S] [--task T] [--upstream U] [--decision D] [--request ID] [--trace ID] [--since T] [--until T] [--limit N] [--cursor C | --all]",
 		Short: "Query audit records (auditors see all, others their own)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -37,7 +37,7 @@ func auditQueryCmd(g *globals) *cobra.Command {
 			if all && cursor != "" {
 				return usageError("--all and --cursor: give one or the other")
 			}
-			for k, v := range map[string]string{"subject": subject, "task": task, "decision": decision, "request": request, "trace": trace} {
+			for k, v := range map[string]string{"subject": subject, "task": task, "upstream": upstream, "decision": decision, "request": request, "trace": trace} {
 				if v != "" {
 					q.Set(k, v)
 				}
@@ -93,7 +93,8 @@ func auditQueryCmd(g *globals) *cobra.Command {
 		},
 	}
 	c.Flags().StringVar(&subject, "subject", "", "only records of this subject")
-	c.Flags().StringVar(&task, "task", "", "only records of this task")
+	c.Flags().StringVar(&task, "task", "", "only records of this task (a call's, or one of its operations')")
+	c.Flags().StringVar(&upstream, "upstream", "", "only records of calls to this upstream")
 	c.Flags().StringVar(&decision, "decision", "", "only this event (allowed, denied, grant_required, unauthenticated, request.approved, ...)")
 	c.Flags().StringVar(&request, "request", "", "only records of this access request")
 	c.Flags().StringVar(&since, "since", "", "from this time (RFC 3339, or a duration ago such as 1h)")
@@ -148,6 +149,23 @@ func parseWhen(v string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time nor a duration", v)
 }
 
+// callText is a call record's method, path and query, and the operations
+// of its judged body.
+func callText(r audit.Record) string {
+	s := r.Method + " " + r.Path
+	if r.Query != "" {
+		s += "?" + r.Query
+	}
+	for i, op := range r.Operations {
+		sep := ", "
+		if i == 0 {
+			sep = " "
+		}
+		s += sep + op.Name
+	}
+	return s
+}
+
 func statusText(s int) string {
 	if s == 0 {
 		return ""
@@ -191,7 +209,7 @@ func (o *recordsOut) page(recs []audit.Record) error {
 	}
 	rows := make([][]string, 0, len(recs))
 	for _, r := range recs {
-		rows = append(rows, []string{ts(r.Time), r.Event, r.Subject, r.Task, r.Method + " " + r.Path, statusText(r.Status), r.RequestID, r.TraceID})
+		rows = append(rows, []string{ts(r.Time), r.Event, r.Subject, r.Task, callText(r), statusText(r.Status), r.RequestID, r.TraceID})
 	}
 	var header []string
 	if o.pages == 1 {

@@ -430,7 +430,7 @@ func (s *Server) patchControl(w http.ResponseWriter, r *http.Request, c caller) 
 
 func (s *Server) queryAudit(w http.ResponseWriter, r *http.Request, c caller) {
 	q := r.URL.Query()
-	f := audit.Filter{Subject: q.Get("subject"), Task: q.Get("task"), Event: q.Get("decision"),
+	f := audit.Filter{Subject: q.Get("subject"), Task: q.Get("task"), Upstream: q.Get("upstream"), Event: q.Get("decision"),
 		RequestID: q.Get("request"), TraceID: q.Get("trace"), Cursor: q.Get("cursor")}
 	if f.Event == "" {
 		f.Event = q.Get("event")
