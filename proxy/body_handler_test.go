@@ -18,6 +18,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/elevate-pam/elevate/audit"
 	"github.com/elevate-pam/elevate/grants"
@@ -365,5 +369,42 @@ func TestProxyJudgedBodiesByRouteTables(t *testing.T) {
 			require.NotNil(t, hit)
 			require.Equal(t, tc.forward, hit.Body)
 		})
+	}
+}
+
+// TestProxySpansOfJudgedBodies: the spans of a proxied call carry its query
+// as forwarded (without the caller's credential parameter) and, for a
+// judged body, its operations and digest; never the body, nor a secret.
+func TestProxySpansOfJudgedBodies(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)))
+	t.Cleanup(func() { otel.SetTracerProvider(noop.NewTracerProvider()) })
+	e := newBodyEnv(t, &fakeDecider{decide: bodyPolicy}, fakeBodies)
+
+	body := `{"jsonrpc":"2.0","method":"aria2.tellActive","id":1}`
+	hit := e.forwarded(t, shapes.Case{Method: "POST", Target: "/aria2/jsonrpc?tid=7&secret=mine", Headers: []string{jsonType}, Body: body})
+	require.Contains(t, hit.Body, aria2Secret)
+	attrs := map[string]map[string]string{} // span name -> attribute -> value
+	require.Eventually(t, func() bool {
+		for _, s := range rec.Ended() {
+			m := map[string]string{}
+			for _, kv := range s.Attributes() {
+				m[string(kv.Key)] = kv.Value.Emit()
+			}
+			attrs[s.Name()] = m
+		}
+		return attrs["elevate.proxy POST"] != nil && attrs["elevate.upstream POST"] != nil
+	}, 10*time.Second, 5*time.Millisecond)
+	server, client := attrs["elevate.proxy POST"], attrs["elevate.upstream POST"]
+	require.Equal(t, "tid=7", server["url.query"])
+	require.Equal(t, "tid=7", client["url.query"])
+	require.Equal(t, `["aria2.tellActive"]`, server["elevate.operations"])
+	require.Equal(t, e.hmac(body), server["elevate.body_hmac"])
+	for name, m := range attrs {
+		for k, v := range m {
+			for _, secret := range []string{"mine", aria2Secret, "tellActive\",\"id"} {
+				require.NotContains(t, v, secret, "span %s, attribute %s", name, k)
+			}
+		}
 	}
 }
