@@ -7,6 +7,7 @@ import (
 	"crypto/rsa"
 	"errors"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -46,11 +48,15 @@ const (
 // benchTask; bob holds none.
 type benchEnv struct {
 	gate, coldGate *proxy.Gate
+	engine         *policy.Engine
 	alice, bob     string
 	log            *audit.Log
 }
 
-func newBenchEnv(b *testing.B) *benchEnv {
+func newBenchEnv(b *testing.B) *benchEnv { return newBenchEnvWith(b, rego.Bundle) }
+
+// newBenchEnvWith builds the environment on the policy bundle given.
+func newBenchEnvWith(b *testing.B, bundle fs.FS) *benchEnv {
 	b.Helper()
 	ctx := context.Background()
 	dir := b.TempDir()
@@ -75,7 +81,7 @@ func newBenchEnv(b *testing.B) *benchEnv {
 		return v
 	}
 
-	engine, err := policy.New(ctx, policy.Config{Bundle: rego.Bundle})
+	engine, err := policy.New(ctx, policy.Config{Bundle: bundle})
 	require.NoError(b, err)
 
 	cli := startBenchEtcd(b, filepath.Join(dir, "etcd"))
@@ -109,7 +115,7 @@ func newBenchEnv(b *testing.B) *benchEnv {
 	log, err := audit.Open(audit.Config{Path: filepath.Join(dir, "audit.log")})
 	require.NoError(b, err)
 
-	env := &benchEnv{alice: benchToken(b, key, "alice"), bob: benchToken(b, key, "bob"), log: log}
+	env := &benchEnv{alice: benchToken(b, key, "alice"), bob: benchToken(b, key, "bob"), log: log, engine: engine}
 	gate := func(v proxy.Verifier) *proxy.Gate {
 		g, err := proxy.NewGate(proxy.GateConfig{Verifier: v, Grants: store, Policy: engine, Audit: log, Uses: store,
 			Logger: slog.New(slog.DiscardHandler)})
@@ -213,7 +219,25 @@ func BenchmarkCheck(b *testing.B) {
 // with keep-alive, the proxy listener's handler (routing, path parsing,
 // Check, forwarding, the outcome record) and an httptest upstream.
 func BenchmarkProxy(b *testing.B) {
-	env := newBenchEnv(b)
+	benchmarkProxy(b, newBenchEnv(b), "")
+}
+
+// BenchmarkProxyJudgedBody is BenchmarkProxy with the demo catalog's table
+// declaring body: json, so that the call's body is read, checked as strict
+// JSON and given to Rego before the same decision: the cost of judging a
+// body, against BenchmarkProxy's path-judged call.
+func BenchmarkProxyJudgedBody(b *testing.B) {
+	table, err := fs.ReadFile(rego.Bundle, "catalog/exchange.yaml")
+	require.NoError(b, err)
+	judged := strings.Replace(string(table), "upstream: exchange\n", "upstream: exchange\nbody: json\n", 1)
+	require.NotEqual(b, string(table), judged)
+	layer := fstest.MapFS{"catalog/exchange.yaml": &fstest.MapFile{Data: []byte(judged)}}
+	env := newBenchEnvWith(b, policy.Layers(rego.Bundle, layer))
+	require.Equal(b, "json", env.engine.Body("exchange", "POST", []string{"mailboxes", "mbx-1", "search"}).Kind)
+	benchmarkProxy(b, env, "application/json")
+}
+
+func benchmarkProxy(b *testing.B, env *benchEnv, contentType string) {
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/json")
@@ -222,6 +246,7 @@ func BenchmarkProxy(b *testing.B) {
 	b.Cleanup(up.Close)
 	px, err := proxy.New(proxy.Config{
 		Upstreams: []proxy.Upstream{{Name: "exchange", URL: up.URL, Prefix: "/exchange/"}},
+		Bodies:    env.engine,
 		Logger:    slog.New(slog.DiscardHandler),
 	}, env.gate)
 	require.NoError(b, err)
@@ -236,6 +261,9 @@ func BenchmarkProxy(b *testing.B) {
 			return err
 		}
 		req.Header.Set("Authorization", "Bearer "+env.alice)
+		if contentType != "" {
+			req.Header.Set("Content-Type", contentType)
+		}
 		resp, err := hc.Do(req)
 		if err != nil {
 			return err

@@ -95,6 +95,27 @@ ok  	github.com/elevate-pam/elevate/proxy	3.352s
 	require.Equal(t, 20064.0, v)
 }
 
+// TestReachRows: the route-count and judged-body comparisons come from the
+// Go benchmarks' lines, and only when both sides ran.
+func TestReachRows(t *testing.T) {
+	out := `pkg: github.com/elevate-pam/elevate/policy
+BenchmarkRoutes/10-2     	    3000	     95756 ns/op	   30082 B/op	     618 allocs/op
+BenchmarkRoutes/5000-2   	    3000	     90625 ns/op	   29982 B/op	     618 allocs/op
+pkg: github.com/elevate-pam/elevate/proxy
+BenchmarkProxy/serial-2      	    2000	    410583 ns/op	         1.000 fsyncs/op	   43060 B/op	     349 allocs/op
+BenchmarkProxyJudgedBody/serial-2         	    2000	    422404 ns/op	         1.000 fsyncs/op	   46686 B/op	     396 allocs/op
+`
+	rep := &report{GoBench: parseGoBench(out)}
+	rows := rep.reachRows()
+	require.Len(t, rows, 2, "the parallel pair did not run")
+	require.Equal(t, 95756.0, rows[0].base)
+	require.Equal(t, 90625.0, rows[0].other)
+	require.Equal(t, 422404.0, rows[1].other)
+	md := rep.markdown()
+	require.Contains(t, md, "## Routes and judged bodies")
+	require.Contains(t, md, "| decision, 10 → 5,000 routes | 95,756 ns | 90,625 ns | 0.95× |")
+}
+
 func TestParseMetrics(t *testing.T) {
 	text := `# HELP go_memstats_next_gc_bytes Number of heap bytes when next garbage collection will take place.
 # TYPE go_memstats_next_gc_bytes gauge

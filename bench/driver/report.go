@@ -288,6 +288,15 @@ func (r *report) markdown() string {
 		p("| existing | %s | %s |\n\n", fmtDur(percentile(st.Existing, 50)), fmtDur(percentile(st.Existing, 100)))
 	}
 
+	if rows := r.reachRows(); len(rows) > 0 {
+		p("## Routes and judged bodies\n\nFrom the Go benchmarks below: one decision against a route table of 10 and of 5,000 routes (goal: within 10 %%), and a whole proxied call whose body is judged (body: json) against the same call judged by its path.\n\n")
+		p("| measure | baseline | compared | ratio |\n|---|--:|--:|--:|\n")
+		for _, row := range rows {
+			p("| %s | %s ns | %s ns | %.2f× |\n", row.name, fmtNum(row.base), fmtNum(row.other), row.other/row.base)
+		}
+		p("\n")
+	}
+
 	p("## Go benchmarks\n\n`%s`\n\n", r.GoBenchCmd)
 	if r.GoBenchErr != "" {
 		p("The Go benchmarks failed:\n\n```\n%s\n```\n\n", r.GoBenchErr)
@@ -444,4 +453,37 @@ func thousands64(n int64) string {
 		return "-" + thousands64(-n)
 	}
 	return thousands(int(n))
+}
+
+// reachRow compares two Go benchmarks' ns/op.
+type reachRow struct {
+	name        string
+	base, other float64
+}
+
+// reachRows are the comparisons of "Routes and judged bodies": those whose
+// two benchmarks both ran.
+func (r *report) reachRows() []reachRow {
+	ns := func(pkg, name string) (float64, bool) {
+		for _, g := range r.GoBench {
+			if g.Pkg == pkg && g.Name == name {
+				v, ok := g.Metrics["ns/op"]
+				return v, ok
+			}
+		}
+		return 0, false
+	}
+	var rows []reachRow
+	for _, c := range []struct{ name, pkg, base, other string }{
+		{"decision, 10 → 5,000 routes", "policy", "BenchmarkRoutes/10", "BenchmarkRoutes/5000"},
+		{"proxied call, path → judged body (serial)", "proxy", "BenchmarkProxy/serial", "BenchmarkProxyJudgedBody/serial"},
+		{"proxied call, path → judged body (parallel)", "proxy", "BenchmarkProxy/parallel", "BenchmarkProxyJudgedBody/parallel"},
+	} {
+		b, ok1 := ns(c.pkg, c.base)
+		o, ok2 := ns(c.pkg, c.other)
+		if ok1 && ok2 && b > 0 {
+			rows = append(rows, reachRow{c.name, b, o})
+		}
+	}
+	return rows
 }
