@@ -18,7 +18,7 @@ const module = "github.com/elevate-pam/elevate"
 // leaves are the packages whose non-test files import no other package of
 // this module: each can be read, tested and reused on its own. Their tests
 // may use the module's internal test-support packages.
-var leaves = []string{"policy", "grants", "audit", "notify", "telemetry", "proxy/identity", "certs", "internal/openapi"}
+var leaves = []string{"policy", "grants", "audit", "notify", "telemetry", "proxy/identity", "certs", "internal/openapi", "kubernetes"}
 
 // goproxyUsers are the only packages that may import goproxy: its types
 // stay inside the proxy.
