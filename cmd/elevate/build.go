@@ -120,9 +120,15 @@ func build(ctx context.Context, cfg Config, dev bool, w wiring) (_ *components, 
 		return nil, err
 	}
 
-	// Policy.
-	if c.engine, err = policy.New(ctx, cfg.policyConfig()); err != nil {
+	// Policy. Route tables may route only to configured upstreams (the
+	// built-in catalogs excepted); a configured upstream nothing routes to
+	// is a warning.
+	pcfg := cfg.policyConfig()
+	if pcfg.Upstreams, err = bundleUpstreams(ctx, cfg, dev); err != nil {
 		return nil, fmt.Errorf("policy: %w", err)
+	}
+	if c.engine, err = policy.New(ctx, pcfg); err != nil {
+		return nil, err // it names the policy
 	}
 	logCacheable(log, c.engine)
 
@@ -305,6 +311,9 @@ func (c *components) reloadPolicy(ctx context.Context) {
 func logCacheable(log *slog.Logger, e *policy.Engine) {
 	if ok, why := e.Cacheable(); !ok {
 		log.Info("policy decisions are evaluated for every call", "why", why)
+	}
+	for _, w := range e.Warnings() {
+		log.Warn("policy bundle", "warning", w)
 	}
 }
 

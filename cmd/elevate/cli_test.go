@@ -32,6 +32,7 @@ type devServer struct {
 	control  string // the control listener's URL
 	proxy    string // the proxy listener's URL
 	stdout   *syncBuffer
+	stderr   *syncBuffer // its log
 	cancel   context.CancelFunc
 	done     chan int
 	stopOnce sync.Once
@@ -70,8 +71,8 @@ func tryServe(dataDir string, extra []string) (*devServer, error) {
 	}
 	args := append([]string{"serve", "--dev", "--proxy-addr", addrs[0], "--control-addr", addrs[1]}, extra...)
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &devServer{dataDir: dataDir, stdout: &syncBuffer{}, cancel: cancel, done: make(chan int, 1)}
 	stderr := &syncBuffer{}
+	s := &devServer{dataDir: dataDir, stdout: &syncBuffer{}, stderr: stderr, cancel: cancel, done: make(chan int, 1)}
 	go func() { s.done <- run(ctx, args, s.stdout, stderr) }()
 	listeners := regexp.MustCompile(`(?m)^\s+proxy\s+(http://\S+).*\n\s+control\s+(http://\S+)`)
 	deadline := time.After(60 * time.Second)

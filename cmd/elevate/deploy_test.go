@@ -142,19 +142,33 @@ func checkDeployed(t *testing.T, d deployed) Config {
 	}
 
 	checked := c
+	key, dirs := "policy.dirs", c.Policy.Dirs
 	if c.Policy.Dir != "" {
-		m, rel, ok := d.mounts.find(c.Policy.Dir)
-		require.True(t, ok, "%s: policy.dir: nothing is mounted at %s", d.asset, c.Policy.Dir)
-		require.NotEmpty(t, m.source, "%s: policy.dir: the asset ships no bundle at %s", d.asset, c.Policy.Dir)
-		dir := filepath.Join(m.source, filepath.FromSlash(rel))
-		_, err := policy.New(context.Background(), policy.Config{Bundle: os.DirFS(dir)})
-		require.NoError(t, err, "%s: policy.dir: the bundle at %s", d.asset, c.Policy.Dir)
-		checked.Policy.Dir = dir
+		key, dirs = "policy.dir", []string{c.Policy.Dir}
+	}
+	var staged []string
+	for _, dir := range dirs {
+		m, rel, ok := d.mounts.find(dir)
+		require.True(t, ok, "%s: %s: nothing is mounted at %s", d.asset, key, dir)
+		require.NotEmpty(t, m.source, "%s: %s: the asset ships no bundle at %s", d.asset, key, dir)
+		staged = append(staged, filepath.Join(m.source, filepath.FromSlash(rel)))
+	}
+	if c.Policy.Dir != "" {
+		checked.Policy.Dir = staged[0]
+	} else {
+		checked.Policy.Dirs = staged
 	}
 	// Validation reads the upstreams' files, as start-up does: stand-ins
 	// take their place.
 	checked.Upstreams = stagedUpstreams(t, c.Upstreams)
 	require.NoError(t, checked.validate(false), d.asset)
+	// The bundle loads as serve loads it: its route tables reach only the
+	// configured upstreams (and the built-in catalogs' ones).
+	pc := checked.policyConfig()
+	pc.Upstreams, err = bundleUpstreams(context.Background(), checked, false)
+	require.NoError(t, err, d.asset)
+	_, err = policy.New(context.Background(), pc)
+	require.NoError(t, err, "%s: %s: the bundle at %v", d.asset, key, dirs)
 	return c
 }
 
@@ -1321,8 +1335,8 @@ func TestDeploySystemd(t *testing.T) {
 	require.Subset(t, families, []string{"AF_INET", "AF_INET6"})
 	require.NotEmpty(t, u["Service"]["SystemCallFilter"])
 
-	// systemctl reload sends SIGHUP, which re-reads policy.dir.
-	require.NotEmpty(t, c.Policy.Dir)
+	// systemctl reload sends SIGHUP, which re-reads policy.dirs.
+	require.NotEmpty(t, c.Policy.Dirs)
 	require.Equal(t, "/bin/kill -HUP $MAINPID", u.one(t, "Service", "ExecReload"))
 }
 

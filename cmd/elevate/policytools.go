@@ -58,36 +58,49 @@ func (b *bundleFlags) bundle(ctx context.Context, dirs []string) (fs.FS, string,
 	if err := c.Policy.validate(); err != nil {
 		return nil, "", nil, usageError("--config: %v", err)
 	}
+	upstreams, err := bundleUpstreams(ctx, c, b.dev)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	what := "the embedded bundle"
+	if dirs := c.Policy.dirs(); c.Policy.Dir != "" {
+		what = dirs
+	} else if dirs != "" {
+		what += " with " + dirs + " over it"
+	}
+	return c.Policy.bundle(), what, upstreams, nil
+}
+
+// bundleUpstreams are the upstreams the route tables of c's bundle may
+// route to: the configured ones (with the demo upstream in --dev), and the
+// upstreams of the built-in catalogs, which come with every layered bundle
+// whether their upstreams are configured or not: only the routes of the
+// layers must reach a configured upstream. A bundle of policy.dir replaces
+// the embedded one whole, often as a copy of it: it is not checked against
+// the configured upstreams (nil).
+func bundleUpstreams(ctx context.Context, c Config, dev bool) ([]string, error) {
 	var demo *proxy.Upstream
-	if b.dev {
+	if dev {
 		d := demoRoute("http://127.0.0.1/")
 		demo = &d
+	}
+	if c.Policy.Dir != "" {
+		return nil, nil
 	}
 	upstreams := []string{}
 	for _, u := range c.proxyConfig(demo).Upstreams {
 		upstreams = append(upstreams, u.Name)
 	}
-	what := "the embedded bundle"
-	if dirs := c.Policy.dirs(); c.Policy.Dir != "" {
-		what = dirs
-	} else {
-		if dirs != "" {
-			what += " with " + dirs + " over it"
-		}
-		// The built-in catalogs come with every layered bundle, whether
-		// their upstreams are configured or not: only the routes of the
-		// layers must reach a configured upstream.
-		builtIn, err := builtInUpstreams(ctx)
-		if err != nil {
-			return nil, "", nil, err
-		}
-		for _, u := range builtIn {
-			if !slices.Contains(upstreams, u) {
-				upstreams = append(upstreams, u)
-			}
+	builtIn, err := builtInUpstreams(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range builtIn {
+		if !slices.Contains(upstreams, u) {
+			upstreams = append(upstreams, u)
 		}
 	}
-	return c.Policy.bundle(), what, upstreams, nil
+	return upstreams, nil
 }
 
 // builtInUpstreams are the upstreams of the embedded bundle's catalogs.

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -140,4 +141,30 @@ func TestPolicyLint(t *testing.T) {
 	r = runCLI(t, "policy", "lint", broken)
 	require.Equal(t, 1, r.code, r.stdout+r.stderr)
 	require.Regexp(t, `(?m)^error: catalog/exchange\.yaml:3: .*Get-Mailboxes`, r.stdout)
+}
+
+// TestServeChecksRoutesAgainstUpstreams: serve refuses a layer's route
+// table for an upstream that is not configured, naming the file, while the
+// built-in catalogs' upstreams need no configuration; a configured upstream
+// no table routes to is logged as a warning.
+func TestServeChecksRoutesAgainstUpstreams(t *testing.T) {
+	layer := t.TempDir()
+	writeFiles(t, layer, map[string]string{"catalog/acme.yaml": acmeTable})
+	dataDir := t.TempDir()
+	addrs, err := freeAddrs(2)
+	require.NoError(t, err)
+	cfg := filepath.Join(t.TempDir(), "elevate.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte("policy:\n  dirs: ["+layer+"]\nupstreams:\n  - {name: other, url: http://127.0.0.1:1, prefix: /other/}\n"), 0o600))
+	r := runCLI(t, "serve", "--dev", "--data-dir", dataDir, "--proxy-addr", addrs[0], "--control-addr", addrs[1], "--config", cfg)
+	require.Equal(t, 1, r.code, r.stdout+r.stderr)
+	require.Contains(t, r.stderr, `catalog/acme.yaml:1: upstream "acme" is not configured`)
+
+	// Configured: it starts, and warns about the upstream nothing routes to.
+	require.NoError(t, os.WriteFile(cfg, []byte("policy:\n  dirs: ["+layer+"]\nupstreams:\n  - {name: acme, url: http://127.0.0.1:1, prefix: /acme/}\n  - {name: other, url: http://127.0.0.1:1, prefix: /other/}\n"), 0o600))
+	s, err := startServeWith(t.TempDir(), []string{"--config", cfg})
+	require.NoError(t, err)
+	t.Cleanup(s.stop)
+	require.Eventually(t, func() bool {
+		return strings.Contains(s.stderr.String(), `upstream \"other\" is configured, but no route table or catalog routes calls to it`)
+	}, 30*time.Second, 20*time.Millisecond, "the warning is logged")
 }

@@ -40,7 +40,7 @@ func serveCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			return serve(ctx, f, cmd.OutOrStdout())
+			return serve(ctx, f, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	c.Flags().StringVar(&f.config, "config", "", "YAML configuration file")
@@ -53,7 +53,7 @@ func serveCmd() *cobra.Command {
 
 // serve runs elevate serve: the configuration from the flags, the file and
 // the environment, then runServer until ctx ends.
-func serve(ctx context.Context, f serveFlags, out io.Writer) error {
+func serve(ctx context.Context, f serveFlags, out, logTo io.Writer) error {
 	started := time.Now()
 	cfg, err := serveConfig(f)
 	if err != nil {
@@ -62,7 +62,7 @@ func serve(ctx context.Context, f serveFlags, out io.Writer) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data_dir: %w", err)
 	}
-	return runServer(ctx, cfg, f.dev, started, out)
+	return runServer(ctx, cfg, f.dev, started, out, logTo)
 }
 
 // serveConfig is the configuration serve runs with: the file's, then the
@@ -95,8 +95,8 @@ func serveConfig(f serveFlags) (Config, error) {
 // serves until ctx ends, then shuts down in order: listeners first (so no
 // call is judged against a closing store), then the components (the store,
 // the audit log, then embedded etcd).
-func runServer(ctx context.Context, cfg Config, dev bool, started time.Time, out io.Writer) error {
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+func runServer(ctx context.Context, cfg Config, dev bool, started time.Time, out, logTo io.Writer) error {
+	log := slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	cfg.Telemetry.Logger = log
 	tel, err := telemetry.Setup(ctx, cfg.Telemetry)
 	if err != nil {
