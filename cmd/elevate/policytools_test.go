@@ -161,7 +161,8 @@ func TestServeChecksRoutesAgainstUpstreams(t *testing.T) {
 
 	// Configured: it starts, and warns about the upstream nothing routes to.
 	require.NoError(t, os.WriteFile(cfg, []byte("policy:\n  dirs: ["+layer+"]\nupstreams:\n  - {name: acme, url: http://127.0.0.1:1, prefix: /acme/}\n  - {name: other, url: http://127.0.0.1:1, prefix: /other/}\n"), 0o600))
-	s, err := startServeWith(t.TempDir(), []string{"--config", cfg})
+	dataDir = t.TempDir()
+	s, err := startServeWith(dataDir, []string{"--data-dir", dataDir, "--config", cfg})
 	require.NoError(t, err)
 	t.Cleanup(s.stop)
 	require.Eventually(t, func() bool {
