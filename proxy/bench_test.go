@@ -27,7 +27,6 @@ import (
 
 	"github.com/elevate-pam/elevate/audit"
 	"github.com/elevate-pam/elevate/grants"
-	"github.com/elevate-pam/elevate/internal/apitest"
 	"github.com/elevate-pam/elevate/internal/etcdtest"
 	"github.com/elevate-pam/elevate/policy"
 	"github.com/elevate-pam/elevate/proxy"
@@ -88,7 +87,7 @@ func newBenchEnvWith(b *testing.B, bundle fs.FS) *benchEnv {
 	store, err := grants.New(grants.Config{
 		Client: cli, Prefix: "/bench/",
 		OnState: func(c grants.Control, ps []grants.Policy) {
-			if err := engine.SetState(ctx, apitest.PolicyState(c, ps)); err != nil {
+			if err := engine.SetState(ctx, proxy.PolicyState(c, ps)); err != nil {
 				b.Error(err)
 			}
 		},

@@ -722,3 +722,14 @@ func (g *Gate) Drain() { g.outcomes.Wait() }
 func (g *Gate) observeUpstream(ctx context.Context, upstream string, d time.Duration) {
 	g.upstream.Record(ctx, d.Seconds(), metric.WithAttributes(attribute.String("upstream", upstream)))
 }
+
+// PolicyState is the Rego engine's view of the grant store's state: the
+// access-control settings and approval policies that the store reports to
+// its OnState, as the Decider is handed them.
+func PolicyState(c grants.Control, ps []grants.Policy) policy.State {
+	st := policy.State{Control: policy.Control{Enabled: c.Enabled, DefaultApprovers: c.DefaultApprovers, SystemAccounts: c.SystemAccounts}}
+	for _, p := range ps {
+		st.Policies = append(st.Policies, policy.ApprovalPolicy{ID: p.ID, Scope: string(p.Scope), Target: p.Target, Approval: p.Approval, Approvers: p.Approvers})
+	}
+	return st
+}

@@ -276,7 +276,7 @@ func (c *components) grantsConfig(ctx context.Context, cli *clientv3.Client, not
 		return notifier.Deliver(ctx, api.NotifyEvent(auditEvents[e.Kind], e.Request, "", e.By, e.Comment, "", "", e.At))
 	}
 	gc.OnState = func(ctl grants.Control, ps []grants.Policy) {
-		if err := c.engine.SetState(ctx, policyState(ctl, ps)); err != nil {
+		if err := c.engine.SetState(ctx, proxy.PolicyState(ctl, ps)); err != nil {
 			c.log.Error("policy state update failed", "err", err)
 			c.stateLoaded.Store(false)
 			return
@@ -338,14 +338,6 @@ func jsonOf(v any) json.RawMessage {
 		return nil
 	}
 	return b
-}
-
-func policyState(c grants.Control, ps []grants.Policy) policy.State {
-	st := policy.State{Control: policy.Control{Enabled: c.Enabled, DefaultApprovers: c.DefaultApprovers, SystemAccounts: c.SystemAccounts}}
-	for _, p := range ps {
-		st.Policies = append(st.Policies, policy.ApprovalPolicy{ID: p.ID, Scope: string(p.Scope), Target: p.Target, Approval: p.Approval, Approvers: p.Approvers})
-	}
-	return st
 }
 
 // demoRoute is the route to the demo Exchange API of --dev, served at

@@ -61,7 +61,7 @@ func New(t *testing.T, etcd *etcdtest.Shared) *Parts {
 	t.Cleanup(func() { _ = p.Audit.Close() })
 
 	p.Store, err = grants.New(grants.Config{Client: etcd.Client(t), Prefix: etcd.Prefix(t),
-		OnState: func(c grants.Control, ps []grants.Policy) { _ = p.Engine.SetState(ctx, PolicyState(c, ps)) }})
+		OnState: func(c grants.Control, ps []grants.Policy) { _ = p.Engine.SetState(ctx, proxy.PolicyState(c, ps)) }})
 	require.NoError(t, err)
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
@@ -78,16 +78,6 @@ func New(t *testing.T, etcd *etcdtest.Shared) *Parts {
 	p.Proxy, err = proxy.New(proxy.Config{Upstreams: []proxy.Upstream{{Name: "exchange", URL: upstream.URL, Prefix: "/exchange/"}}, Logger: p.Logger}, p.Gate)
 	require.NoError(t, err)
 	return p
-}
-
-// PolicyState is the Rego engine's view of the store's state, as serve
-// hands it over.
-func PolicyState(c grants.Control, ps []grants.Policy) policy.State {
-	st := policy.State{Control: policy.Control{Enabled: c.Enabled, DefaultApprovers: c.DefaultApprovers, SystemAccounts: c.SystemAccounts}}
-	for _, p := range ps {
-		st.Policies = append(st.Policies, policy.ApprovalPolicy{ID: p.ID, Scope: string(p.Scope), Target: p.Target, Approval: p.Approval, Approvers: p.Approvers})
-	}
-	return st
 }
 
 // Token signs a dev token for sub with groups.
