@@ -18,7 +18,7 @@ version=v1.37.2
 staging=v0.${version#v1.}
 module=k8s.io/kubernetes
 
-cache=${ELEVATE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/elevate}
+. "$(dirname "$0")/gomodule.sh"
 out=$cache/kubernetes-$version
 
 if [ -x "$out/kube-apiserver" ] && [ -x "$out/kubectl" ]; then
@@ -26,37 +26,7 @@ if [ -x "$out/kube-apiserver" ] && [ -x "$out/kubectl" ]; then
 	exit 0
 fi
 
-for tool in go python3; do
-	if ! command -v "$tool" >/dev/null 2>&1; then
-		echo "kubernetes.sh: $tool is required to build Kubernetes" >&2
-		exit 1
-	fi
-done
-
-mkdir -p "$cache"
-work=$(mktemp -d "${TMPDIR:-/tmp}/elevate-kubernetes.XXXXXX")
-tmpout=$cache/.kubernetes-$version.$$
-cleanup() {
-	chmod -R u+w "$work" 2>/dev/null || true
-	rm -rf "$work" "$tmpout"
-}
-trap cleanup EXIT
-
-# Outside any module or workspace: the download and the build must not pick
-# up the repository's go.mod or a go.work.
-export GOWORK=off
-echo "kubernetes.sh: fetching $module@$version" >&2
-dir=$(cd "$work" && go mod download -json "$module@$version" | python3 -c '
-import json, sys
-info = json.load(sys.stdin)
-if info.get("Error") or not info.get("Dir"):
-    sys.exit("go mod download: " + (info.get("Error") or "no module directory"))
-print(info["Dir"])
-')
-
-# The module cache is read-only; build in a writable copy.
-cp -R "$dir" "$work/src"
-chmod -R u+w "$work/src"
+gomodule_source kubernetes.sh "$module" "$version"
 
 # The module's go.mod replaces each k8s.io/X with ./staging/src/k8s.io/X,
 # which the published module does not carry: use the published k8s.io/X at
@@ -81,12 +51,11 @@ open(path, "w").write(text)
 EOF
 
 ldflags="-X k8s.io/component-base/version.gitVersion=$version -X k8s.io/client-go/pkg/version.gitVersion=$version"
-mkdir -p "$tmpout"
+mkdir -p "$cache_tmp"
 for cmd in kube-apiserver kubectl; do
 	echo "kubernetes.sh: building $module@$version/cmd/$cmd (several minutes)" >&2
-	(cd "$work/src" && GOFLAGS=-mod=mod go build -trimpath -ldflags "$ldflags" -o "$tmpout/$cmd" "./cmd/$cmd")
+	(cd "$work/src" && GOFLAGS=-mod=mod go build -trimpath -ldflags "$ldflags" -o "$cache_tmp/$cmd" "./cmd/$cmd")
 done
-# An interrupted build never leaves binaries at the final path.
 rm -rf "$out"
-mv "$tmpout" "$out"
+mv "$cache_tmp" "$out"
 echo "$out"
