@@ -114,23 +114,12 @@ upstreams:
 // waitRPC posts body to url until it answers 200.
 func waitRPC(t *testing.T, d *background, url, body string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Post(url, "application/json", strings.NewReader(body))
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if !d.running() {
-			t.Fatalf("%s exited before it was ready:\n%s", url, d.output())
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready:\n%s", url, d.output())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitOK(t, d, url, 30*time.Second, func() *http.Request {
+		req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
+		return req
+	})
 }
 
 // post sends a JSON body through elevate as who.

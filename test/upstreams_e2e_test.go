@@ -89,15 +89,24 @@ func runProgram(t *testing.T, env []string, name string, args ...string) result 
 // exits first.
 func waitHTTP200(t *testing.T, d *background, what, url string, hdr http.Header, timeout time.Duration) {
 	t.Helper()
-	client := &http.Client{Timeout: 5 * time.Second}
-	deadline := time.Now().Add(timeout)
-	for {
+	waitOK(t, d, what, timeout, func() *http.Request {
 		req, err := http.NewRequest(http.MethodGet, url, nil)
 		require.NoError(t, err)
 		if hdr != nil {
 			req.Header = hdr.Clone()
 		}
-		if resp, err := client.Do(req); err == nil {
+		return req
+	})
+}
+
+// waitOK sends the request newReq makes until it is answered 200, failing
+// after timeout or when d exits first.
+func waitOK(t *testing.T, d *background, what string, timeout time.Duration, newReq func() *http.Request) {
+	t.Helper()
+	client := &http.Client{Timeout: 5 * time.Second}
+	deadline := time.Now().Add(timeout)
+	for {
+		if resp, err := client.Do(newReq()); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return
