@@ -341,8 +341,8 @@ func TestClusterMemberLost(t *testing.T) {
 		// waiting for the election depends on the machine's speed. That the
 		// service went on is shown by a granted call passing once the
 		// freshness bound has passed since the member stopped: only a view
-		// confirmed by the remaining members allows it.
-		require.Greater(t, time.Since(stopped), 3*time.Second)
+		// confirmed by the remaining members allows it (the loop above ran
+		// until 4 s after the stop).
 		eventually(t, 15*time.Second, func() bool { return r.fcMove(t, a.bob).status == http.StatusOK },
 			"%s serves with its view confirmed without the member", r.name)
 	}
