@@ -64,6 +64,39 @@ type Upstream struct {
 	// reads it whole before judging, and refuses a larger one with 413
 	// body-too-large. Default: proxy.max_judged_body.
 	MaxJudgedBody int64 `yaml:"max_judged_body"`
+	// Type is what kind of API the upstream is: "http" (the default), any
+	// HTTP API judged by its route tables, or "kubernetes", a Kubernetes
+	// API server: calls are read as the API server reads them (package
+	// kubernetes) into input.kubernetes, elevate authenticates with its
+	// own Credential and impersonates the caller (see Kubernetes), and
+	// refusals are Kubernetes Status objects.
+	Type string `yaml:"type"`
+	// Kubernetes configures a kubernetes upstream.
+	Kubernetes KubernetesOptions `yaml:"kubernetes"`
+}
+
+// Upstream types.
+const (
+	TypeHTTP       = "http"
+	TypeKubernetes = "kubernetes"
+)
+
+// KubernetesOptions configure how elevate impersonates callers to a
+// Kubernetes API server.
+type KubernetesOptions struct {
+	// Groups are the caller's groups (from the token, after GroupMap)
+	// that elevate passes on as Impersonate-Group; every other group is
+	// dropped. Empty: the caller is impersonated without groups (the API
+	// server still adds system:authenticated). system:masters and every
+	// other system: group may never be listed.
+	Groups []string `yaml:"groups"`
+	// GroupMap renames a token group to a Kubernetes group before Groups
+	// is applied (for example "ops" to "cluster-operators").
+	GroupMap map[string]string `yaml:"group_map"`
+	// UserPrefix comes before the caller's subject in Impersonate-User
+	// (for example "elevate:"), so that RBAC bindings name elevate's
+	// callers apart from the cluster's own users. Optional.
+	UserPrefix string `yaml:"user_prefix"`
 }
 
 // Credential is an upstream credential held by elevate, never by callers.
@@ -169,6 +202,11 @@ type route struct {
 	// roots are trusted for the upstream's TLS certificate; nil means
 	// the system roots.
 	roots *x509.CertPool
+	// kube is true for a kubernetes upstream; groups and groupMap are
+	// its Kubernetes options, checked.
+	kube     bool
+	groups   map[string]bool
+	groupMap map[string]string
 	// roundTripper sends through the route's own transport (newTransport);
 	// New sets it and the engine takes it per call.
 	roundTripper goproxy.RoundTripper
@@ -243,6 +281,9 @@ func newRoutes(ups []Upstream) ([]*route, error) {
 				r.credName, r.credValue = name, value
 			}
 		}
+		if err := r.checkType(key); err != nil {
+			return nil, err
+		}
 		if u.MaxJudgedBody < 0 {
 			return nil, fmt.Errorf("%s.max_judged_body: must not be negative", key)
 		}
@@ -276,6 +317,70 @@ func newRoutes(ups []Upstream) ([]*route, error) {
 	// Longest prefix first so that /a/b/ wins over /a/.
 	sort.SliceStable(out, func(i, j int) bool { return len(out[i].prefix) > len(out[j].prefix) })
 	return out, nil
+}
+
+// checkType checks the upstream's Type and the options of its type.
+func (r *route) checkType(key string) error {
+	k := r.Kubernetes
+	switch r.Type {
+	case "", TypeHTTP:
+		if len(k.Groups) > 0 || len(k.GroupMap) > 0 || k.UserPrefix != "" {
+			return fmt.Errorf("%s.kubernetes: only for type kubernetes", key)
+		}
+		return nil
+	case TypeKubernetes:
+	default:
+		return fmt.Errorf("%s.type: %q must be http or kubernetes", key, r.Type)
+	}
+	r.kube = true
+	if r.PassThrough {
+		return fmt.Errorf("%s.pass_through: a kubernetes upstream never passes callers' credentials", key)
+	}
+	if r.Credential == nil || r.Credential.Type == "jsonrpc-token" {
+		return fmt.Errorf("%s.credential: a kubernetes upstream needs elevate's own credential (type bearer, a service-account token)", key)
+	}
+	if r.AllowWebsocket {
+		return fmt.Errorf("%s.allow_websocket: a kubernetes upstream upgrades only exec, attach and portforward, by itself", key)
+	}
+	if len(r.CredentialParams) > 0 {
+		return fmt.Errorf("%s.credential_params: not for a kubernetes upstream", key)
+	}
+	if strings.ContainsAny(k.UserPrefix, " \t\r\n") {
+		return fmt.Errorf("%s.kubernetes.user_prefix: no white space", key)
+	}
+	r.groups = map[string]bool{}
+	for i, g := range k.Groups {
+		if err := kubeGroupAllowed(g); err != nil {
+			return fmt.Errorf("%s.kubernetes.groups[%d]: %v", key, i, err)
+		}
+		r.groups[g] = true
+	}
+	r.groupMap = map[string]string{}
+	for from, to := range k.GroupMap {
+		if from == "" {
+			return fmt.Errorf("%s.kubernetes.group_map: an empty group name", key)
+		}
+		if err := kubeGroupAllowed(to); err != nil {
+			return fmt.Errorf("%s.kubernetes.group_map[%q]: %v", key, from, err)
+		}
+		r.groupMap[from] = to
+	}
+	return nil
+}
+
+// kubeGroupAllowed refuses a Kubernetes group elevate may never pass on:
+// system:masters bypasses RBAC, and the other system: groups name the
+// cluster's own components.
+func kubeGroupAllowed(g string) error {
+	switch {
+	case strings.TrimSpace(g) != g || g == "":
+		return fmt.Errorf("%q is not a group name", g)
+	case strings.HasPrefix(strings.ToLower(g), "system:"):
+		return fmt.Errorf("%q: system: groups (system:masters above all) are never impersonated", g)
+	case strings.ContainsAny(g, "\r\n"):
+		return fmt.Errorf("%q is not a group name", g)
+	}
+	return nil
 }
 
 // newTransport is the one definition of how elevate reaches an upstream:

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -349,7 +350,7 @@ func demoRoute(url string) proxy.Upstream {
 func upstreamInfo(ups []proxy.Upstream) []api.UpstreamInfo {
 	out := make([]api.UpstreamInfo, 0, len(ups))
 	for _, u := range ups {
-		out = append(out, api.UpstreamInfo{Name: u.Name, Prefix: u.Prefix, Hosts: u.Hosts})
+		out = append(out, api.UpstreamInfo{Name: u.Name, Type: cmp.Or(u.Type, proxy.TypeHTTP), Prefix: u.Prefix, Hosts: u.Hosts})
 	}
 	return out
 }

@@ -141,7 +141,9 @@ type Config struct {
 // UpstreamInfo is what callers may know of an upstream: how to reach it
 // through the proxy.
 type UpstreamInfo struct {
-	Name   string   `json:"name"`
+	Name string `json:"name"`
+	// Type is "http" or "kubernetes".
+	Type   string   `json:"type"`
 	Prefix string   `json:"prefix,omitempty"`
 	Hosts  []string `json:"hosts,omitempty"`
 }
