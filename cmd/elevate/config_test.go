@@ -320,6 +320,15 @@ upstreams:
     prefix: /aria2/
     credential: {type: jsonrpc-token, prefix: "secret:", value_file: DIR/rabbitmq.secret}
     max_judged_body: 65536
+  - name: prod
+    type: kubernetes
+    url: https://kube.internal:6443
+    prefix: /kubernetes/prod/
+    credential: {type: bearer, value_file: DIR/rabbitmq.secret}
+    kubernetes:
+      groups: [cluster-operators, developers]
+      group_map: {ops: cluster-operators}
+      user_prefix: "elevate:"
 `
 
 // TestConfigEveryKey: a file with every key set loads through the functions
@@ -369,6 +378,10 @@ func TestConfigEveryKey(t *testing.T) {
 		{Name: "caddy", URL: "http://caddy.internal:2019", Prefix: "/caddy/", PassThrough: true},
 		{Name: "aria2", URL: "http://aria2.internal:6800", Prefix: "/aria2/", MaxJudgedBody: 64 << 10,
 			Credential: &proxy.Credential{Type: "jsonrpc-token", Prefix: "secret:", ValueFile: filepath.Join(dir, "rabbitmq.secret")}},
+		{Name: "prod", Type: "kubernetes", URL: "https://kube.internal:6443", Prefix: "/kubernetes/prod/",
+			Credential: &proxy.Credential{Type: "bearer", ValueFile: filepath.Join(dir, "rabbitmq.secret")},
+			Kubernetes: proxy.KubernetesOptions{Groups: []string{"cluster-operators", "developers"},
+				GroupMap: map[string]string{"ops": "cluster-operators"}, UserPrefix: "elevate:"}},
 	}}, c.proxyConfig(nil))
 	require.Equal(t, proxy.GateConfig{ReadsWhenStale: true, ReadsWithoutAudit: true}, c.Proxy.Gate)
 	require.Equal(t, notify.Config{
