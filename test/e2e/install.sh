@@ -92,3 +92,8 @@ echo "node: $(node --version)"
 echo "chromium: $(chromium --version 2>/dev/null | head -n 1)"
 echo "rabbitmqadmin: $(command -v rabbitmqadmin) ($(rabbitmqadmin --version 2>&1 | head -n 1))"
 "$(dirname "$0")/jaeger.sh" | sed 's/^/jaeger: /'
+
+# kube-apiserver and kubectl for the Kubernetes tests, built from the
+# module source once (kubernetes.sh prints only their directory).
+kubernetes=$(bash "$(dirname "$0")/kubernetes.sh")
+echo "kubernetes: $("$kubernetes/kube-apiserver" --version) ($kubernetes)"
