@@ -120,7 +120,7 @@ func rootCmd() *cobra.Command {
 	envFlag(pf, "server", "ELEVATE_SERVER")
 	envFlag(pf, "token", "ELEVATE_TOKEN")
 	envFlag(pf, "ca-file", "ELEVATE_CA_FILE")
-	root.AddCommand(serveCmd(), tokenCmd(), whoamiCmd(g), checkCmd(g), requestCmd(g), policyCmd(g), taskCmd(g), controlCmd(g), auditCmd(g), caCmd(g), connectCmd(g), catalogCmd(), demoUpstreamCmd())
+	root.AddCommand(serveCmd(), tokenCmd(), whoamiCmd(g), checkCmd(g), requestCmd(g), policyCmd(g), taskCmd(g), controlCmd(g), auditCmd(g), caCmd(g), connectCmd(g), kubeconfigCmd(g), credentialCmd(g), catalogCmd(), demoUpstreamCmd())
 	root.SetHelpCommand(helpCmd(root))
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		// A group given an unknown flag after an unknown command: the

@@ -30,14 +30,7 @@ func tokenCmd() *cobra.Command {
 			if ttl <= 0 || ttl > 24*time.Hour {
 				return usageError("--ttl: must be between 1s and 24h")
 			}
-			dev, err := identity.LoadDevIssuer(dataDir)
-			if errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("%v; or give the data directory of serve --dev with --data-dir or ELEVATE_DATA_DIR", err)
-			}
-			if err != nil {
-				return err
-			}
-			tok, err := dev.Sign(identity.DevToken{Subject: sub, Groups: groups, MFA: mfa, Email: email, TTL: ttl, Now: time.Now()})
+			tok, err := mintDevToken(dataDir, identity.DevToken{Subject: sub, Groups: groups, MFA: mfa, Email: email, TTL: ttl, Now: time.Now()})
 			if err != nil {
 				return err
 			}
@@ -52,4 +45,17 @@ func tokenCmd() *cobra.Command {
 	c.Flags().StringVar(&email, "email", "", "e-mail address claim")
 	dataDirFlag(c, &dataDir, "data directory of serve --dev")
 	return c
+}
+
+// mintDevToken signs t with the dev issuer of serve --dev whose data
+// directory is dataDir.
+func mintDevToken(dataDir string, t identity.DevToken) (string, error) {
+	dev, err := identity.LoadDevIssuer(dataDir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("%v; or give the data directory of serve --dev with --data-dir or ELEVATE_DATA_DIR", err)
+	}
+	if err != nil {
+		return "", err
+	}
+	return dev.Sign(t)
 }
