@@ -200,8 +200,13 @@ type Record struct {
 	// as JSON (for a JSON or form body; those of a JSON-RPC or GraphQL
 	// call are in its Operation).
 	Fields map[string]json.RawMessage `json:"fields,omitempty"`
-	Prev   string                     `json:"prev"` // Hash of the previous record, Genesis for the first
-	Hash   string                     `json:"hash"` // hex SHA-256 of the canonical bytes (see the package doc)
+	// Attributes are what the call's catalog reads from it beyond its
+	// path, by name: for a Kubernetes API call its verb, group,
+	// resource, subresource, namespace, name, dry_run and watch, and the
+	// command of an exec. A grant's constraint is matched against them.
+	Attributes map[string]string `json:"attributes,omitempty"`
+	Prev       string            `json:"prev"` // Hash of the previous record, Genesis for the first
+	Hash       string            `json:"hash"` // hex SHA-256 of the canonical bytes (see the package doc)
 }
 
 // Operation is one call of a judged body: a JSON-RPC method or a GraphQL

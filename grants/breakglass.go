@@ -42,6 +42,7 @@ func (s *Store) BreakGlass(ctx context.Context, n NewRequest) (Request, error) {
 			RequesterEmail:    n.Requester.Email,
 			Scope:             n.Scope,
 			Target:            strings.TrimSpace(n.Target),
+			Constraint:        n.Constraint.clone(),
 			Reason:            reason,
 			Duration:          Duration(dur),
 			Approvers:         reviewers,

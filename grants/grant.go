@@ -16,13 +16,16 @@ const leaseMargin = 30 * time.Second
 // Grant is the right an approved request confers: Subject may run Target
 // (of Scope) from NotBefore until ExpiresAt.
 type Grant struct {
-	ID        string    `json:"id"`
-	RequestID string    `json:"request_id"`
-	Subject   string    `json:"subject"`
-	Scope     Scope     `json:"scope"`
-	Target    string    `json:"target"`
-	NotBefore time.Time `json:"not_before"`
-	ExpiresAt time.Time `json:"expires_at"`
+	ID        string `json:"id"`
+	RequestID string `json:"request_id"`
+	Subject   string `json:"subject"`
+	Scope     Scope  `json:"scope"`
+	Target    string `json:"target"`
+	// Constraint is the request's: the grant covers only calls with
+	// these attributes.
+	Constraint Constraint `json:"constraint,omitempty"`
+	NotBefore  time.Time  `json:"not_before"`
+	ExpiresAt  time.Time  `json:"expires_at"`
 	// Approvers are the subjects who approved the request ("auto" for an
 	// automatic approval, "break-glass" for a break-glass one).
 	Approvers []string `json:"approvers"`
@@ -54,6 +57,7 @@ func grantOf(req *Request) Grant {
 		Subject:    req.Requester,
 		Scope:      req.Scope,
 		Target:     req.Target,
+		Constraint: req.Constraint.clone(),
 		NotBefore:  *req.GrantStart,
 		ExpiresAt:  *req.GrantEnd,
 		BreakGlass: req.BreakGlass,

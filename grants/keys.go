@@ -52,8 +52,11 @@ func (k keys) grantKey(reqID string) string { return k.kGrants + grantID(reqID) 
 // pendingKey is the pending index entry of requester, scope and target. The
 // requester and the target are path-escaped, so that a "/" in either cannot
 // add a key level.
-func (k keys) pendingKey(requester string, scope Scope, target string) string {
-	return k.kPending + url.PathEscape(requester) + "/" + string(scope) + "/" + url.PathEscape(target)
+//
+// A constrained request adds its constraint as one more level: requests
+// for one target under different constraints are pending side by side.
+func (k keys) pendingKey(requester string, scope Scope, target string, c Constraint) string {
+	return k.kPending + url.PathEscape(requester) + "/" + string(scope) + "/" + url.PathEscape(target) + c.keyPart()
 }
 
 // policyTargetKey is the policy target index entry of scope and target,

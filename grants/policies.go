@@ -50,9 +50,13 @@ type Policy struct {
 	ReasonPattern string `json:"reason_pattern,omitempty"`
 	// MaxUses caps the uses of each grant of this policy (see
 	// Store.UseGrant); 0 means no cap.
-	MaxUses   int       `json:"max_uses,omitempty"`
-	CreatedBy string    `json:"created_by"`
-	CreatedAt time.Time `json:"created_at"`
+	MaxUses int `json:"max_uses,omitempty"`
+	// RequireConstraint names the attributes every request under this
+	// policy must narrow its grant by (see Constraint), for example
+	// ["namespace"]: a Kubernetes grant for one namespace at a time.
+	RequireConstraint []string  `json:"require_constraint,omitempty"`
+	CreatedBy         string    `json:"created_by"`
+	CreatedAt         time.Time `json:"created_at"`
 	// Revision is the etcd revision of this copy of the policy: the
 	// record's mod revision as read, or, in the answer of CreatePolicy or
 	// DeletePolicy, the revision of the transaction that created or
@@ -85,6 +89,16 @@ func (p *Policy) normalize() error {
 		return invalid("max_uses", "must not be negative, got %d", p.MaxUses)
 	case len(p.ReasonPattern) > maxPatternLen:
 		return invalid("reason_pattern", "longer than %d bytes", maxPatternLen)
+	}
+	seen := map[string]bool{}
+	for _, k := range p.RequireConstraint {
+		if !constraintKey.MatchString(k) || seen[k] {
+			return invalid("require_constraint", "%q is not an attribute name, or is listed twice", k)
+		}
+		seen[k] = true
+	}
+	if len(p.RequireConstraint) > maxConstraintKeys {
+		return invalid("require_constraint", "at most %d attributes", maxConstraintKeys)
 	}
 	if p.ReasonPattern != "" {
 		if _, err := regexp.Compile(p.ReasonPattern); err != nil {

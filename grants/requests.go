@@ -57,6 +57,9 @@ type NewRequest struct {
 	// PolicyID names the approval policy that covers Scope and Target.
 	// Optional for Store.BreakGlass.
 	PolicyID string
+	// Constraint narrows the grant to calls with these attributes.
+	// Optional, unless the policy requires some (RequireConstraint).
+	Constraint Constraint
 }
 
 // Decision records one approval, denial or revocation.
@@ -70,12 +73,15 @@ type Decision struct {
 // request past ExpiresAt and an approved one past GrantEnd read as expired.
 type Request struct {
 	// ID is "req-" followed by a time-ordered UUID (version 7).
-	ID        string   `json:"id"`
-	Requester string   `json:"requester"`
-	Scope     Scope    `json:"scope"`
-	Target    string   `json:"target"`
-	Reason    string   `json:"reason"`
-	Duration  Duration `json:"duration"`
+	ID        string `json:"id"`
+	Requester string `json:"requester"`
+	Scope     Scope  `json:"scope"`
+	Target    string `json:"target"`
+	Reason    string `json:"reason"`
+	// Constraint narrows the grant to calls with these attributes (a
+	// Kubernetes namespace, an object name); nil: every call of Target.
+	Constraint Constraint `json:"constraint,omitempty"`
+	Duration   Duration   `json:"duration"`
 	// StartAt is the start time asked for, if any.
 	StartAt  *time.Time `json:"start_at,omitempty"`
 	Status   Status     `json:"status"`
@@ -206,7 +212,7 @@ func (s *Store) Submit(ctx context.Context, n NewRequest) (Request, error) {
 		return Request{}, err
 	}
 	pkey := s.policyKey(n.PolicyID)
-	ikey := s.pendingKey(n.Requester.Subject, n.Scope, n.Target)
+	ikey := s.pendingKey(n.Requester.Subject, n.Scope, n.Target, n.Constraint)
 	var req Request
 	var now time.Time
 	var auto bool
@@ -298,7 +304,7 @@ func (s *Store) decide(ctx context.Context, id string, by Actor, comment string,
 		if err := req.checkDecider(by, now); err != nil {
 			return err
 		}
-		pkey, ikey := s.policyKey(req.PolicyID), s.pendingKey(req.Requester, req.Scope, req.Target)
+		pkey, ikey := s.policyKey(req.PolicyID), s.pendingKey(req.Requester, req.Scope, req.Target, req.Constraint)
 		recs, err := c.read(pkey, ikey)
 		if err != nil {
 			return err

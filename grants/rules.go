@@ -29,7 +29,7 @@ func (n NewRequest) check(reason string) error {
 	case reason == "":
 		return invalid("reason", "must not be empty")
 	}
-	return nil
+	return n.Constraint.check()
 }
 
 // checkSubmit applies the rules of a request under a policy that need
@@ -71,6 +71,10 @@ func (c *Config) admit(n NewRequest, reason string, pol Policy, ctl Control, now
 		return Request{}, invalid("policy_id", "policy %s covers %s %q, not %s %q",
 			pol.ID, pol.Scope, pol.Target, n.Scope, n.Target)
 	}
+	if miss := n.Constraint.missing(pol.RequireConstraint); len(miss) > 0 {
+		return Request{}, invalid("constraint", "policy %s requires the grant to be narrowed by %s (for example --%s)",
+			pol.ID, strings.Join(miss, ", "), strings.ReplaceAll(miss[0], "_", "-"))
+	}
 	if pol.RequireRequesterMFA && !n.Requester.MFA {
 		return Request{}, fmt.Errorf("%w: policy %s requires it of the requester", ErrMFARequired, pol.ID)
 	}
@@ -94,6 +98,7 @@ func (c *Config) admit(n NewRequest, reason string, pol Policy, ctl Control, now
 		RequesterEmail:    n.Requester.Email,
 		Scope:             n.Scope,
 		Target:            n.Target,
+		Constraint:        n.Constraint.clone(),
 		Reason:            reason,
 		Duration:          Duration(dur),
 		PolicyID:          pol.ID,

@@ -178,7 +178,7 @@ func (s *Store) expire(ctx context.Context, ekey string, erev int64, id string, 
 			stale = s.expiryKey(&req) != ekey
 			return nil
 		}
-		ikey := s.pendingKey(req.Requester, req.Scope, req.Target)
+		ikey := s.pendingKey(req.Requester, req.Scope, req.Target, req.Constraint)
 		idx, err := c.read(ikey)
 		if err != nil {
 			return err

@@ -222,7 +222,7 @@ func TestDamagedRecordsMakeTheViewStale(t *testing.T) {
 		},
 		{
 			desc:  "a damaged pending index entry",
-			key:   func(s *Store) string { return s.pendingKey("alice", ScopeTask, task) },
+			key:   func(s *Store) string { return s.pendingKey("alice", ScopeTask, task, nil) },
 			check: func(t *testing.T, s *Store) {},
 		},
 	}

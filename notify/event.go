@@ -29,22 +29,24 @@ type Event struct {
 	// was made). Notify and Deliver set an empty ID to the request ID and
 	// the kind, "req-.../request.expired": each kind happens to a request at
 	// most once.
-	ID             string    `json:"id"`
-	Kind           string    `json:"kind"` // KindSubmitted, KindApproved, ...
-	RequestID      string    `json:"request_id"`
-	Requester      string    `json:"requester"`
-	RequesterEmail string    `json:"requester_email,omitempty"`
-	Scope          string    `json:"scope"`  // task, role or rolegroup
-	Target         string    `json:"target"` // for example Exchange\New-MoveRequest
-	Reason         string    `json:"reason"`
-	Approvers      string    `json:"approvers,omitempty"` // the approver group
-	By             string    `json:"by,omitempty"`        // who decided
-	Comment        string    `json:"comment,omitempty"`
-	Status         string    `json:"status"`
-	GrantEnd       time.Time `json:"grant_end,omitzero"`
-	At             time.Time `json:"at"`
-	DecisionID     string    `json:"decision_id,omitempty"` // the audit record id
-	TraceID        string    `json:"trace_id,omitempty"`
+	ID             string `json:"id"`
+	Kind           string `json:"kind"` // KindSubmitted, KindApproved, ...
+	RequestID      string `json:"request_id"`
+	Requester      string `json:"requester"`
+	RequesterEmail string `json:"requester_email,omitempty"`
+	Scope          string `json:"scope"`  // task, role or rolegroup
+	Target         string `json:"target"` // for example Exchange\New-MoveRequest
+	// Constraint narrows the grant: "namespace=prod"; "" for none.
+	Constraint string    `json:"constraint,omitempty"`
+	Reason     string    `json:"reason"`
+	Approvers  string    `json:"approvers,omitempty"` // the approver group
+	By         string    `json:"by,omitempty"`        // who decided
+	Comment    string    `json:"comment,omitempty"`
+	Status     string    `json:"status"`
+	GrantEnd   time.Time `json:"grant_end,omitzero"`
+	At         time.Time `json:"at"`
+	DecisionID string    `json:"decision_id,omitempty"` // the audit record id
+	TraceID    string    `json:"trace_id,omitempty"`
 }
 
 // withID returns e with its ID set: the given one, else the request ID and
@@ -86,6 +88,9 @@ func label(kind string) string {
 // what names what the request is for: the task itself, or "role X".
 func what(e Event) string {
 	t := orUnknown(e.Target)
+	if c := oneLine(e.Constraint); c != "" {
+		t += " (" + c + ")"
+	}
 	switch s := oneLine(e.Scope); s {
 	case "", "task":
 		return t
@@ -183,6 +188,7 @@ func mailBody(e Event) string {
 	field("Requester", requester)
 	field("Scope", e.Scope)
 	field("Target", e.Target)
+	field("Only where", e.Constraint)
 	field("Reason", e.Reason)
 	field("Approvers", e.Approvers)
 	field("Decided by", e.By)

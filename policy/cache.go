@@ -227,12 +227,12 @@ func (in Input) window(now int64) (lo, hi int64, ok bool) {
 	return lo, hi, true
 }
 
-// key appends an encoding of in, with body as its input.body (from
-// bodyValue), to buf that two inputs share only when they are equal: every
+// key appends an encoding of in, with pv as its input.body and
+// input.kubernetes (from parse), to buf that two inputs share only when they are equal: every
 // string is length-prefixed and every list counted. Query keys are sorted;
 // their values keep their order. The body is kept as a SHA-256 digest of
 // such an encoding, so that a large body does not make a large key.
-func (in Input) key(buf []byte, body ast.Value) []byte {
+func (in Input) key(buf []byte, pv parsed) []byte {
 	str := func(s string) {
 		buf = binary.AppendUvarint(buf, uint64(len(s)))
 		buf = append(buf, s...)
@@ -273,17 +273,36 @@ func (in Input) key(buf []byte, body ast.Value) []byte {
 		str(g.RequestID)
 		str(g.Scope)
 		str(g.Target)
+		buf = binary.AppendUvarint(buf, uint64(len(g.Constraint)))
+		if len(g.Constraint) > 0 {
+			keys := make([]string, 0, len(g.Constraint))
+			for k := range g.Constraint {
+				keys = append(keys, k)
+			}
+			slices.Sort(keys)
+			for _, k := range keys {
+				str(k)
+				str(g.Constraint[k])
+			}
+		}
 		buf = binary.AppendVarint(buf, unixNano(g.NotBefore))
 		buf = binary.AppendVarint(buf, unixNano(g.ExpiresAt))
 	}
-	if body == nil {
-		return append(buf, 0)
+	// input.kubernetes is read from the method, path and query, which
+	// are in the key already; it is added anyway, so that the key never
+	// depends on how it was read.
+	for _, v := range [2]ast.Value{pv.kube, pv.body} {
+		if v == nil {
+			buf = append(buf, 0)
+			continue
+		}
+		h := sha256.New()
+		var scratch []byte
+		writeValue(h, &scratch, v)
+		buf = append(buf, 1)
+		buf = h.Sum(buf)
 	}
-	h := sha256.New()
-	var scratch []byte
-	writeValue(h, &scratch, body)
-	buf = append(buf, 1)
-	return h.Sum(buf)
+	return buf
 }
 
 // writeValue writes an encoding of v to h that two values share only when

@@ -120,7 +120,7 @@ func (e *Engine) Eval(ctx context.Context, in Input, now time.Time) (Decision, e
 	if err := ctx.Err(); err != nil {
 		return failed(), fmt.Errorf("policy: evaluate %s: %w", e.cfg.Query, err)
 	}
-	body, err := in.bodyValue()
+	pv, err := in.parse()
 	if err != nil {
 		return failed(), err
 	}
@@ -129,14 +129,14 @@ func (e *Engine) Eval(ctx context.Context, in Input, now time.Time) (Decision, e
 	gen, nowNS := e.gen.Load(), cacheTime(now)
 	if snap.cache != nil {
 		kb := keyBuffers.Get().(*[]byte)
-		key = in.key((*kb)[:0], body)
+		key = in.key((*kb)[:0], pv)
 		defer func() { *kb = key[:0]; keyBuffers.Put(kb) }()
 		if d, ok := snap.cache.get(key, gen, nowNS); ok {
 			return d, nil
 		}
 	}
 	rs, err := snap.decision.Eval(ctx,
-		rego.EvalParsedInput(in.valueWith(body)),
+		rego.EvalParsedInput(in.valueWith(pv)),
 		rego.EvalTime(now),
 	)
 	if err != nil {
@@ -281,6 +281,8 @@ var (
 	keyApproval    = ast.StringTerm("approval")
 	keyApprovers   = ast.StringTerm("approvers")
 	keyBody        = ast.StringTerm("body")
+	keyConstraint  = ast.StringTerm("constraint")
+	keyKubernetes  = ast.StringTerm("kubernetes")
 )
 
 // bodyValue is in.Body as Rego sees it; nil when there is no body.
@@ -295,16 +297,52 @@ func (in Input) bodyValue() (ast.Value, error) {
 	return v, nil
 }
 
-// value is in as the Rego input document; in.Body must convert (bodyValue).
-func (in Input) value() ast.Value {
-	body, _ := in.bodyValue()
-	return in.valueWith(body)
+// kubernetesValue is in.Kubernetes as Rego sees it; nil when it is nil.
+func (in Input) kubernetesValue() (ast.Value, error) {
+	if in.Kubernetes == nil {
+		return nil, nil
+	}
+	v, err := ast.InterfaceToValue(in.Kubernetes)
+	if err != nil {
+		return nil, fmt.Errorf("%w: kubernetes: %w", ErrInvalidInput, err)
+	}
+	return v, nil
 }
 
-// valueWith is in as the Rego input document, with body (from bodyValue) as
-// input.body, built directly as AST so that no JSON round trip happens per
-// call.
-func (in Input) valueWith(body ast.Value) ast.Value {
+// constraintTerm is a grant's constraint as a Rego object.
+func constraintTerm(c map[string]string) *ast.Term {
+	obj := ast.NewObjectWithCapacity(len(c))
+	for k, v := range c {
+		obj.Insert(ast.StringTerm(k), ast.StringTerm(v))
+	}
+	return ast.NewTerm(obj)
+}
+
+// parsed are the parts of an input that are converted to Rego values
+// whole: input.body and input.kubernetes, nil when absent.
+type parsed struct{ body, kube ast.Value }
+
+// parse converts in.Body and in.Kubernetes.
+func (in Input) parse() (parsed, error) {
+	body, err := in.bodyValue()
+	if err != nil {
+		return parsed{}, err
+	}
+	kube, err := in.kubernetesValue()
+	return parsed{body: body, kube: kube}, err
+}
+
+// value is in as the Rego input document; in.Body and in.Kubernetes must
+// convert (parse).
+func (in Input) value() ast.Value {
+	pv, _ := in.parse()
+	return in.valueWith(pv)
+}
+
+// valueWith is in as the Rego input document, with pv (from parse) as
+// input.body and input.kubernetes, built directly as AST so that no JSON
+// round trip happens per call.
+func (in Input) valueWith(pv parsed) ast.Value {
 	subject := []([2]*ast.Term){
 		ast.Item(keyID, ast.StringTerm(in.Subject.ID)),
 		ast.Item(keyGroups, stringArray(in.Subject.Groups)),
@@ -326,6 +364,7 @@ func (in Input) valueWith(body ast.Value) ast.Value {
 			ast.Item(keyRequestID, ast.StringTerm(g.RequestID)),
 			ast.Item(keyScope, ast.StringTerm(g.Scope)),
 			ast.Item(keyTarget, ast.StringTerm(g.Target)),
+			ast.Item(keyConstraint, constraintTerm(g.Constraint)),
 			ast.Item(keyNotBefore, intTerm(unixNano(g.NotBefore))),
 			ast.Item(keyExpiresAt, intTerm(unixNano(g.ExpiresAt))),
 		)
@@ -340,8 +379,11 @@ func (in Input) valueWith(body ast.Value) ast.Value {
 		ast.Item(keySubject, ast.ObjectTerm(subject...)),
 		ast.Item(keyGrants, ast.ArrayTerm(grants...)),
 	}
-	if body != nil {
-		items = append(items, ast.Item(keyBody, ast.NewTerm(body)))
+	if pv.body != nil {
+		items = append(items, ast.Item(keyBody, ast.NewTerm(pv.body)))
+	}
+	if pv.kube != nil {
+		items = append(items, ast.Item(keyKubernetes, ast.NewTerm(pv.kube)))
 	}
 	return ast.NewObject(items...)
 }

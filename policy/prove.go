@@ -579,8 +579,8 @@ func sampleCalls(compiler *ast.Compiler, cat Catalog) []Input {
 			in.Host = "proof.invalid"
 		}
 		in.Subject = Subject{ID: proofSubject, Groups: []string{proofSubject}, MFA: true, Email: proofSubject + "@proof.invalid"}
-		body, _ := in.bodyValue()
-		key := string(in.key(nil, body))
+		pv, _ := in.parse()
+		key := string(in.key(nil, pv))
 		if seen[key] {
 			return
 		}

@@ -27,6 +27,13 @@ type Input struct {
 	// as encoding/json decodes them into an any (json.Number too); nil when
 	// the body is not judged.
 	Body any `json:"body,omitempty"`
+	// Kubernetes is the call as a Kubernetes API server reads it, for an
+	// upstream of type kubernetes (input.kubernetes): verb, group,
+	// version, resource, subresource, namespace, name, watch, dry_run,
+	// the selectors, non_resource and path, and the task it names and
+	// whether it is a read (task, read). Values are strings, booleans and
+	// lists of strings. Nil for other upstreams.
+	Kubernetes map[string]any `json:"kubernetes,omitempty"`
 }
 
 // BodySpec is how the proxy reads the body of a call before judging it, as
@@ -58,6 +65,7 @@ type Subject struct {
 
 // Grant is one of the caller's grants (an element of input.grants). Rego sees
 // id, request_id, scope ("task", "role" or "rolegroup"), target,
+// constraint (an object, empty when the grant is not narrowed),
 // not_before_ns and expires_at_ns, the times as Unix nanoseconds; a zero time
 // is 0, so a grant without an end is never live.
 type Grant struct {
@@ -65,20 +73,33 @@ type Grant struct {
 	RequestID string
 	Scope     string
 	Target    string
-	NotBefore time.Time
-	ExpiresAt time.Time
+	// Constraint narrows the grant to calls whose attributes have these
+	// values (see data.elevate.catalog.attributes).
+	Constraint map[string]string
+	NotBefore  time.Time
+	ExpiresAt  time.Time
 }
 
 // MarshalJSON encodes g as Rego sees it.
 func (g Grant) MarshalJSON() ([]byte, error) {
 	return json.Marshal(struct {
-		ID          string `json:"id"`
-		RequestID   string `json:"request_id"`
-		Scope       string `json:"scope"`
-		Target      string `json:"target"`
-		NotBeforeNS int64  `json:"not_before_ns"`
-		ExpiresAtNS int64  `json:"expires_at_ns"`
-	}{g.ID, g.RequestID, g.Scope, g.Target, unixNano(g.NotBefore), unixNano(g.ExpiresAt)})
+		ID          string            `json:"id"`
+		RequestID   string            `json:"request_id"`
+		Scope       string            `json:"scope"`
+		Target      string            `json:"target"`
+		Constraint  map[string]string `json:"constraint"`
+		NotBeforeNS int64             `json:"not_before_ns"`
+		ExpiresAtNS int64             `json:"expires_at_ns"`
+	}{g.ID, g.RequestID, g.Scope, g.Target, constraintOrEmpty(g.Constraint), unixNano(g.NotBefore), unixNano(g.ExpiresAt)})
+}
+
+// constraintOrEmpty is c, or an empty map for nil: Rego always sees an
+// object.
+func constraintOrEmpty(c map[string]string) map[string]string {
+	if c == nil {
+		return map[string]string{}
+	}
+	return c
 }
 
 var (

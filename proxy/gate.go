@@ -169,6 +169,19 @@ type Call struct {
 	// when the body is not judged: the call is judged once, without
 	// input.body.
 	Operations []Operation
+	// Kubernetes is input.kubernetes for a call to a kubernetes upstream
+	// (see kubeCall); nil otherwise.
+	Kubernetes map[string]any
+	// Attributes are what the call's catalog reads from it beyond its
+	// path (a Kubernetes call's verb, resource, namespace, name, ...),
+	// kept in its audit records.
+	Attributes map[string]string
+
+	// upgrade marks a Kubernetes exec, attach or port-forward call that
+	// asks to switch to WebSocket; stream one whose answer lasts (a
+	// watch, a followed log, an upgrade): a stream allowed by a grant is
+	// cut when the grant ends.
+	upgrade, stream bool
 }
 
 // Operation is one part of a judged body, judged on its own.
@@ -243,7 +256,7 @@ func (g *Gate) check(ctx context.Context, c Call, span *spanAttrs) Verdict {
 
 	rec := audit.Record{
 		ID: v.DecisionID, Time: now, Kind: audit.KindCall, Upstream: c.Upstream,
-		Method: c.Method, Host: c.Host, Path: c.displayPath(), Query: c.RawQuery,
+		Method: c.Method, Host: c.Host, Path: c.displayPath(), Query: c.RawQuery, Attributes: c.Attributes,
 	}
 	if c.Body != nil {
 		rec.BodyHMAC = g.bodyDigest(c.Body)
@@ -277,7 +290,7 @@ func (g *Gate) check(ctx context.Context, c Call, span *spanAttrs) Verdict {
 
 	// 3. Policy: the call, or each operation of its judged body.
 	in := policy.Input{
-		Method: c.Method, Upstream: c.Upstream, Host: c.Host, Path: c.Path, Query: c.Query,
+		Method: c.Method, Upstream: c.Upstream, Host: c.Host, Path: c.Path, Query: c.Query, Kubernetes: c.Kubernetes,
 		Subject: policy.Subject{ID: id.Subject, Groups: id.Groups, MFA: id.MFA(), Email: id.Email},
 		Grants:  make([]policy.Grant, 0, len(live)),
 	}
@@ -396,6 +409,13 @@ func (g *Gate) check(ctx context.Context, c Call, span *spanAttrs) Verdict {
 			rec.GrantID, rec.RequestID, rec.Reason = used.ID, used.RequestID, v.Problem.Reason
 		} else {
 			v.Problem = grantRequiredProblem(d)
+		}
+		if narrow := requestConstraint(c.Attributes); narrow != "" {
+			// Ask for the namespace of the call, not the whole cluster.
+			cmd := strings.Replace(v.Problem.Request, " --reason ", narrow+" --reason ", 1)
+			v.Problem.Detail = strings.Replace(v.Problem.Detail, v.Problem.Request, cmd, 1)
+			v.Problem.Detail = strings.Replace(v.Problem.Detail, " needs an approved grant", " in namespace "+c.Attributes["namespace"]+" needs an approved grant", 1)
+			v.Problem.Request = cmd
 		}
 	default: // policy.Deny and anything unexpected
 		rec.Event, rec.Status = audit.EventDenied, http.StatusForbidden
@@ -596,7 +616,7 @@ func plural(n int, one, many string) string {
 func policyGrant(gr *grants.Grant) policy.Grant {
 	return policy.Grant{
 		ID: gr.ID, RequestID: gr.RequestID, Scope: string(gr.Scope), Target: gr.Target,
-		NotBefore: gr.NotBefore, ExpiresAt: gr.ExpiresAt,
+		Constraint: gr.Constraint, NotBefore: gr.NotBefore, ExpiresAt: gr.ExpiresAt,
 	}
 }
 
@@ -697,7 +717,7 @@ func (g *Gate) Outcome(ctx context.Context, v Verdict, c Call, o Outcome) {
 	rec := audit.Record{
 		Time: g.cfg.Now(), Kind: audit.KindCall, Event: audit.EventOutcome, Ref: v.DecisionID,
 		Subject: v.Identity.Subject, Task: v.Decision.Task, Upstream: c.Upstream,
-		Method: c.Method, Host: c.Host, Path: c.displayPath(), Query: c.RawQuery,
+		Method: c.Method, Host: c.Host, Path: c.displayPath(), Query: c.RawQuery, Attributes: c.Attributes,
 		Status: o.Status, Bytes: o.Bytes, DurationMS: float64(o.Duration.Microseconds()) / 1000, Reason: o.Reason,
 	}
 	if v.Grant != nil {

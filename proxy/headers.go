@@ -19,7 +19,8 @@ import (
 func refuseShape(r *http.Request, rt *route) *Problem {
 	if up := r.Header.Get("Upgrade"); up != "" || r.Header.Get("HTTP2-Settings") != "" {
 		websocket := strings.EqualFold(strings.TrimSpace(up), "websocket") && r.Header.Get("HTTP2-Settings") == ""
-		if !websocket || (rt != nil && !rt.AllowWebsocket) {
+		// A kubernetes upstream's upgrades are judged by kubeCall.
+		if !websocket || (rt != nil && !rt.AllowWebsocket && !rt.kube) {
 			return NewProblem(http.StatusBadRequest, "upgrade-refused", "protocol upgrades are not allowed through elevate for this upstream")
 		}
 	}

@@ -27,6 +27,10 @@ type Problem struct {
 	Request string `json:"request_command,omitempty"`
 	// ExistingID names the pending request a duplicate collides with.
 	ExistingID string `json:"existing_id,omitempty"`
+
+	// kube sends the problem as a Kubernetes Status (statusBody), to a
+	// client of a kubernetes upstream.
+	kube bool
 }
 
 // problemType turns a short slug into the problem type URI.
@@ -62,9 +66,12 @@ func (p *Problem) Write(w http.ResponseWriter) {
 
 // response renders the problem as an *http.Response for the proxy engine.
 func (p *Problem) response(req *http.Request, extra http.Header) *http.Response {
-	b := p.body()
+	b, ctype := p.body(), "application/problem+json"
+	if p.kube {
+		b, ctype = p.statusBody(), "application/json"
+	}
 	h := http.Header{}
-	h.Set("Content-Type", "application/problem+json")
+	h.Set("Content-Type", ctype)
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Length", strconv.Itoa(len(b)))

@@ -186,7 +186,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		trace.WithAttributes(serverAttrs(r)...))
 	defer span.End()
 	sw := &statusWriter{ResponseWriter: w}
-	p.gp.ServeHTTP(sw, r.WithContext(ctx))
+	p.gp.ServeHTTP(sw, r.WithContext(context.WithValue(ctx, writerKey{}, sw)))
+	if r.Method != http.MethodConnect {
+		// An upgraded call's connection ends with it: the engine does not
+		// close the connection it took over once the relay ends.
+		sw.closeHijacked()
+	}
 	span.SetAttributes(semconv.HTTPResponseStatusCode(sw.status()))
 	if sw.status() >= 500 {
 		span.SetStatus(codes.Error, http.StatusText(sw.status()))
@@ -358,18 +363,26 @@ func (p *Proxy) onRequest(r *http.Request, gctx *goproxy.ProxyCtx) (*http.Reques
 		}
 	}
 	if prob := refuseShape(r, nil); prob != nil {
+		prob.kube = p.kubeTarget(target)
 		return r, p.refuse(ctx, r, audit.Record{Event: audit.EventBadRequest, Method: r.Method}, prob)
 	}
 	res, rec, prob := p.resolve(r.Method, target, hostport, !isReverse)
 	if prob != nil {
+		prob.kube = p.kubeTarget(target)
 		return r, p.refuse(ctx, r, rec, prob)
 	}
 	rt, rest := res.route, res.call.Path
 	if prob := refuseShape(r, rt); prob != nil {
-		rec.Event = audit.EventBadRequest
+		rec.Event, prob.kube = audit.EventBadRequest, rt.kube
 		return r, p.refuse(ctx, r, rec, prob)
 	}
 	call := res.call
+	if rt.kube {
+		if prob := kubeCall(&call, r.Header); prob != nil {
+			rec.Event, prob.kube = audit.EventBadRequest, true
+			return r, p.refuse(ctx, r, rec, prob)
+		}
+	}
 	var body []byte // forwarded in place of the caller's body when not nil
 	if spec := p.bodySpec(call); spec.Kind != "" {
 		jb, ref := readJudgedBody(r, rt, spec)
@@ -381,6 +394,7 @@ func (p *Proxy) onRequest(r *http.Request, gctx *goproxy.ProxyCtx) (*http.Reques
 			if ref.digest != nil {
 				rec.BodyHMAC = p.gate.bodyDigest(ref.digest)
 			}
+			ref.prob.kube = rt.kube
 			return r, p.refuse(ctx, r, rec, ref.prob)
 		}
 		call.Body, call.Operations, body = jb.raw, jb.ops, jb.forward
@@ -391,7 +405,7 @@ func (p *Proxy) onRequest(r *http.Request, gctx *goproxy.ProxyCtx) (*http.Reques
 		var prob *Problem
 		var why string
 		if body, prob, why = formBody(r, rt); prob != nil {
-			rec.Event, rec.Reason = audit.EventBadRequest, why
+			rec.Event, rec.Reason, prob.kube = audit.EventBadRequest, why, rt.kube
 			return r, p.refuse(ctx, r, rec, prob)
 		}
 	}
@@ -421,10 +435,20 @@ func (p *Proxy) onRequest(r *http.Request, gctx *goproxy.ProxyCtx) (*http.Reques
 				extra["Proxy-Authenticate"] = []string{`Bearer realm="elevate"`, `Basic realm="elevate"`}
 			}
 		}
+		v.Problem.kube = rt.kube
 		return r, v.Problem.response(r, extra)
 	}
 
 	out := p.outbound(ctx, r, rt, rest, res.rawQuery, body, call.Host, isReverse, inTunnel)
+	if rt.kube {
+		rt.impersonate(out.Header, v.Identity)
+		if call.upgrade {
+			// kubeCall let this upgrade through: exec, attach or
+			// port-forward, judged as its own task.
+			out.Header.Set("Connection", "Upgrade")
+			out.Header.Set("Upgrade", "websocket")
+		}
+	}
 	call.Token = ""
 	st.verdict, st.route, st.call = v, rt, call
 	gctx.RoundTripper = rt.roundTripper
@@ -535,6 +559,14 @@ func (p *Proxy) onResponse(resp *http.Response, gctx *goproxy.ProxyCtx) *http.Re
 		// The caller can quote the decision, as with a refusal.
 		resp.Header.Set("Elevate-Decision-Id", st.verdict.DecisionID)
 	}
+	if st != nil && st.route != nil && resp.ContentLength < 0 && resp.StatusCode != http.StatusSwitchingProtocols &&
+		gctx.Req.ProtoAtLeast(1, 1) && gctx.Req.Method != http.MethodHead {
+		// An answer of unknown length may be a stream (a Kubernetes watch,
+		// a followed log): the engine relays it chunk by chunk, flushing
+		// each, when it is marked chunked; the server then writes the
+		// chunked encoding itself.
+		resp.Header.Set("Transfer-Encoding", "chunked")
+	}
 	if len(gctx.Req.TransferEncoding) > 0 && resp.StatusCode != http.StatusSwitchingProtocols {
 		// A chunked request may also have carried a Content-Length, which
 		// the HTTP server drops without telling; RFC 9112 6.3 then asks
@@ -561,12 +593,23 @@ func (p *Proxy) roundTrip(tr http.RoundTripper, req *http.Request, gctx *goproxy
 	ctx, span := p.tracer.Start(req.Context(), "elevate.upstream "+req.Method,
 		trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attrs...))
 	p.prop.Inject(ctx, propagation.HeaderCarrier(req.Header))
+	// A stream allowed by a grant lasts no longer than the grant: hold
+	// cancels the call (and closes an upgraded connection) when it ends.
+	var hold *grantHold
+	if st != nil && st.call.stream && st.verdict.Grant != nil {
+		ctx, hold = p.holdGrant(ctx, st.verdict, st.call)
+	}
 	start := time.Now()
 	resp, err := tr.RoundTrip(req.WithContext(ctx))
 	if st != nil && st.route != nil {
 		p.gate.observeUpstream(ctx, st.route.Name, time.Since(start))
 	}
 	done := func(status int, n int64, reason string) {
+		if hold != nil && status != http.StatusSwitchingProtocols {
+			if why := hold.stop(); why != "" {
+				reason = why
+			}
+		}
 		span.End()
 		if st == nil || st.route == nil {
 			return
@@ -584,9 +627,17 @@ func (p *Proxy) roundTrip(tr http.RoundTripper, req *http.Request, gctx *goproxy
 	if resp.StatusCode >= 500 {
 		span.SetStatus(codes.Error, http.StatusText(resp.StatusCode))
 	}
-	if resp.StatusCode == http.StatusSwitchingProtocols || resp.Body == nil || resp.Body == http.NoBody {
+	if resp.StatusCode == http.StatusSwitchingProtocols {
 		// An upgraded connection's body is the connection itself: the
-		// outcome is the switch.
+		// outcome is the switch. A held one is closed, both ways, when
+		// its grant ends.
+		done(resp.StatusCode, 0, "")
+		if hold != nil {
+			hold.upgraded(resp.Body, writerFrom(req.Context()))
+		}
+		return resp, nil
+	}
+	if resp.Body == nil || resp.Body == http.NoBody {
 		done(resp.StatusCode, 0, "")
 		return resp, nil
 	}

@@ -2,15 +2,18 @@ package proxy
 
 import (
 	"bufio"
+	"context"
 	"io"
 	"net"
 	"net/http"
+	"sync"
 )
 
 // statusWriter remembers the status code written.
 type statusWriter struct {
 	http.ResponseWriter
 	code int
+	hj   hijackedConn
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -61,5 +64,42 @@ func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if w.code == 0 {
 		w.code = http.StatusOK
 	}
-	return http.NewResponseController(w.ResponseWriter).Hijack()
+	conn, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err == nil {
+		w.hj.mu.Lock()
+		w.hj.conn = conn
+		if w.hj.closed {
+			_ = conn.Close()
+		}
+		w.hj.mu.Unlock()
+	}
+	return conn, rw, err
+}
+
+// writerKey carries the listener's statusWriter in a call's context, so
+// that an upgraded call's connection can be closed when its grant ends.
+type writerKey struct{}
+
+func writerFrom(ctx context.Context) *statusWriter {
+	sw, _ := ctx.Value(writerKey{}).(*statusWriter)
+	return sw
+}
+
+// hijackedConn is the connection taken over by an upgrade, and whether it
+// is to be closed (closeHijacked) as soon as it is taken.
+type hijackedConn struct {
+	mu     sync.Mutex
+	conn   net.Conn
+	closed bool
+}
+
+// closeHijacked closes the connection an upgrade took over, now or, when
+// it is not taken yet, as soon as it is.
+func (w *statusWriter) closeHijacked() {
+	w.hj.mu.Lock()
+	defer w.hj.mu.Unlock()
+	w.hj.closed = true
+	if w.hj.conn != nil {
+		_ = w.hj.conn.Close()
+	}
 }

@@ -183,6 +183,10 @@ func (p *Proxy) Resolve(method, rawURL string) (Call, *Problem) {
 	}
 	h, ok := normalHost(hostport)
 	res, _, prob := p.resolve(method, target, hostport, ok && p.forwardHost(h))
+	if prob == nil && res.route.kube {
+		// Judged as the proxy listener judges it, without headers.
+		prob = kubeCall(&res.call, http.Header{})
+	}
 	return res.call, prob
 }
 

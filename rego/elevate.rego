@@ -140,6 +140,7 @@ system_account if data.elevate_state.control.system_accounts[input.subject.id] =
 covering_grants contains g if {
 	some g in input.grants
 	grant_covers(g, task)
+	constraint_holds(g)
 	g.not_before_ns <= time.now_ns()
 	time.now_ns() < g.expires_at_ns
 }
@@ -158,6 +159,20 @@ grant_covers(g, t) if {
 	g.scope == "rolegroup"
 	t in role_group_tasks[g.target]
 }
+
+# A grant narrowed by a constraint (a Kubernetes namespace, an object
+# name) covers only calls whose attributes, as the call's catalog exposes
+# them in data.elevate.catalog.attributes, have every value it names; a
+# call that exposes no such attribute is not covered.
+constraint_holds(g) if {
+	every k, v in object.get(g, "constraint", {}) {
+		call_attributes[k] == v
+	}
+}
+
+default call_attributes := {}
+
+call_attributes := catalog.attributes
 
 grant_id := min({g.id |
 	some g in covering_grants

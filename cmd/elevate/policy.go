@@ -44,6 +44,7 @@ func policyCreateCmd(g *globals) *cobra.Command {
 		approval, approvers, maxDuration, reasonPattern string
 		approvals, minReason, maxUses                   int
 		requireMFA, requesterMFA                        bool
+		requireConstraint                               []string
 	)
 	c := &cobra.Command{
 		Use:     "create (--task T | --role R | --role-group G) --approval manual|auto [--approvers GROUP] [--approvals N] [--max-duration D] [--require-mfa]",
@@ -68,7 +69,7 @@ func policyCreateCmd(g *globals) *cobra.Command {
 			}
 			body := api.PolicyBody{Scope: scope, Target: target, Approval: approval, Approvers: approvers,
 				Approvals: nApprovals, MaxDuration: maxDuration, RequireMFA: requireMFA, RequireRequesterMFA: requesterMFA,
-				MinReasonLength: minReason, ReasonPattern: reasonPattern, MaxUses: maxUses}
+				MinReasonLength: minReason, ReasonPattern: reasonPattern, MaxUses: maxUses, RequireConstraint: requireConstraint}
 			return call(cmd, g, "POST", "/v1/policies", body, policyTable)
 		},
 	}
@@ -82,6 +83,8 @@ func policyCreateCmd(g *globals) *cobra.Command {
 	c.Flags().IntVar(&minReason, "min-reason-length", 0, "shortest acceptable reason")
 	c.Flags().StringVar(&reasonPattern, "reason-pattern", "", "regular expression the reason must match, e.g. a ticket '^CHG-[0-9]+'")
 	c.Flags().IntVar(&maxUses, "max-uses", 0, "calls a grant allows before it ends (0: unlimited)")
+	c.Flags().StringSliceVar(&requireConstraint, "require-scope", nil, "attributes every request must narrow its grant by, e.g. namespace (Kubernetes: --namespace)")
+	c.Flags().StringSliceVar(&requireConstraint, "require-constraint", nil, "same as --require-scope")
 	return c
 }
 
@@ -97,6 +100,7 @@ func policyTable(w io.Writer, p grants.Policy) error {
 		{"max duration", policyMaxDuration(p)}, {"max uses", maxUses},
 		{"min reason length", strconv.Itoa(p.MinReasonLength)}, {"reason pattern", p.ReasonPattern},
 		{"approver mfa", strconv.FormatBool(p.RequireMFA)}, {"requester mfa", strconv.FormatBool(p.RequireRequesterMFA)},
+		{"required scope", strings.Join(p.RequireConstraint, ", ")},
 		{"created by", p.CreatedBy}, {"created", ts(p.CreatedAt)},
 	})
 }

@@ -89,6 +89,9 @@ func bundleUpstreams(ctx context.Context, c Config, dev bool) ([]string, error) 
 	}
 	upstreams := []string{}
 	for _, u := range c.proxyConfig(demo).Upstreams {
+		if u.Type == proxy.TypeKubernetes {
+			continue // the Kubernetes catalog serves every kubernetes upstream
+		}
 		upstreams = append(upstreams, u.Name)
 	}
 	builtIn, err := builtInUpstreams(ctx)

@@ -26,9 +26,11 @@ func requestCreateCmd(g *globals) *cobra.Command {
 		reason, duration  string
 		start             string
 		quiet, breakGlass bool
+		namespace, name   string
+		constraints       []string
 	)
 	c := &cobra.Command{
-		Use:     "create (--task T | --role R | --role-group G) --reason TEXT [--duration 4h] [--start TIME]",
+		Use:     "create (--task T | --role R | --role-group G) --reason TEXT [--duration 4h] [--start TIME] [--namespace NS] [--name NAME] [--constraint KEY=VALUE]",
 		Aliases: []string{"new"},
 		Short:   "Request a time-bound grant",
 		Args:    cobra.NoArgs,
@@ -41,6 +43,9 @@ func requestCreateCmd(g *globals) *cobra.Command {
 				return usageError("--reason: required")
 			}
 			body := api.NewRequestBody{Scope: scope, Target: target, Reason: reason, Duration: duration, BreakGlass: breakGlass}
+			if body.Constraint, err = constraintFlags(namespace, name, constraints); err != nil {
+				return err
+			}
 			if duration != "" {
 				if d, err := time.ParseDuration(duration); err != nil || d <= 0 {
 					return usageError("--duration: %q is not a positive duration such as 30m or 4h", duration)
@@ -69,6 +74,9 @@ func requestCreateCmd(g *globals) *cobra.Command {
 	c.Flags().StringVar(&duration, "duration", "", "how long the grant lasts once approved (default 4h)")
 	c.Flags().StringVar(&start, "start", "", "when the grant starts (RFC 3339); default: at approval")
 	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the request id")
+	c.Flags().StringVar(&namespace, "namespace", "", "narrow the grant to one namespace (Kubernetes); same as --constraint namespace=NS")
+	c.Flags().StringVar(&name, "name", "", "narrow the grant to one object name (Kubernetes); same as --constraint name=NAME")
+	c.Flags().StringArrayVar(&constraints, "constraint", nil, "narrow the grant to calls whose attribute KEY is VALUE (repeatable)")
 	c.Flags().BoolVar(&breakGlass, "break-glass", false, "emergency access for the break-glass group: effective at once, every approver told, marked for review")
 	return c
 }
@@ -148,6 +156,53 @@ func decideCmd(g *globals, action string) *cobra.Command {
 	return c
 }
 
+// constraintFlags turns --namespace, --name and --constraint KEY=VALUE
+// into a request's constraint; nil when none is given.
+func constraintFlags(namespace, name string, pairs []string) (map[string]string, error) {
+	out := map[string]string{}
+	set := func(flag, k, v string) error {
+		if v == "" {
+			return usageError("%s: the value must not be empty", flag)
+		}
+		if old, ok := out[k]; ok && old != v {
+			return usageError("%s: %s is given twice (%q and %q)", flag, k, old, v)
+		}
+		out[k] = v
+		return nil
+	}
+	for _, p := range pairs {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok || k == "" {
+			return nil, usageError("--constraint: %q is not KEY=VALUE", p)
+		}
+		if err := set("--constraint", k, v); err != nil {
+			return nil, err
+		}
+	}
+	if namespace != "" {
+		if err := set("--namespace", "namespace", namespace); err != nil {
+			return nil, err
+		}
+	}
+	if name != "" {
+		if err := set("--name", "name", name); err != nil {
+			return nil, err
+		}
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	return out, nil
+}
+
+// constraintText is a constraint as a table shows it.
+func constraintText(c grants.Constraint) string {
+	if len(c) == 0 {
+		return "none (every call of the target)"
+	}
+	return c.String()
+}
+
 // requestTable shows one request, its grant's window and its decisions.
 func requestTable(w io.Writer, r grants.Request) error {
 	var approvals []string
@@ -156,8 +211,8 @@ func requestTable(w io.Writer, r grants.Request) error {
 	}
 	kv := [][2]string{
 		{"id", r.ID}, {"status", string(r.Status)}, {"requester", r.Requester},
-		{"target", string(r.Scope) + " " + r.Target}, {"reason", r.Reason}, {"duration", time.Duration(r.Duration).String()},
-		{"approvers", r.Approvers}, {"approvals", fmt.Sprintf("%d/%d %s", len(r.Approvals), r.ApprovalsRequired, strings.Join(approvals, ","))},
+		{"target", string(r.Scope) + " " + r.Target}, {"constraint", constraintText(r.Constraint)}, {"reason", r.Reason},
+		{"duration", time.Duration(r.Duration).String()}, {"approvers", r.Approvers}, {"approvals", fmt.Sprintf("%d/%d %s", len(r.Approvals), r.ApprovalsRequired, strings.Join(approvals, ","))},
 		{"created", ts(r.CreatedAt)}, {"expires", ts(r.ExpiresAt)},
 	}
 	switch {
@@ -187,7 +242,11 @@ func requestTable(w io.Writer, r grants.Request) error {
 func requestListTable(w io.Writer, l requestList) error {
 	rows := [][]string{}
 	for _, r := range l.Requests {
-		rows = append(rows, []string{r.ID, string(r.Status), r.Requester, string(r.Scope) + " " + r.Target,
+		target := string(r.Scope) + " " + r.Target
+		if len(r.Constraint) > 0 {
+			target += " (" + r.Constraint.String() + ")"
+		}
+		rows = append(rows, []string{r.ID, string(r.Status), r.Requester, target,
 			time.Duration(r.Duration).String(), fmt.Sprintf("%d/%d", len(r.Approvals), r.ApprovalsRequired), ts(r.CreatedAt), r.Reason})
 	}
 	return table(w, []string{"ID", "STATUS", "REQUESTER", "TARGET", "DURATION", "APPROVALS", "CREATED", "REASON"}, rows)

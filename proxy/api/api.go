@@ -444,7 +444,7 @@ var notified = map[string]bool{
 func NotifyEvent(kind string, q grants.Request, email, by, comment, decisionID, traceID string, at time.Time) notify.Event {
 	e := notify.Event{
 		Kind: kind, RequestID: q.ID, Requester: q.Requester, RequesterEmail: email, Scope: string(q.Scope),
-		Target: q.Target, Reason: q.Reason, Approvers: q.Approvers, By: by, Comment: comment,
+		Target: q.Target, Constraint: q.Constraint.String(), Reason: q.Reason, Approvers: q.Approvers, By: by, Comment: comment,
 		Status: string(q.Status), At: at, DecisionID: decisionID, TraceID: traceID,
 	}
 	if e.RequesterEmail == "" {

@@ -112,6 +112,9 @@ type NewRequestBody struct {
 	Reason   string    `json:"reason"`
 	Duration string    `json:"duration,omitempty"`
 	StartAt  time.Time `json:"start_at,omitempty"`
+	// Constraint narrows the grant to calls with these attributes, for
+	// example {"namespace": "prod"}.
+	Constraint map[string]string `json:"constraint,omitempty"`
 	// BreakGlass grants at once, without a policy, to members of the
 	// break-glass group; every approver is told and the grant is marked
 	// for review.
@@ -140,7 +143,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, c caller) {
 	}
 	req, err := s.cfg.Store.Submit(r.Context(), grants.NewRequest{
 		Requester: c.actor(), Scope: grants.Scope(in.Scope), Target: in.Target, Reason: in.Reason,
-		Duration: d, StartAt: in.StartAt, PolicyID: pol.ID,
+		Duration: d, StartAt: in.StartAt, PolicyID: pol.ID, Constraint: in.Constraint,
 	})
 	if err != nil {
 		s.fail(w, r, c, err)
@@ -190,6 +193,7 @@ func (s *Server) breakGlass(w http.ResponseWriter, r *http.Request, c caller, in
 	}
 	req, err := s.cfg.Store.BreakGlass(r.Context(), grants.NewRequest{
 		Requester: c.actor(), Scope: grants.Scope(in.Scope), Target: in.Target, Reason: in.Reason, Duration: d, StartAt: in.StartAt,
+		Constraint: in.Constraint,
 	})
 	if err != nil {
 		s.fail(w, r, c, err)
@@ -329,6 +333,9 @@ type PolicyBody struct {
 	MinReasonLength     int    `json:"min_reason_length,omitempty"`
 	ReasonPattern       string `json:"reason_pattern,omitempty"`
 	MaxUses             int    `json:"max_uses,omitempty"`
+	// RequireConstraint names the attributes every request must narrow
+	// its grant by, for example ["namespace"].
+	RequireConstraint []string `json:"require_constraint,omitempty"`
 }
 
 func (s *Server) createPolicy(w http.ResponseWriter, r *http.Request, c caller) {
@@ -352,7 +359,7 @@ func (s *Server) createPolicy(w http.ResponseWriter, r *http.Request, c caller) 
 		Scope: grants.Scope(in.Scope), Target: in.Target, Approval: in.Approval, Approvers: in.Approvers,
 		Approvals: approvals, MaxDuration: grants.Duration(maxd), RequireMFA: in.RequireMFA, CreatedBy: c.Subject,
 		RequireRequesterMFA: in.RequireRequesterMFA, MinReasonLength: in.MinReasonLength,
-		ReasonPattern: in.ReasonPattern, MaxUses: in.MaxUses,
+		ReasonPattern: in.ReasonPattern, MaxUses: in.MaxUses, RequireConstraint: in.RequireConstraint,
 	})
 	if err != nil {
 		s.fail(w, r, c, err)
