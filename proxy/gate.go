@@ -177,11 +177,12 @@ type Call struct {
 	// kept in its audit records.
 	Attributes map[string]string
 
-	// upgrade marks a Kubernetes exec, attach or port-forward call that
-	// asks to switch to WebSocket; stream one whose answer lasts (a
-	// watch, a followed log, an upgrade): a stream allowed by a grant is
-	// cut when the grant ends.
-	upgrade, stream bool
+	// upgrade is the protocol a Kubernetes exec, attach or port-forward
+	// call asks to switch to ("websocket" or spdyProtocol), "" for none;
+	// stream marks a call whose answer lasts (a watch, a followed log, an
+	// upgrade): a stream allowed by a grant is cut when the grant ends.
+	upgrade string
+	stream  bool
 }
 
 // Operation is one part of a judged body, judged on its own.

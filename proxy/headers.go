@@ -15,12 +15,12 @@ import (
 // refuseShape rejects requests whose framing or protocol could let bytes past
 // the gate that were not judged. With rt nil it applies the rules for every
 // call; with the call's route, websocket upgrades pass where the route
-// allows them.
-func refuseShape(r *http.Request, rt *route) *Problem {
-	if up := r.Header.Get("Upgrade"); up != "" || r.Header.Get("HTTP2-Settings") != "" {
+// allows them. kubeUpgrades leaves upgrades to kubeCall, for a call to a
+// kubernetes upstream.
+func refuseShape(r *http.Request, rt *route, kubeUpgrades bool) *Problem {
+	if up := r.Header.Get("Upgrade"); !kubeUpgrades && (up != "" || r.Header.Get("HTTP2-Settings") != "") {
 		websocket := strings.EqualFold(strings.TrimSpace(up), "websocket") && r.Header.Get("HTTP2-Settings") == ""
-		// A kubernetes upstream's upgrades are judged by kubeCall.
-		if !websocket || (rt != nil && !rt.AllowWebsocket && !rt.kube) {
+		if !websocket || (rt != nil && !rt.AllowWebsocket) {
 			return NewProblem(http.StatusBadRequest, "upgrade-refused", "protocol upgrades are not allowed through elevate for this upstream")
 		}
 	}

@@ -57,7 +57,7 @@ func (p *Proxy) holdGrant(ctx context.Context, v Verdict, c Call) (context.Conte
 			}
 			if why != "" {
 				p.log.Info("stream cut", "decision_id", v.DecisionID, "grant", gr.ID, "task", v.Decision.Task, "reason", why)
-				if c.upgrade {
+				if c.upgrade != "" {
 					// The switch was the call's outcome; the cut is recorded too.
 					p.gate.Outcome(ctx, v, c, Outcome{Status: 101, Reason: "stream cut: " + why})
 				}

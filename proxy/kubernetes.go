@@ -18,6 +18,10 @@ import (
 	"github.com/elevate-pam/elevate/proxy/identity"
 )
 
+// spdyProtocol is the Upgrade token of the streams kubectl falls back to
+// when an API server does not take WebSocket.
+const spdyProtocol = "SPDY/3.1"
+
 // kubeUpgrades are the subresources whose calls may switch protocols:
 // the streams of exec, attach and port-forward.
 var kubeUpgrades = map[string]bool{"exec": true, "attach": true, "portforward": true}
@@ -44,15 +48,21 @@ func kubeCall(c *Call, h http.Header) *Problem {
 		}
 		return NewProblem(http.StatusBadRequest, "ambiguous-kubernetes-call", detail)
 	}
-	if up := strings.TrimSpace(h.Get("Upgrade")); up != "" {
+	if up := strings.TrimSpace(h.Get("Upgrade")); up != "" || h.Get("HTTP2-Settings") != "" {
 		if !kubeUpgrades[a.Subresource] || a.NonResource {
 			return NewProblem(http.StatusBadRequest, "upgrade-refused", "only exec, attach and port-forward calls may switch protocols")
 		}
-		if !strings.EqualFold(up, "websocket") {
+		switch {
+		case h.Get("HTTP2-Settings") != "":
+			return NewProblem(http.StatusBadRequest, "upgrade-refused", "h2c upgrades are refused")
+		case strings.EqualFold(up, "websocket"):
+			c.upgrade = "websocket"
+		case strings.EqualFold(up, spdyProtocol):
+			c.upgrade = spdyProtocol
+		default:
 			return NewProblem(http.StatusBadRequest, "upgrade-refused",
-				"elevate relays exec, attach and port-forward streams over WebSocket (kubectl 1.31 and later), not "+truncate(up, 32))
+				"exec, attach and port-forward streams switch to WebSocket or SPDY/3.1, not "+truncate(up, 32))
 		}
-		c.upgrade = true
 	}
 	task := kubernetes.TaskName(a)
 	read := kubernetes.Read(a)
@@ -89,7 +99,7 @@ func kubeCall(c *Call, h http.Header) *Problem {
 	if cmd := c.Query["command"]; a.Subresource == "exec" && len(cmd) > 0 {
 		attrs["command"] = truncate(strings.Join(cmd, " "), 1024)
 	}
-	c.Kubernetes, c.Attributes, c.stream = in, attrs, a.Watch || c.upgrade || a.Subresource == "log" && c.Query.Get("follow") == "true"
+	c.Kubernetes, c.Attributes, c.stream = in, attrs, a.Watch || c.upgrade != "" || a.Subresource == "log" && c.Query.Get("follow") == "true"
 	return nil
 }
 

@@ -362,8 +362,11 @@ func (p *Proxy) onRequest(r *http.Request, gctx *goproxy.ProxyCtx) (*http.Reques
 				NewProblem(http.StatusMisdirectedRequest, "misdirected", "the request's host is not the host of the tunnel"))
 		}
 	}
-	if prob := refuseShape(r, nil); prob != nil {
-		prob.kube = p.kubeTarget(target)
+	// A kubernetes upstream's upgrades are judged once the call is read
+	// (kubeCall), so that a refused exec names its task.
+	kubeTarget := p.kubeTarget(target)
+	if prob := refuseShape(r, nil, kubeTarget); prob != nil {
+		prob.kube = kubeTarget
 		return r, p.refuse(ctx, r, audit.Record{Event: audit.EventBadRequest, Method: r.Method}, prob)
 	}
 	res, rec, prob := p.resolve(r.Method, target, hostport, !isReverse)
@@ -372,7 +375,7 @@ func (p *Proxy) onRequest(r *http.Request, gctx *goproxy.ProxyCtx) (*http.Reques
 		return r, p.refuse(ctx, r, rec, prob)
 	}
 	rt, rest := res.route, res.call.Path
-	if prob := refuseShape(r, rt); prob != nil {
+	if prob := refuseShape(r, rt, rt.kube); prob != nil {
 		rec.Event, prob.kube = audit.EventBadRequest, rt.kube
 		return r, p.refuse(ctx, r, rec, prob)
 	}
@@ -442,11 +445,11 @@ func (p *Proxy) onRequest(r *http.Request, gctx *goproxy.ProxyCtx) (*http.Reques
 	out := p.outbound(ctx, r, rt, rest, res.rawQuery, body, call.Host, isReverse, inTunnel)
 	if rt.kube {
 		rt.impersonate(out.Header, v.Identity)
-		if call.upgrade {
+		if call.upgrade != "" {
 			// kubeCall let this upgrade through: exec, attach or
 			// port-forward, judged as its own task.
 			out.Header.Set("Connection", "Upgrade")
-			out.Header.Set("Upgrade", "websocket")
+			out.Header.Set("Upgrade", call.upgrade)
 		}
 	}
 	call.Token = ""
@@ -548,9 +551,14 @@ func (p *Proxy) onResponse(resp *http.Response, gctx *goproxy.ProxyCtx) *http.Re
 		prob := NewProblem(http.StatusBadGateway, "upstream-unreachable", "the upstream did not answer")
 		if st != nil {
 			prob.DecisionID = st.verdict.DecisionID
+			prob.kube = st.route != nil && st.route.kube
 		}
 		resp = prob.response(r, nil)
 		return resp
+	}
+	if st != nil && st.route != nil && resp.StatusCode == http.StatusSwitchingProtocols && st.call.upgrade == spdyProtocol {
+		// The engine relays WebSocket itself, not SPDY.
+		return p.relayUpgrade(resp, writerFrom(gctx.Req.Context()))
 	}
 	if st != nil && st.route != nil && resp.StatusCode != http.StatusSwitchingProtocols {
 		// An upstream's answer; elevate's own refusals keep their

@@ -20,6 +20,9 @@ func (w *statusWriter) WriteHeader(code int) {
 	if w.code == 0 {
 		w.code = code
 	}
+	if w.taken() {
+		return // the connection is relayed already (relayUpgrade)
+	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
@@ -27,7 +30,17 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 	if w.code == 0 {
 		w.code = http.StatusOK
 	}
+	if w.taken() {
+		return 0, http.ErrHijacked
+	}
 	return w.ResponseWriter.Write(b)
+}
+
+// taken reports whether the connection was taken over by an upgrade.
+func (w *statusWriter) taken() bool {
+	w.hj.mu.Lock()
+	defer w.hj.mu.Unlock()
+	return w.hj.conn != nil
 }
 
 func (w *statusWriter) status() int {
