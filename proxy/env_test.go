@@ -68,9 +68,9 @@ func (i *tokenIssuer) token(t *testing.T, sub string, ttl time.Duration) string 
 // bundle with the shape corpus's route tables over it (which also say
 // which bodies are judged) and its approval policies, an audit log in
 // a temporary directory and the corpus's recording upstreams; the view of
-// grants is a fake holding bob's grants (shapes.BobTasks). The handler
-// serves on a loopback listener configured as elevate serve configures
-// the proxy listener.
+// grants is a fake holding bob's grants (shapes.BobTasks, narrowed by
+// shapes.BobConstraints). The handler serves on a loopback listener
+// configured as elevate serve configures the proxy listener.
 type proxyEnv struct {
 	*shapes.Env
 	gate      *proxy.Gate
@@ -101,7 +101,8 @@ func newProxyEnv(t *testing.T) *proxyEnv {
 	e := &proxyEnv{bodies: engine}
 	for i, task := range shapes.BobTasks {
 		e.grants = append(e.grants, grants.Grant{ID: fmt.Sprintf("grt-%d", i), RequestID: fmt.Sprintf("req-%d", i), Subject: "bob",
-			Scope: grants.ScopeTask, Target: task, NotBefore: now.Add(-time.Minute), ExpiresAt: now.Add(2 * time.Hour), Approvers: []string{"ada"}})
+			Scope: grants.ScopeTask, Target: task, Constraint: shapes.BobConstraints[task],
+			NotBefore: now.Add(-time.Minute), ExpiresAt: now.Add(2 * time.Hour), Approvers: []string{"ada"}})
 	}
 	view := &fakeView{live: map[string][]grants.Grant{"bob": e.grants}}
 
@@ -133,6 +134,9 @@ func newProxyEnv(t *testing.T) *proxyEnv {
 		{Name: "rpc", URL: ups.RPC.URL, Prefix: shapes.Prefixes["rpc"], MaxJudgedBody: shapes.RPCMaxBody,
 			Credential: &proxy.Credential{Type: "jsonrpc-token", ValueFile: secret("rpc.secret", shapes.RPCSecret)}},
 		{Name: "gql", URL: ups.GQL.URL, Prefix: shapes.Prefixes["gql"]},
+		{Name: "kube", URL: ups.Kube.URL, Prefix: shapes.Prefixes["kube"], Type: proxy.TypeKubernetes,
+			Credential: &proxy.Credential{Type: "bearer", ValueFile: secret("kube.token", shapes.KubeToken)},
+			Kubernetes: proxy.KubernetesOptions{UserPrefix: shapes.KubeUserPrefix}},
 	}
 	e.Env = &shapes.Env{Tokens: map[string]string{"bob": iss.token(t, "bob", time.Hour), "dan": iss.token(t, "dan", time.Hour)},
 		Upstreams: ups, AuditLog: logPath}

@@ -31,11 +31,18 @@
 //     bodies, batches of none or 10,000 calls, a gated call hidden in a
 //     batch or behind GraphQL aliases and fragments, persisted or stored
 //     documents, and a caller's own token in the params.
+//   - Kubernetes calls read otherwise than the API server reads them (dot
+//     segments, encoded slashes, empty segments, upper-case resources,
+//     ?watch values the API server reads as true, deletecollection as
+//     delete), a caller's own Impersonate-* headers, upgrades outside
+//     exec, attach and port-forward, and a grant narrowed to one
+//     namespace used in another.
 //
 // Every case is written on a raw connection (net/http's client would
 // normalise most of them) to one elevate instance whose upstreams,
-// "exchange", "rabbitmq" and (for websocket upgrades and refused
-// credential parameters) "caddy", are recording servers. A case is either
+// "exchange", "rabbitmq", (for websocket upgrades and refused credential
+// parameters) "caddy", "rpc" and "gql" (judged bodies) and "kube" (type
+// kubernetes), are recording servers. A case is either
 // refused (a 4xx, and no upstream saw anything) or judged as exactly one task
 // that the upstream then received as exactly the method and target that
 // task means; the audit record found by the answer's Elevate-Decision-Id
@@ -74,10 +81,11 @@ type shapeEnv struct {
 
 // startShapeEnv runs elevate (not --dev: every upstream, exchange included,
 // is a recorder) against an etcd in this process, gates the privileged
-// tasks and gives bob his task grants. A third upstream, caddy, lets
-// websocket upgrades through, so that a judged handshake can be seen; rpc
-// and gql have their bodies judged, by the corpus's route tables layered
-// over the embedded bundle (policy.dirs).
+// tasks and gives bob his task grants (narrowed by shapes.BobConstraints).
+// A third upstream, caddy, lets websocket upgrades through, so that a
+// judged handshake can be seen; rpc and gql have their bodies judged, by
+// the corpus's route tables layered over the embedded bundle
+// (policy.dirs); kube is a Kubernetes API server (type kubernetes).
 func startShapeEnv(t *testing.T) *shapeEnv {
 	t.Helper()
 	_, endpoint := startEtcd(t)
@@ -89,6 +97,8 @@ func startShapeEnv(t *testing.T) *shapeEnv {
 	require.NoError(t, os.WriteFile(caddyKey, []byte(shapes.CaddyKey+"\n"), 0o600))
 	rpcSecret := filepath.Join(t.TempDir(), "rpc.secret")
 	require.NoError(t, os.WriteFile(rpcSecret, []byte(shapes.RPCSecret+"\n"), 0o600))
+	kubeToken := filepath.Join(t.TempDir(), "kube.token")
+	require.NoError(t, os.WriteFile(kubeToken, []byte(shapes.KubeToken+"\n"), 0o600))
 	layer, err := filepath.Abs(filepath.Join("testdata", "shapes", shapes.PolicyLayer))
 	require.NoError(t, err)
 	list := func(xs []string) string { return "[" + strings.Join(xs, ", ") + "]" }
@@ -136,11 +146,18 @@ upstreams:
   - name: gql
     url: %s
     prefix: %s
+  - name: kube
+    type: kubernetes
+    url: %s
+    prefix: %s
+    credential: {type: bearer, value_file: %s}
+    kubernetes: {user_prefix: %q}
 `, endpoint, iss.pemFile, layer,
 		ups.Exchange.URL, shapes.Prefixes["exchange"], shapes.UpstreamHosts["exchange"],
 		ups.RabbitMQ.URL, shapes.Prefixes["rabbitmq"], shapes.UpstreamHosts["rabbitmq"], shapes.RabbitMQUser, secret, list(shapes.RabbitMQParams),
 		ups.Caddy.URL, shapes.Prefixes["caddy"], shapes.CaddyHeader, caddyKey, list(shapes.CaddyParams),
-		ups.RPC.URL, shapes.Prefixes["rpc"], rpcSecret, shapes.RPCMaxBody, ups.GQL.URL, shapes.Prefixes["gql"]))
+		ups.RPC.URL, shapes.Prefixes["rpc"], rpcSecret, shapes.RPCMaxBody, ups.GQL.URL, shapes.Prefixes["gql"],
+		ups.Kube.URL, shapes.Prefixes["kube"], kubeToken, shapes.KubeUserPrefix))
 	s.waitReady(t)
 
 	admin := iss.token(t, "ada", "admins", "approvers")
@@ -151,13 +168,18 @@ upstreams:
 		s.ok(admin, "policy", "new", "--approval", "manual", "--"+p[0], p[1])
 	}
 	for _, task := range shapes.BobTasks {
-		id := strings.TrimSpace(s.ok(bob, "request", "new", "--task", task, "--reason", "request-shape corpus", "--duration", "2h", "-q"))
+		args := []string{"request", "new", "--task", task, "--reason", "request-shape corpus", "--duration", "2h", "-q"}
+		for _, k := range slices.Sorted(maps.Keys(shapes.BobConstraints[task])) {
+			args = append(args, "--constraint", k+"="+shapes.BobConstraints[task][k])
+		}
+		id := strings.TrimSpace(s.ok(bob, args...))
 		s.ok(admin, "request", "approve", id)
 	}
 	proxy := "http://" + s.proxyAddr
 	require.Eventually(t, func() bool {
 		return do(t, "POST", proxy+"/exchange/mailboxes/alice/move-requests", bob, "").status == http.StatusOK &&
 			do(t, "DELETE", proxy+"/rmq/api/queues/%2F/orders/contents", bob, "").status == http.StatusOK &&
+			do(t, "DELETE", proxy+"/kube/api/v1/namespaces/prod/pods/web", bob, "").status == http.StatusOK &&
 			do(t, "POST", proxy+"/exchange/mailboxes/alice/move-requests", dan, "").status == http.StatusForbidden
 	}, 10*time.Second, 20*time.Millisecond, "grants and policies did not reach the proxy")
 
@@ -253,6 +275,9 @@ func (e *shapeEnv) checkURL(c shapes.Case) (u, why string) {
 		case "Upgrade", "Http2-Settings", "Authorization", "Proxy-Authorization", "Host":
 			return "", "a header the verdict depends on (a protocol upgrade, a token, Host)"
 		}
+		if strings.HasPrefix(strings.ToLower(strings.ReplaceAll(strings.TrimSpace(name), "_", "-")), "impersonate-") {
+			return "", "a header the verdict depends on (a caller's own Kubernetes impersonation)"
+		}
 	}
 	notUpstream := "a host no upstream serves, or https without CONNECT: as a URL, check reads https as a call in a tunnel and any other host as elevate's own"
 	target := e.Expand(c.Target)
@@ -332,6 +357,11 @@ func (e *shapeEnv) sameVerdict(t *testing.T, c shapes.Case, u string, a shapes.A
 	want.task, _ = e.Record(t, a.DecisionID)["task"].(string)
 	if method == http.MethodHead {
 		want.problem = got.problem // the answer to HEAD has no body to name it
+	}
+	if _, ok := shapes.ParseStatus(a.Body); ok && want.problem == "" {
+		// A Kubernetes Status names its problem only when it says what
+		// to ask for; the status and the task still must agree.
+		want.problem = got.problem
 	}
 	require.Equal(t, want, got, "check %s %s: %s", method, u, rep.body)
 }

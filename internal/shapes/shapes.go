@@ -5,18 +5,21 @@
 // binary and proxy/shapes_test.go in process against the proxy's handler.
 //
 // The corpus assumes one world, described by this package's constants and
-// variables: five upstreams, exchange, rabbitmq and caddy, and rpc and gql
+// variables: six upstreams, exchange, rabbitmq and caddy, rpc and gql
 // whose bodies are judged (as JSON-RPC and GraphQL, by the route tables in
-// the corpus directory's PolicyLayer, laid over the embedded bundle), each
-// a Recorder; the tasks of Policies gated; bob holding a grant for each of
-// BobTasks and dan holding none.
+// the corpus directory's PolicyLayer, laid over the embedded bundle), and
+// kube, of type kubernetes (a Kubernetes API server, judged by the
+// embedded Kubernetes catalog), each a Recorder; the tasks of Policies
+// gated; bob holding a grant for each of BobTasks (narrowed by
+// BobConstraints) and dan holding none.
 //
 // Every case is written on a raw connection (net/http's client would
 // normalise most of them). A case is either refused (a 4xx, and no
 // upstream saw anything) or judged as exactly one task that the upstream
 // then received as exactly the method and target that task means; the
 // audit record found by the answer's Elevate-Decision-Id names the task
-// and the decision.
+// and the decision. A refusal on kube's prefix is a Kubernetes Status,
+// every other one an RFC 9457 problem document.
 package shapes
 
 import (
@@ -121,6 +124,11 @@ const (
 	// PolicyLayer is the directory, in the corpus directory, of the route
 	// tables of rpc and gql (policy.dirs).
 	PolicyLayer = "policy"
+	// KubeToken is the bearer credential elevate presents to kube, which
+	// impersonates each caller as KubeUserPrefix and the caller's subject
+	// (kubernetes.user_prefix), without groups.
+	KubeToken      = "kube-sa-t0ken"
+	KubeUserPrefix = "elevate:"
 )
 
 var (
@@ -130,7 +138,7 @@ var (
 	// is reached by its prefix only.
 	UpstreamHosts = map[string]string{"exchange": "exchange.elevate.test", "rabbitmq": "rabbitmq.elevate.test"}
 	// Prefixes route reverse-mode calls, by upstream.
-	Prefixes = map[string]string{"exchange": "/exchange/", "rabbitmq": "/rmq/", "caddy": "/caddy/", "rpc": "/rpc/", "gql": "/gql/"}
+	Prefixes = map[string]string{"exchange": "/exchange/", "rabbitmq": "/rmq/", "caddy": "/caddy/", "rpc": "/rpc/", "gql": "/gql/", "kube": "/kube/"}
 	// Policies are the approval policies in force: scope (task or role)
 	// and target.
 	Policies = [][2]string{
@@ -139,9 +147,14 @@ var (
 		{"task", `RabbitMQ\Clear-Queue`}, {"task", `RabbitMQ\Export-Definitions`},
 		{"role", `Caddy\Server Administration`},
 		{"task", `RPC\Shutdown`}, {"task", `Users\Remove-User`},
+		{"task", `Kubernetes\delete pods`},
 	}
 	// BobTasks are the tasks bob holds a grant for.
-	BobTasks = []string{`Exchange\New-MoveRequest`, `RabbitMQ\Clear-Queue`, `RPC\Shutdown`}
+	BobTasks = []string{`Exchange\New-MoveRequest`, `RabbitMQ\Clear-Queue`, `RPC\Shutdown`, `Kubernetes\delete pods`}
+	// BobConstraints narrow bob's grants, by task (elevate request new
+	// --constraint KEY=VALUE): his grant for Kubernetes\delete pods covers
+	// namespace prod only.
+	BobConstraints = map[string]map[string]string{`Kubernetes\delete pods`: {"namespace": "prod"}}
 )
 
 // Load reads every case of dir/*.yaml and checks that each is well formed.
@@ -216,11 +229,12 @@ func (rc *Recorder) Since(n int) []Hit {
 	return append([]Hit(nil), rc.hits[n:]...)
 }
 
-// Upstreams are the corpus's five upstreams, recording into one Recorder.
+// Upstreams are the corpus's six upstreams, recording into one Recorder.
 type Upstreams struct {
 	Recorder                  *Recorder
 	Exchange, RabbitMQ, Caddy *httptest.Server
 	RPC, GQL                  *httptest.Server
+	Kube                      *httptest.Server
 }
 
 // StartUpstreams starts the upstreams; they close when t ends.
@@ -230,7 +244,7 @@ func StartUpstreams(t testing.TB) *Upstreams {
 	for _, s := range []struct {
 		name string
 		srv  **httptest.Server
-	}{{"exchange", &u.Exchange}, {"rabbitmq", &u.RabbitMQ}, {"caddy", &u.Caddy}, {"rpc", &u.RPC}, {"gql", &u.GQL}} {
+	}{{"exchange", &u.Exchange}, {"rabbitmq", &u.RabbitMQ}, {"caddy", &u.Caddy}, {"rpc", &u.RPC}, {"gql", &u.GQL}, {"kube", &u.Kube}} {
 		*s.srv = httptest.NewServer(u.Recorder.Handler(s.name))
 		t.Cleanup((*s.srv).Close)
 	}
@@ -396,6 +410,7 @@ func (e *Env) Run(t testing.TB, c Case) []Answer {
 	hits := e.Upstreams.Recorder.Since(before)
 	wants := c.Wants()
 	require.Len(t, answers, len(wants))
+	kube := (c.Mode == "" || c.Mode == "reverse") && strings.HasPrefix(e.Expand(c.Target), Prefixes["kube"])
 	for i, w := range wants {
 		var hit *Hit
 		if w.Forward != "" {
@@ -403,6 +418,11 @@ func (e *Env) Run(t testing.TB, c Case) []Answer {
 			hit, hits = &hits[0], hits[1:]
 		}
 		e.Check(t, w, answers[i], hit)
+		if a := answers[i]; a.Status >= 400 && a.DecisionID != "" && a.Body != "" {
+			// kubectl prints a Status; every other client reads a problem.
+			_, isStatus := ParseStatus(a.Body)
+			require.Equal(t, kube, isStatus, "answer %d: a refusal on kube's prefix is a Kubernetes Status, any other a problem document: %s", i+1, a.Body)
+		}
 	}
 	require.Empty(t, hits, "the upstream received more than the case allows")
 	return answers
@@ -453,6 +473,9 @@ func (e *Env) Check(t testing.TB, w Want, a Answer, hit *Hit) {
 		task, _ := rec["task"].(string)
 		require.Equal(t, w.Task, task, "audit record %v", rec)
 	}
+	if a.Status >= 400 && a.DecisionID != "" && a.Body != "" {
+		checkRefusalBody(t, a)
+	}
 	if w.Problem != "" {
 		require.Equal(t, "urn:elevate:problem:"+w.Problem, ProblemType(a.Body), "answer: %s", a.Body)
 	}
@@ -472,9 +495,21 @@ func (e *Env) Check(t testing.TB, w Want, a Answer, hit *Hit) {
 		require.Equal(t, *w.Body, hit.Body)
 	}
 	require.Empty(t, hit.Header.Get("Proxy-Authorization"))
-	if hit.Upstream == "rabbitmq" {
+	switch hit.Upstream {
+	case "rabbitmq":
 		require.Equal(t, e.Expand("{{rabbitmq-credential}}"), hit.Header.Get("Authorization"), "elevate's credential, and only it")
-	} else {
+	case "kube":
+		require.Equal(t, []string{"Bearer " + KubeToken}, hit.Header.Values("Authorization"), "elevate's credential, and only it")
+		users := hit.Header.Values("Impersonate-User")
+		require.Len(t, users, 1, "the caller impersonated, once")
+		require.True(t, strings.HasPrefix(users[0], KubeUserPrefix), "Impersonate-User %q", users[0])
+		require.Empty(t, hit.Header.Values("Impersonate-Group"), "kube passes no group")
+		for k := range hit.Header {
+			if n := strings.ToLower(strings.ReplaceAll(k, "_", "-")); strings.HasPrefix(n, "impersonate-") {
+				require.Contains(t, []string{"impersonate-user", "impersonate-group"}, n, "the upstream received %s", k)
+			}
+		}
+	default:
 		require.Empty(t, hit.Header.Get("Authorization"), "no caller credential reaches the upstream")
 	}
 	if hit.Upstream == "caddy" {
@@ -494,8 +529,20 @@ func (e *Env) Check(t testing.TB, w Want, a Answer, hit *Hit) {
 	}
 }
 
-// ProblemType is the type of a problem document, or "" for any other body.
+// ProblemType is the type of a problem document, or of the problem a
+// Kubernetes Status names in its causes (a refusal that says what to ask
+// for does), or "" for any other body.
 func ProblemType(body string) string {
+	if s, ok := ParseStatus(body); ok {
+		if s.Details != nil {
+			for _, c := range s.Details.Causes {
+				if c.Reason != "" {
+					return "urn:elevate:problem:" + c.Reason
+				}
+			}
+		}
+		return ""
+	}
 	var p struct {
 		Type string `json:"type"`
 	}
@@ -503,4 +550,67 @@ func ProblemType(body string) string {
 		return ""
 	}
 	return p.Type
+}
+
+// Status is a Kubernetes Status, the refusal a client of kube reads.
+type Status struct {
+	Kind       string `json:"kind"`
+	APIVersion string `json:"apiVersion"`
+	Status     string `json:"status"`
+	Message    string `json:"message"`
+	Reason     string `json:"reason"`
+	Code       int    `json:"code"`
+	Details    *struct {
+		Causes []struct {
+			Reason  string `json:"reason"`
+			Message string `json:"message"`
+			Field   string `json:"field"`
+		} `json:"causes"`
+	} `json:"details"`
+}
+
+// ParseStatus reads body as a Kubernetes Status; false for any other body.
+func ParseStatus(body string) (Status, bool) {
+	var s Status
+	if json.Unmarshal([]byte(body), &s) != nil || s.Kind != "Status" {
+		return Status{}, false
+	}
+	return s, true
+}
+
+// statusReasons are the Status reasons of the refusals the corpus sees.
+var statusReasons = map[int]string{
+	http.StatusBadRequest: "BadRequest", http.StatusUnauthorized: "Unauthorized", http.StatusForbidden: "Forbidden",
+	http.StatusNotFound: "NotFound", http.StatusMethodNotAllowed: "MethodNotAllowed",
+	http.StatusRequestEntityTooLarge: "RequestEntityTooLarge", http.StatusUnsupportedMediaType: "UnsupportedMediaType",
+}
+
+// checkRefusalBody requires that a refusal with a decision is either an
+// RFC 9457 problem document or a Kubernetes Status, with the answer's
+// status, the content type of its kind and the decision id.
+func checkRefusalBody(t testing.TB, a Answer) {
+	t.Helper()
+	ctype := a.Header.Get("Content-Type")
+	s, ok := ParseStatus(a.Body)
+	if !ok {
+		require.Equal(t, "application/problem+json", ctype, "answer: %s", a.Body)
+		var p struct {
+			Status     int    `json:"status"`
+			DecisionID string `json:"decision_id"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(a.Body), &p), a.Body)
+		require.NotEmpty(t, ProblemType(a.Body), "answer: %s", a.Body)
+		require.Equal(t, a.Status, p.Status, "answer: %s", a.Body)
+		require.Equal(t, a.DecisionID, p.DecisionID, "answer: %s", a.Body)
+		return
+	}
+	require.Equal(t, "application/json", ctype, "answer: %s", a.Body)
+	require.Equal(t, "v1", s.APIVersion, "answer: %s", a.Body)
+	require.Equal(t, "Failure", s.Status, "answer: %s", a.Body)
+	require.Equal(t, a.Status, s.Code, "answer: %s", a.Body)
+	if want, known := statusReasons[a.Status]; known {
+		require.Equal(t, want, s.Reason, "answer: %s", a.Body)
+	}
+	require.NotEmpty(t, s.Reason, "answer: %s", a.Body)
+	require.Contains(t, s.Message, "(elevate decision "+a.DecisionID+")", "answer: %s", a.Body)
 }
