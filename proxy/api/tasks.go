@@ -72,6 +72,12 @@ func (s *Server) tasks(w http.ResponseWriter, r *http.Request, c caller) {
 				"upstream: no upstream named "+strconv.Quote(upstream)+didYouMean(slices.Collect(maps.Keys(known)), upstream)))
 			return
 		}
+		for _, u := range s.cfg.Upstreams {
+			if u.Name == upstream && u.Type == proxy.TypeKubernetes {
+				// One catalog serves every kubernetes upstream.
+				upstream = proxy.TypeKubernetes
+			}
+		}
 	}
 	writeJSON(w, http.StatusOK, TaskList(cat, upstream))
 }
