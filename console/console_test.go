@@ -594,3 +594,24 @@ func TestPeopleTextIsEscaped(t *testing.T) {
 	require.NotContains(t, p.body, "<img src=x")
 	require.Contains(t, p.body, "&lt;img src=x onerror=alert(2)&gt;")
 }
+
+// TestRequestConstraint: a request narrowed in the form ("Only where")
+// carries its constraint, which the request page and the approver's inbox
+// show; a malformed one is refused with the form kept.
+func TestRequestConstraint(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	e.setUp(moveTask)
+	bob, ada := e.login("bob"), e.login("ada")
+
+	p := bob.post("/requests", url.Values{"csrf": {bob.csrf()}, "target": {"task:" + moveTask}, "reason": {"one mailbox"}, "constraint": {"namespace"}})
+	require.Equal(t, http.StatusBadRequest, p.status)
+	require.Contains(t, p.body, `Only where: &#34;namespace&#34; is not KEY=VALUE`)
+	require.Contains(t, p.body, `value="namespace"`, "the form keeps what was typed")
+
+	p = bob.post("/requests", url.Values{"csrf": {bob.csrf()}, "target": {"task:" + moveTask}, "reason": {"one mailbox"}, "constraint": {"namespace=prod, name=web"}})
+	require.Equal(t, http.StatusSeeOther, p.status, p.body)
+	id := strings.TrimPrefix(p.header.Get("Location"), "/requests/")
+	require.Contains(t, bob.get("/requests/"+id).body, `data-testid="constraint">name=web, namespace=prod<`)
+	row := regexp.MustCompile(`(?s)<tr data-request="` + id + `">.*?</tr>`).FindString(ada.get("/").body)
+	require.Contains(t, row, "only name=web, namespace=prod")
+}

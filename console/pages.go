@@ -169,7 +169,7 @@ type targetOption struct {
 
 // requestForm is the new-request form as the user filled it.
 type requestForm struct {
-	Target, Reason, Duration, Start string
+	Target, Reason, Duration, Start, Constraint string
 }
 
 type requestsData struct {
@@ -229,16 +229,43 @@ func targetOptions(ps []grants.Policy, selected string) []targetOption {
 	return out
 }
 
+// parseConstraint reads "namespace=prod, name=web" into a constraint; the
+// side API checks the names and values.
+func parseConstraint(s string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, part := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if !ok || k == "" || v == "" {
+			return nil, fmt.Errorf("%q is not KEY=VALUE", strings.TrimSpace(part))
+		}
+		if _, dup := out[k]; dup {
+			return nil, fmt.Errorf("%s is given twice", k)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
 // submitRequest asks for a task, role or role group.
 func (c *Console) submitRequest(w http.ResponseWriter, r *http.Request, ses *session) {
 	f := requestForm{Target: r.PostForm.Get("target"), Reason: strings.TrimSpace(r.PostForm.Get("reason")),
-		Duration: strings.TrimSpace(r.PostForm.Get("duration")), Start: strings.TrimSpace(r.PostForm.Get("start"))}
+		Duration: strings.TrimSpace(r.PostForm.Get("duration")), Start: strings.TrimSpace(r.PostForm.Get("start")),
+		Constraint: strings.TrimSpace(r.PostForm.Get("constraint"))}
 	scope, target, ok := strings.Cut(f.Target, ":")
 	if !ok || target == "" {
 		c.showRequests(w, r, ses, http.StatusBadRequest, f, "Choose what to request.")
 		return
 	}
 	body := api.NewRequestBody{Scope: scope, Target: target, Reason: f.Reason, Duration: f.Duration}
+	if f.Constraint != "" {
+		constraint, err := parseConstraint(f.Constraint)
+		if err != nil {
+			c.showRequests(w, r, ses, http.StatusBadRequest, f, "Only where: "+err.Error())
+			return
+		}
+		body.Constraint = constraint
+	}
 	if f.Start != "" {
 		t, err := parseTimeInput(f.Start)
 		if err != nil {
