@@ -248,16 +248,9 @@ func (in Input) key(buf []byte, pv parsed) []byte {
 	str(in.Host)
 	strs(in.Path)
 	buf = binary.AppendUvarint(buf, uint64(len(in.Query)))
-	if len(in.Query) > 0 {
-		keys := make([]string, 0, len(in.Query))
-		for k := range in.Query {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			str(k)
-			strs(in.Query[k])
-		}
+	for _, k := range sortedKeys(in.Query) {
+		str(k)
+		strs(in.Query[k])
 	}
 	str(in.Subject.ID)
 	strs(in.Subject.Groups)
@@ -274,16 +267,9 @@ func (in Input) key(buf []byte, pv parsed) []byte {
 		str(g.Scope)
 		str(g.Target)
 		buf = binary.AppendUvarint(buf, uint64(len(g.Constraint)))
-		if len(g.Constraint) > 0 {
-			keys := make([]string, 0, len(g.Constraint))
-			for k := range g.Constraint {
-				keys = append(keys, k)
-			}
-			slices.Sort(keys)
-			for _, k := range keys {
-				str(k)
-				str(g.Constraint[k])
-			}
+		for _, k := range sortedKeys(g.Constraint) {
+			str(k)
+			str(g.Constraint[k])
 		}
 		buf = binary.AppendVarint(buf, unixNano(g.NotBefore))
 		buf = binary.AppendVarint(buf, unixNano(g.ExpiresAt))

@@ -3,7 +3,6 @@ package proxy_test
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"io"
 	"log"
 	"log/slog"
@@ -188,34 +187,16 @@ func (e *kubeEnv) do(t *testing.T, method, target, token string, headers ...stri
 	return kubeAnswer{Status: resp.StatusCode, Header: resp.Header, Body: string(b), Hits: e.api.since(before)}
 }
 
-// kubeStatus is a Kubernetes Status as kubectl reads it.
-type kubeStatus struct {
-	Kind       string `json:"kind"`
-	APIVersion string `json:"apiVersion"`
-	Status     string `json:"status"`
-	Message    string `json:"message"`
-	Reason     string `json:"reason"`
-	Code       int    `json:"code"`
-	Details    *struct {
-		Causes []struct {
-			Reason  string `json:"reason"`
-			Message string `json:"message"`
-			Field   string `json:"field"`
-		} `json:"causes"`
-	} `json:"details"`
-}
-
 // requireStatus requires that a is a refusal sent as a Kubernetes Status
 // with code status and reason, that nothing reached the API server, and
 // that the message quotes the decision id of the answer's header.
-func requireStatus(t *testing.T, a kubeAnswer, status int, reason string) kubeStatus {
+func requireStatus(t *testing.T, a kubeAnswer, status int, reason string) shapes.Status {
 	t.Helper()
 	require.Equal(t, status, a.Status, a.Body)
 	require.Empty(t, a.Hits, "a refusal forwards nothing")
 	require.Equal(t, "application/json", a.Header.Get("Content-Type"))
-	var s kubeStatus
-	require.NoError(t, json.Unmarshal([]byte(a.Body), &s), a.Body)
-	require.Equal(t, "Status", s.Kind)
+	s, ok := shapes.ParseStatus(a.Body)
+	require.True(t, ok, a.Body)
 	require.Equal(t, "v1", s.APIVersion)
 	require.Equal(t, "Failure", s.Status)
 	require.Equal(t, status, s.Code)

@@ -75,6 +75,22 @@ type server struct {
 	exited      chan error
 }
 
+// cacheDir is where test/e2e's build scripts keep what they build:
+// $ELEVATE_CACHE, else elevate/ in the user's cache directory.
+func cacheDir(t *testing.T) string {
+	t.Helper()
+	if cache := os.Getenv("ELEVATE_CACHE"); cache != "" {
+		return cache
+	}
+	base := os.Getenv("XDG_CACHE_HOME")
+	if base == "" {
+		home, err := os.UserHomeDir()
+		require.NoError(t, err)
+		base = filepath.Join(home, ".cache")
+	}
+	return filepath.Join(base, "elevate")
+}
+
 // startDev runs `elevate serve --dev` on free ports with a temp data dir
 // and waits until /readyz answers 200.
 func startDev(t *testing.T, extra ...string) *server {

@@ -37,16 +37,7 @@ func jaegerBinary(t *testing.T) string {
 		require.False(t, st.IsDir(), "ELEVATE_JAEGER names a directory: %s", p)
 		return p
 	}
-	cache := os.Getenv("ELEVATE_CACHE")
-	if cache == "" {
-		base := os.Getenv("XDG_CACHE_HOME")
-		if base == "" {
-			home, err := os.UserHomeDir()
-			require.NoError(t, err)
-			base = filepath.Join(home, ".cache")
-		}
-		cache = filepath.Join(base, "elevate")
-	}
+	cache := cacheDir(t)
 	p := filepath.Join(cache, "jaeger-"+jaegerVersion)
 	if st, err := os.Stat(p); err == nil && !st.IsDir() {
 		return p

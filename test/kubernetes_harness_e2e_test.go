@@ -54,16 +54,7 @@ func kubernetesBinaries(t *testing.T) (apiserver, kubectl string) {
 		require.True(t, isFile(kubectl), "ELEVATE_KUBERNETES: no kubectl in %s", dir)
 		return apiserver, kubectl
 	}
-	cache := os.Getenv("ELEVATE_CACHE")
-	if cache == "" {
-		base := os.Getenv("XDG_CACHE_HOME")
-		if base == "" {
-			home, err := os.UserHomeDir()
-			require.NoError(t, err)
-			base = filepath.Join(home, ".cache")
-		}
-		cache = filepath.Join(base, "elevate")
-	}
+	cache := cacheDir(t)
 	dir := filepath.Join(cache, "kubernetes-"+kubernetesVersion)
 	apiserver, kubectl = filepath.Join(dir, "kube-apiserver"), filepath.Join(dir, "kubectl")
 	if isFile(apiserver) && isFile(kubectl) {
