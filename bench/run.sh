@@ -10,6 +10,12 @@
 #   BENCH_QUICK=1  short runs and few trials: checks the harness end to end
 #                  in about two minutes; the figures are not for comparison.
 #   BENCH_KEEP=1   keep the work directory (configs, logs, audit logs).
+#   BENCH_THROUGHPUT_ONLY=1  the throughput section only.
+#   BENCH_KUBERNETES_ONLY=1  `kubectl get pods` directly and through elevate
+#                  only (no nginx, wrk or OPA needed).
+#
+# kube-apiserver and kubectl come from test/e2e/kubernetes.sh, which builds
+# them once (minutes) and keeps them in the same cache.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -35,12 +41,17 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+kubernetes_only=${BENCH_KUBERNETES_ONLY:-0}
+throughput_only=${BENCH_THROUGHPUT_ONLY:-0}
+
 # Debian packages, installed only when missing; the package lists are
-# updated once, and only then.
+# updated once, and only then. The kubectl measurement needs none.
 need=()
-command -v nginx >/dev/null 2>&1 || need+=(nginx)
-[ -f /usr/lib/nginx/modules/ngx_http_js_module.so ] || need+=(libnginx-mod-http-js)
-command -v wrk >/dev/null 2>&1 || need+=(wrk)
+if [ "$kubernetes_only" != 1 ]; then
+	command -v nginx >/dev/null 2>&1 || need+=(nginx)
+	[ -f /usr/lib/nginx/modules/ngx_http_js_module.so ] || need+=(libnginx-mod-http-js)
+	command -v wrk >/dev/null 2>&1 || need+=(wrk)
+fi
 if [ ${#need[@]} -gt 0 ]; then
 	sudo=
 	[ "$(id -u)" -eq 0 ] || sudo=sudo
@@ -57,7 +68,7 @@ fi
 
 # OPA, built once and kept outside the repository. Outside any module or
 # workspace: the build must not pick up the repository's go.mod.
-if [ ! -x "$opa" ]; then
+if [ "$kubernetes_only" != 1 ] && [ ! -x "$opa" ]; then
 	mkdir -p "$(dirname "$opa")"
 	log "building OPA $opa_version (about two minutes, once)"
 	if ! (cd "$tmp" && GOWORK=off GOBIN="$tmp/bin" go install "$opa_module@$opa_version" >&2); then
@@ -73,6 +84,13 @@ if [ ! -x "$opa" ]; then
 	mv -f "$tmp/bin/opa" "$opa"
 fi
 
+# kube-apiserver and kubectl, built once by the end-to-end tests' script.
+kube_dir=
+if [ "$throughput_only" != 1 ]; then
+	log "kube-apiserver and kubectl (test/e2e/kubernetes.sh; a first build takes minutes)"
+	kube_dir=$(test/e2e/kubernetes.sh)
+fi
+
 log "building elevate and the harness"
 go build -o bin/elevate ./cmd/elevate
 go build -o bin/elevate-bench ./bench/driver
@@ -80,7 +98,9 @@ go build -o bin/elevate-bench ./bench/driver
 args=(run --repo "$repo" --elevate bin/elevate --opa "$opa" --out bench/results/latest.md)
 [ "${BENCH_QUICK:-0}" = 1 ] && args+=(--quick)
 [ "${BENCH_KEEP:-0}" = 1 ] && args+=(--keep-work)
-[ "${BENCH_THROUGHPUT_ONLY:-0}" = 1 ] && args+=(--throughput-only)
+[ "$throughput_only" = 1 ] && args+=(--throughput-only)
+[ -n "$kube_dir" ] && args+=(--kubernetes "$kube_dir")
+[ "$kubernetes_only" = 1 ] && args+=(--kubernetes-only)
 # In the background so that the traps above can stop it; it stops what it
 # started itself.
 bin/elevate-bench "${args[@]}" &

@@ -4,8 +4,10 @@
 // httputil.ReverseProxy in front of it, elevate with every check on, and
 // nginx with njs asking OPA; drives each with wrk; measures grant
 // propagation between two elevate instances, per-call cost and memory as
-// grants and policies grow, and the start-up of `elevate serve --dev`; runs
-// the Go benchmarks of the hot path; and writes a markdown report. Every
+// grants and policies grow, and the start-up of `elevate serve --dev`; times
+// `kubectl get pods` against a kube-apiserver of its own, directly and
+// through elevate; runs the Go benchmarks of the hot path; and writes a
+// markdown report. Every
 // process it starts is stopped before it returns.
 //
 // The other subcommands are the servers it starts as child processes:

@@ -40,6 +40,7 @@ type report struct {
 	Propagation  *propagationResult
 	Scale        []scaleResult
 	Startup      *startupResult
+	Kubernetes   *kubeResult
 	GoBench      []goBench
 	GoBenchCmd   string
 	GoBenchErr   string
@@ -144,6 +145,9 @@ func (r *report) markdown() string {
 	if r.cfg.quick {
 		mode = "quick (BENCH_QUICK=1: short runs, few trials; not for comparison)"
 	}
+	if r.cfg.kubernetesOnly {
+		mode += ", kubectl only (BENCH_KUBERNETES_ONLY=1)"
+	}
 	p("# elevate benchmark\n\n")
 	p("Run %s, %s, mode %s.\n\n", r.Started.UTC().Format("2006-01-02 15:04 MST"), fmtDur(r.Finished.Sub(r.Started)), mode)
 	p("- Machine: %s, %d cores, %s memory, %s\n", r.Machine.CPU, r.Machine.Cores, r.Machine.Memory, r.Machine.Kernel)
@@ -153,13 +157,32 @@ func (r *report) markdown() string {
 	}
 	p("- Work directory (audit logs, etcd): %s file system on %s; a 256-byte append with fsync took %s (median), %s (p99) over %d tries\n",
 		r.Disk.FS, r.Disk.Device, fmtDur(r.Disk.FsyncP50), fmtDur(r.Disk.FsyncP99), r.Disk.FsyncSamples)
-	p("- Load average (1, 5, 15 min) before: %s; after: %s. Everything ran on this machine, on loopback, wrk included.\n", r.Machine.Load, r.LoadAfter)
-	if r.cfg.quick {
-		p("- Command: `BENCH_QUICK=1 make bench`\n\n")
-	} else {
-		p("- Command: `make bench`\n\n")
+	also := ", wrk included"
+	if r.cfg.kubernetesOnly {
+		also = ", kubectl included"
 	}
+	p("- Load average (1, 5, 15 min) before: %s; after: %s. Everything ran on this machine, on loopback%s.\n", r.Machine.Load, r.LoadAfter, also)
+	var env []string
+	if r.cfg.quick {
+		env = append(env, "BENCH_QUICK=1")
+	}
+	if r.cfg.kubernetesOnly {
+		env = append(env, "BENCH_KUBERNETES_ONLY=1")
+	}
+	env = append(env, "make bench")
+	p("- Command: `%s`\n\n", strings.Join(env, " "))
 
+	if len(r.Targets) > 0 {
+		r.throughputMarkdown(&b)
+		r.goalsMarkdown(&b)
+	}
+	r.restMarkdown(&b)
+	return b.String()
+}
+
+// throughputMarkdown renders the wrk section.
+func (r *report) throughputMarkdown(b *bytes.Buffer) {
+	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	p("## Throughput and latency\n\n")
 	p("wrk, keep-alive, `POST` with a small JSON body and `Authorization: Bearer` (an RS256 token), to the tiny upstream ")
 	p("directly, through each proxy. Concurrent: 2 threads, 32 connections, %s after a %s warm-up. ", fmtDur(r.cfg.loadDur), fmtDur(r.cfg.warm))
@@ -181,7 +204,11 @@ func (r *report) markdown() string {
 	p("the Rego (`bench/opa/authz.rego`) verifies the RS256 token with `io.jwt.decode_verify` (OPA's `io_jwt` cache on) and looks the grant up in OPA data. ")
 	p("No audit: nginx's access log and OPA's decision log are off.\n")
 	p("- httputil.ReverseProxy: no checks, up to 256 idle upstream connections.\n\n")
+}
 
+// goalsMarkdown renders the goals met and not.
+func (r *report) goalsMarkdown(b *bytes.Buffer) {
+	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
 	p("## Against the goals\n\n| measure | value | goal | met |\n|---|--:|--:|:-:|\n")
 	direct, hu, el, ng := r.target(targetDirect), r.target(targetHTTPUtil), r.target(targetElevate), r.target(targetNginxOPA)
 	if el != nil && hu != nil && hu.Concurrent.RPS > 0 {
@@ -224,6 +251,12 @@ func (r *report) markdown() string {
 		p("| dev start to ready, existing data dir (median) | %s | ≤ %s | %s |\n", fmtDur(e), fmtDur(goalDevStart), met(e <= goalDevStart))
 	}
 	p("\n")
+}
+
+// restMarkdown renders the sections after the goals.
+func (r *report) restMarkdown(b *bytes.Buffer) {
+	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	el := r.target(targetElevate)
 
 	if pr := r.Propagation; pr != nil {
 		p("## Grant propagation\n\n")
@@ -272,20 +305,27 @@ func (r *report) markdown() string {
 		p("\n")
 	}
 
-	p("## Durable audit\n\n")
-	if rec, ok := r.auditRecordsPerSec(); ok {
-		p("- `BenchmarkWrite` (audit, fsync on, group commit, 16 writers per CPU): %s records/s.\n", fmtRPS(rec))
+	rec, recOK := r.auditRecordsPerSec()
+	if recOK || (el != nil && el.Concurrent.RPS > 0) {
+		p("## Durable audit\n\n")
+		if recOK {
+			p("- `BenchmarkWrite` (audit, fsync on, group commit, 16 writers per CPU): %s records/s.\n", fmtRPS(rec))
+		}
+		if el != nil && el.Concurrent.RPS > 0 {
+			p("- In the elevate run above: %s records/s made durable (a decision record and an outcome record per call).\n", fmtRPS(2*el.Concurrent.RPS))
+		}
+		p("\n")
 	}
-	if el != nil && el.Concurrent.RPS > 0 {
-		p("- In the elevate run above: %s records/s made durable (a decision record and an outcome record per call).\n", fmtRPS(2*el.Concurrent.RPS))
-	}
-	p("\n")
 
 	if st := r.Startup; st != nil && len(st.Fresh) > 0 {
 		p("## Start-up of `elevate serve --dev`\n\nFrom exec to the first 200 on `/readyz`, %d runs each.\n\n", len(st.Fresh))
 		p("| data directory | median | max |\n|---|--:|--:|\n")
 		p("| new (dev key, CA and etcd created) | %s | %s |\n", fmtDur(percentile(st.Fresh, 50)), fmtDur(percentile(st.Fresh, 100)))
 		p("| existing | %s | %s |\n\n", fmtDur(percentile(st.Existing, 50)), fmtDur(percentile(st.Existing, 100)))
+	}
+
+	if k := r.Kubernetes; k != nil {
+		r.kubernetesMarkdown(b, k)
 	}
 
 	if rows := r.reachRows(); len(rows) > 0 {
@@ -297,7 +337,9 @@ func (r *report) markdown() string {
 		p("\n")
 	}
 
-	p("## Go benchmarks\n\n`%s`\n\n", r.GoBenchCmd)
+	if r.GoBenchCmd != "" {
+		p("## Go benchmarks\n\n`%s`\n\n", r.GoBenchCmd)
+	}
 	if r.GoBenchErr != "" {
 		p("The Go benchmarks failed:\n\n```\n%s\n```\n\n", r.GoBenchErr)
 	}
@@ -323,7 +365,6 @@ func (r *report) markdown() string {
 		}
 		p("\n")
 	}
-	return b.String()
 }
 
 // bytesPerGrant is the live heap added per grant between the first and the
@@ -358,6 +399,15 @@ func (r *report) write(path string) error {
 	}
 	if err := os.WriteFile(path, []byte(md), 0o644); err != nil {
 		return err
+	}
+	if r.Kubernetes != nil {
+		var csv bytes.Buffer
+		if err := writeKubeCSV(&csv, r.Kubernetes); err != nil {
+			return err
+		}
+		if err := os.WriteFile(r.kubeCSVPath(), csv.Bytes(), 0o644); err != nil {
+			return err
+		}
 	}
 	fmt.Print(md)
 	fmt.Fprintln(os.Stderr, "bench: report written to", path)
@@ -486,4 +536,44 @@ func (r *report) reachRows() []reachRow {
 		}
 	}
 	return rows
+}
+
+// kubeCSVPath is where the kubectl calls' times go: beside the report,
+// its name with -kubectl.csv for .md.
+func (r *report) kubeCSVPath() string {
+	return strings.TrimSuffix(r.cfg.out, filepath.Ext(r.cfg.out)) + "-kubectl.csv"
+}
+
+// kubernetesMarkdown renders the kubectl measurement.
+func (r *report) kubernetesMarkdown(b *bytes.Buffer, k *kubeResult) {
+	p := func(format string, args ...any) { fmt.Fprintf(b, format, args...) }
+	p("## kubectl through elevate\n\n")
+	p("`%s` (%d Pending pods) %d times each way, interleaved (every round runs each way once, the first rotating), ", k.Command, k.Pods, k.Calls)
+	p("each call a new kubectl process timed from start to exit, after one warm-up call each way that fills kubectl's discovery cache. ")
+	p("A kube-apiserver of the harness's own on loopback (token file, RBAC, its own one-member etcd; alice may get, list and watch pods in `%s`); ", kubeNamespace)
+	p("elevate `serve --config` in front of it as a `type: kubernetes` upstream: TLS proxy listener, access control on, the default bundle, ")
+	p("a durable audit record per call, the call sent on as alice with the `elevate-proxy` token (impersonation only). ")
+	p("Direct and through elevate, the kubeconfig holds a static token, so the difference is the proxy's own cost.\n\n")
+	p("| way | calls | p50 | p90 | min | max |\n|---|--:|--:|--:|--:|--:|\n")
+	for _, v := range k.Variants {
+		p("| %s | %d | %s | %s | %s | %s |\n", v.Label, len(v.Times), fmtDur(percentile(v.Times, 50)), fmtDur(percentile(v.Times, 90)),
+			fmtDur(percentile(v.Times, 0)), fmtDur(percentile(v.Times, 100)))
+	}
+	p("\n")
+	direct, through, withExec := k.variant(kubeDirect), k.variant(kubeElevate), k.variant(kubeExec)
+	if direct != nil && through != nil && len(direct.Times) > 0 && len(through.Times) > 0 {
+		d50, d90 := percentile(direct.Times, 50), percentile(direct.Times, 90)
+		p("**elevate adds %s to `kubectl get pods`** (p50 through elevate − p50 direct; at p90: %s).",
+			fmtDur(percentile(through.Times, 50)-d50), fmtDur(percentile(through.Times, 90)-d90))
+		if withExec != nil && len(withExec.Times) > 0 {
+			p(" With the exec plugin: %s over direct at p50, of which the plugin's run is %s.",
+				fmtDur(percentile(withExec.Times, 50)-d50), fmtDur(percentile(withExec.Times, 50)-percentile(through.Times, 50)))
+		}
+		p("\n\n")
+	}
+	csvPath := r.kubeCSVPath()
+	if rel, err := filepath.Rel(r.cfg.repo, csvPath); err == nil && !strings.HasPrefix(rel, "..") {
+		csvPath = rel
+	}
+	p("Every call's time, in the order run: `%s`.\n\n", csvPath)
 }

@@ -26,6 +26,12 @@ type runConfig struct {
 	startRuns                          int
 	benchtime                          string
 	throughputOnly                     bool
+
+	// kubeDir holds kube-apiserver and kubectl; empty: no Kubernetes
+	// measurement. kubeCalls is the number of kubectl calls of each way.
+	kubeDir        string
+	kubeCalls      int
+	kubernetesOnly bool
 }
 
 func runCmd(ctx context.Context, args []string) error {
@@ -42,9 +48,15 @@ func runCmd(ctx context.Context, args []string) error {
 	fs.BoolVar(&c.quick, "quick", false, "short durations and few trials, to check the harness end to end")
 	fs.BoolVar(&c.keepWork, "keep-work", false, "keep the work directory (logs, configs, audit logs)")
 	fs.BoolVar(&c.throughputOnly, "throughput-only", false, "measure throughput and latency only, for a quick comparison while tuning")
+	fs.StringVar(&c.kubeDir, "kubernetes", "", "directory holding kube-apiserver and kubectl (test/e2e/kubernetes.sh prints it); empty: no kubectl measurement")
+	fs.BoolVar(&c.kubernetesOnly, "kubernetes-only", false, "measure kubectl directly and through elevate only")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if c.kubernetesOnly && c.kubeDir == "" {
+		return errors.New("--kubernetes-only needs --kubernetes DIR")
+	}
+	c.kubeCalls = 200
 	c.warm, c.loadDur, c.singleDur, c.scaleDur = 3*time.Second, 15*time.Second, 10*time.Second, 8*time.Second
 	c.trials, c.fillGrants, c.fillPolicies, c.startRuns = 200, 100_000, 1000, 5
 	c.benchtime = "1s"
@@ -52,8 +64,12 @@ func runCmd(ctx context.Context, args []string) error {
 		c.warm, c.loadDur, c.singleDur, c.scaleDur = time.Second, 2*time.Second, 2*time.Second, 2*time.Second
 		c.trials, c.fillGrants, c.fillPolicies, c.startRuns = 20, 5_000, 100, 2
 		c.benchtime = "100ms"
+		c.kubeCalls = 20
 	}
-	for _, p := range []*string{&c.repo, &c.out, &c.elevateBin} {
+	for _, p := range []*string{&c.repo, &c.out, &c.elevateBin, &c.kubeDir} {
+		if *p == "" {
+			continue
+		}
 		abs, err := filepath.Abs(*p)
 		if err != nil {
 			return err
@@ -123,7 +139,12 @@ func (h *harness) run(ctx context.Context) error {
 	defer h.step("")
 	h.rep.Started = time.Now()
 	h.rep.Machine = readMachine(ctx, h.cfg.goB)
-	h.rep.Machine.Tools = toolVersions(ctx, h.cfg)
+	if !h.cfg.kubernetesOnly {
+		h.rep.Machine.Tools = toolVersions(ctx, h.cfg)
+	}
+	if h.cfg.kubeDir != "" && !h.cfg.throughputOnly {
+		h.rep.Machine.Tools = append(h.rep.Machine.Tools, kubeVersions(ctx, h.cfg.kubeDir)...)
+	}
 	disk, err := probeDisk(h.cfg.work, 200)
 	if err != nil {
 		return err
@@ -132,6 +153,16 @@ func (h *harness) run(ctx context.Context) error {
 	h.wrk = wrk{bin: h.cfg.wrkBin, script: filepath.Join(h.cfg.repo, "bench", "post.lua")}
 	h.tokenCache = map[string]string{}
 
+	if h.cfg.kubernetesOnly {
+		h.step("kubectl directly and through elevate: etcd, kube-apiserver, elevate, kubectl get pods")
+		if err := h.kubernetes(ctx); err != nil {
+			return err
+		}
+		h.step("")
+		h.rep.Finished = time.Now()
+		h.rep.LoadAfter = loadAverage()
+		return h.rep.write(h.cfg.out)
+	}
 	h.step("start etcd, upstream, httputil proxy, OTLP receiver, elevate")
 	if err := h.startBase(ctx); err != nil {
 		return err
@@ -171,6 +202,13 @@ func (h *harness) run(ctx context.Context) error {
 	h.step("start-up of elevate serve --dev")
 	if err := h.startup(ctx); err != nil {
 		return err
+	}
+	if h.cfg.kubeDir != "" {
+		h.step("kubectl directly and through elevate: etcd, kube-apiserver, elevate, kubectl get pods")
+		if err := h.kubernetes(ctx); err != nil {
+			return err
+		}
+		h.ps.stopAll()
 	}
 	h.step("Go benchmarks")
 	goErr := h.goBenchmarks(ctx)
