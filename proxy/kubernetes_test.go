@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -59,6 +60,10 @@ func newKubeAPI(t *testing.T) *kubeAPI {
 		k.mu.Lock()
 		k.hits = append(k.hits, kubeHit{Method: r.Method, URI: r.RequestURI, Header: r.Header.Clone()})
 		k.mu.Unlock()
+		if up := r.Header.Get("Upgrade"); up != "" && strings.HasSuffix(r.URL.Path, "/exec") {
+			echoUpgrade(w, up)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		if r.URL.Query().Get("watch") != "true" {
 			_, _ = io.WriteString(w, `{"kind":"Status","status":"Success"}`)
@@ -87,6 +92,21 @@ func newKubeAPI(t *testing.T) *kubeAPI {
 	}))
 	t.Cleanup(k.srv.Close)
 	return k
+}
+
+// echoUpgrade switches to protocol up and echoes every byte until the
+// connection ends, as an exec stream whose command is cat.
+func echoUpgrade(w http.ResponseWriter, up string) {
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	_, _ = fmt.Fprintf(brw, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: %s\r\n\r\n", up)
+	if brw.Flush() != nil {
+		return
+	}
+	_, _ = io.Copy(conn, brw)
 }
 
 func (k *kubeAPI) count() int {

@@ -556,9 +556,12 @@ func (p *Proxy) onResponse(resp *http.Response, gctx *goproxy.ProxyCtx) *http.Re
 		resp = prob.response(r, nil)
 		return resp
 	}
-	if st != nil && st.route != nil && resp.StatusCode == http.StatusSwitchingProtocols && st.call.upgrade == spdyProtocol {
-		// The engine relays WebSocket itself, not SPDY.
-		return p.relayUpgrade(resp, writerFrom(gctx.Req.Context()))
+	if st != nil && st.route != nil && resp.StatusCode == http.StatusSwitchingProtocols {
+		resp.Header.Set("Elevate-Decision-Id", st.verdict.DecisionID)
+		if st.call.upgrade == spdyProtocol {
+			// The engine relays WebSocket itself, not SPDY.
+			return p.relayUpgrade(resp, writerFrom(gctx.Req.Context()))
+		}
 	}
 	if st != nil && st.route != nil && resp.StatusCode != http.StatusSwitchingProtocols {
 		// An upstream's answer; elevate's own refusals keep their
