@@ -448,8 +448,14 @@ func TestFailClosedPolicyReload(t *testing.T) {
 		{"data not an object", add("data.json", "[1, 2]"), "data must be an object"},
 		{"evaluation error on every call", add("faulty.rego", "package elevate\n\ndeny contains \"never\" if to_number(input.subject.id) > 0\n"), "faulty.rego:3"},
 		{"decision rule missing", func(t *testing.T) func() {
+			// kubernetes_gate.rego builds on elevate.rego's rules: both go.
+			gate := filepath.Join(bundle, "kubernetes_gate.rego")
 			require.NoError(t, os.Rename(mainRego, mainRego+".off"))
-			return func() { require.NoError(t, os.Rename(mainRego+".off", mainRego)) }
+			require.NoError(t, os.Rename(gate, gate+".off"))
+			return func() {
+				require.NoError(t, os.Rename(mainRego+".off", mainRego))
+				require.NoError(t, os.Rename(gate+".off", gate))
+			}
 		}, "no rule defines data.elevate.decision"},
 	} {
 		t.Run("invalid/"+strings.ReplaceAll(tc.name, " ", "-"), func(t *testing.T) {
