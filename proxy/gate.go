@@ -183,6 +183,10 @@ type Call struct {
 	// upgrade): a stream allowed by a grant is cut when the grant ends.
 	upgrade string
 	stream  bool
+	// vetIdentity, when set, refuses a caller the upstream cannot take
+	// (a Kubernetes subject that would impersonate a system: user): the
+	// reason, or "".
+	vetIdentity func(identity.Identity) string
 }
 
 // Operation is one part of a judged body, judged on its own.
@@ -281,6 +285,14 @@ func (g *Gate) check(ctx context.Context, c Call, span *spanAttrs) Verdict {
 	v.Identity = id
 	rec.Subject, rec.Groups = id.Subject, id.Groups
 	span.SetAttributes(attribute.String("elevate.subject", id.Subject))
+	if c.vetIdentity != nil {
+		if why := c.vetIdentity(id); why != "" {
+			rec.Event, rec.Status, rec.Reason = audit.EventDenied, http.StatusForbidden, why
+			v.Problem = NewProblem(http.StatusForbidden, "denied", why)
+			v.Problem.Reason = why
+			return g.finish(ctx, span, v, rec, c.DryRun)
+		}
+	}
 
 	// 2. The caller's live grants, from memory.
 	_, gs := g.tracer.Start(ctx, "elevate.grants")

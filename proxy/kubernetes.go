@@ -12,6 +12,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/elevate-pam/elevate/kubernetes"
@@ -101,6 +102,18 @@ func kubeCall(c *Call, h http.Header) *Problem {
 	}
 	c.Kubernetes, c.Attributes, c.stream = in, attrs, a.Watch || c.upgrade != "" || a.Subresource == "log" && c.Query.Get("follow") == "true"
 	return nil
+}
+
+// vetSubject refuses a caller whose Impersonate-User would name one of
+// the cluster's own users (system:admin, system:kube-controller-manager,
+// system:serviceaccount:...): RBAC grants those far more than a person.
+// A user_prefix that does not start with "system:" keeps every subject
+// apart from them.
+func (rt *route) vetSubject(id identity.Identity) string {
+	if user := rt.Kubernetes.UserPrefix + id.Subject; strings.HasPrefix(strings.ToLower(user), "system:") {
+		return "the subject " + strconv.Quote(id.Subject) + " would be impersonated as the Kubernetes system user " + strconv.Quote(user) + "; elevate never impersonates system: users"
+	}
+	return ""
 }
 
 // impersonate sets the Impersonate-* headers of a call forwarded to a

@@ -385,6 +385,7 @@ func (p *Proxy) onRequest(r *http.Request, gctx *goproxy.ProxyCtx) (*http.Reques
 			rec.Event, prob.kube = audit.EventBadRequest, true
 			return r, p.refuse(ctx, r, rec, prob)
 		}
+		call.vetIdentity = rt.vetSubject
 	}
 	var body []byte // forwarded in place of the caller's body when not nil
 	if spec := p.bodySpec(call); spec.Kind != "" {

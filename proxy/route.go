@@ -348,6 +348,9 @@ func (r *route) checkType(key string) error {
 	if strings.ContainsAny(k.UserPrefix, " \t\r\n") {
 		return fmt.Errorf("%s.kubernetes.user_prefix: no white space", key)
 	}
+	if strings.HasPrefix(strings.ToLower(k.UserPrefix), "system:") {
+		return fmt.Errorf("%s.kubernetes.user_prefix: %q would make every caller a Kubernetes system: user", key, k.UserPrefix)
+	}
 	r.groups = map[string]bool{}
 	for i, g := range k.Groups {
 		if err := kubeGroupAllowed(g); err != nil {

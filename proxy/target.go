@@ -186,6 +186,7 @@ func (p *Proxy) Resolve(method, rawURL string) (Call, *Problem) {
 	if prob == nil && res.route.kube {
 		// Judged as the proxy listener judges it, without headers.
 		prob = kubeCall(&res.call, http.Header{})
+		res.call.vetIdentity = res.route.vetSubject
 	}
 	return res.call, prob
 }
