@@ -74,9 +74,28 @@ func (g *generator) line(from int, format string, args ...any) {
 	g.lines = append(g.lines, from)
 }
 
+// route writes the match rule of r for method and, when r has
+// parameters of one segment ({vhost}), the attributes rule that names
+// their values for the same calls ({"vhost": input.path[2]}): what a
+// grant's constraint is matched against.
 func (g *generator) route(r *route, method string) {
+	g.routeRule(r, method, "match contains "+quote(r.task))
+	var attrs []string
+	for i, s := range r.segs {
+		if !s.literal() && !s.rest {
+			attrs = append(attrs, fmt.Sprintf("%s: input.path[%d]", quote(s.param), i))
+		}
+	}
+	if len(attrs) > 0 {
+		g.routeRule(r, method, "attributes := {"+strings.Join(attrs, ", ")+"}")
+	}
+}
+
+// routeRule writes a rule with head whose body holds for the calls of r
+// with method.
+func (g *generator) routeRule(r *route, method, head string) {
 	l := r.line
-	g.line(l, "match contains %s if {", quote(r.task))
+	g.line(l, "%s if {", head)
 	g.line(l, "\tinput.upstream == %s", quote(r.upstream))
 	g.line(l, "\tinput.method == %s", quote(method))
 	rest := len(r.segs) > 0 && r.segs[len(r.segs)-1].rest

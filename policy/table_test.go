@@ -269,7 +269,14 @@ func TestGeneratedRego(t *testing.T) {
 			matches = append(matches, r)
 		}
 	}
-	require.Equal(t, map[string][]int{"tasks": {3, 4}, "roles": {6}, "match": {8, 9, 10}}, rows)
+	// A route with one-segment parameters also names their values as the
+	// call's attributes, for grants' constraints; {rest...} is not one.
+	require.Equal(t, map[string][]int{"tasks": {3, 4}, "roles": {6}, "match": {8, 9, 10}, "attributes": {8, 9}}, rows)
+	for _, r := range m.Rules {
+		if r.Head.Ref()[0].String() == "attributes" {
+			require.Equal(t, `{"id": input.path[1]}`, r.Head.Value.String())
+		}
+	}
 
 	// The task name and the description are the strings of the table.
 	var names []string

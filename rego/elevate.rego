@@ -161,9 +161,11 @@ grant_covers(g, t) if {
 }
 
 # A grant narrowed by a constraint (a Kubernetes namespace, an object
-# name) covers only calls whose attributes, as the call's catalog exposes
-# them in data.elevate.catalog.attributes, have every value it names; a
-# call that exposes no such attribute is not covered.
+# name, a route table's path parameter such as a RabbitMQ vhost) covers
+# only calls whose attributes, as the call's catalog exposes them in
+# data.elevate.catalog.attributes, have every value it names; a call that
+# exposes no such attribute is not covered. HEAD is read as GET, as in the
+# catalog lookup.
 constraint_holds(g) if {
 	every k, v in object.get(g, "constraint", {}) {
 		call_attributes[k] == v
@@ -172,7 +174,12 @@ constraint_holds(g) if {
 
 default call_attributes := {}
 
-call_attributes := catalog.attributes
+call_attributes := catalog.attributes if input.method != "HEAD"
+
+call_attributes := a if {
+	input.method == "HEAD"
+	a := catalog.attributes with input.method as "GET"
+}
 
 grant_id := min({g.id |
 	some g in covering_grants

@@ -268,3 +268,43 @@ test_role_on_administrators_gates_a_queue_purge if {
 	d.outcome == "grant_required"
 	d.task == "RabbitMQ\\Clear-Queue"
 }
+
+# A grant narrowed to one virtual host ({vhost} in the route) covers that
+# virtual host's queues only; HEAD is read as GET here too.
+purge_gated := {
+	"control": {"enabled": true, "default_approvers": "approvers", "system_accounts": {}},
+	"policies": {"task": {"RabbitMQ\\Clear-Queue": {"p1": {"id": "p1"}}, "RabbitMQ\\Get-Queue": {"p2": {"id": "p2"}}}, "role": {}, "rolegroup": {}},
+}
+
+vhost_grant(task, vhost) := {
+	"id": "g1", "request_id": "r1", "scope": "task", "target": task, "constraint": {"vhost": vhost},
+	"not_before_ns": 0, "expires_at_ns": 9223372036854775807,
+}
+
+decide_in(method, path, grants) := d if {
+	d := elevate.decision with input as {
+		"method": method, "upstream": "rabbitmq", "host": "rabbitmq.elevate.test", "path": path, "query": {},
+		"subject": {"id": "alice", "groups": [], "mfa": false}, "grants": grants,
+	}
+		with data.elevate_state as purge_gated
+}
+
+test_a_vhost_grant_covers_its_vhost_only if {
+	g := vhost_grant("RabbitMQ\\Clear-Queue", "orders")
+	decide_in("DELETE", ["api", "queues", "orders", "q1", "contents"], [g]).outcome == "allow"
+	decide_in("DELETE", ["api", "queues", "/", "q1", "contents"], [g]).outcome == "grant_required"
+	decide_in("DELETE", ["api", "queues", "billing", "q1", "contents"], [g]).outcome == "grant_required"
+}
+
+test_a_vhost_grant_covers_head_as_get if {
+	g := vhost_grant("RabbitMQ\\Get-Queue", "orders")
+	decide_in("HEAD", ["api", "queues", "orders", "q1"], [g]).outcome == "allow"
+	decide_in("HEAD", ["api", "queues", "billing", "q1"], [g]).outcome == "grant_required"
+}
+
+test_attributes_name_the_route_parameters if {
+	attrs := data.elevate.catalog.attributes with input as {
+		"method": "DELETE", "upstream": "rabbitmq", "path": ["api", "queues", "orders", "q1", "contents"], "query": {},
+	}
+	attrs == {"vhost": "orders", "queue": "q1"}
+}
