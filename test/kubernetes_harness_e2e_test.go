@@ -4,14 +4,9 @@ package test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -19,11 +14,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/elevate-pam/elevate/internal/kubetest"
 )
 
 // kubernetesVersion is the release test/e2e/kubernetes.sh builds and caches.
@@ -130,42 +128,28 @@ func startKubernetes(t *testing.T) *kubeCluster {
 	ca := newPKI(t, "kube-ca")
 	c.CAFile, c.caPool = ca.pemFile, ca.pool(t)
 	certFile, keyFile := ca.pairFiles(t, dir, "apiserver", 0)
-	saPublic, saPrivate := writeServiceAccountKeys(t, dir)
+	saPublic, saPrivate, err := kubetest.WriteServiceAccountKeys(dir)
+	require.NoError(t, err)
 
-	// The static token file: token,user,uid,"group,...".
-	var tokens strings.Builder
-	fmt.Fprintf(&tokens, "%s,%s,%s,\"system:masters\"\n", c.AdminToken, kubeAdminUser, kubeAdminUser)
-	fmt.Fprintf(&tokens, "%s,%s,%s\n", c.ElevateToken, kubeElevateUser, kubeElevateUser)
+	users := []kubetest.User{
+		{Token: c.AdminToken, Name: kubeAdminUser, Groups: []string{"system:masters"}},
+		{Token: c.ElevateToken, Name: kubeElevateUser},
+	}
 	for _, u := range kubeDirectUsers {
 		c.Tokens[u] = kubeToken(t)
-		fmt.Fprintf(&tokens, "%s,%s,%s\n", c.Tokens[u], u, u)
+		users = append(users, kubetest.User{Token: c.Tokens[u], Name: u})
 	}
 	tokenFile := filepath.Join(dir, "tokens.csv")
-	require.NoError(t, os.WriteFile(tokenFile, []byte(tokens.String()), 0o600))
+	require.NoError(t, kubetest.WriteTokenFile(tokenFile, users))
 	c.ElevateTokenFile = filepath.Join(dir, "elevate.token")
 	require.NoError(t, os.WriteFile(c.ElevateTokenFile, []byte(c.ElevateToken+"\n"), 0o600))
 
 	_, endpoint := startEtcd(t)
 	prefix := "/registry-" + regexp.MustCompile(`[^A-Za-z0-9]+`).ReplaceAllString(t.Name(), "-")
-	args := []string{
-		"--etcd-servers=" + endpoint,
-		"--etcd-prefix=" + prefix,
-		"--bind-address=127.0.0.1",
-		"--advertise-address=127.0.0.1",
-		"--endpoint-reconciler-type=none",
-		"--service-cluster-ip-range=10.96.0.0/16",
-		"--authorization-mode=RBAC",
-		"--token-auth-file=" + tokenFile,
-		"--service-account-issuer=https://kubernetes.default.svc",
-		"--service-account-key-file=" + saPublic,
-		"--service-account-signing-key-file=" + saPrivate,
-		"--tls-cert-file=" + certFile,
-		"--tls-private-key-file=" + keyFile,
-		"--cert-dir=" + filepath.Join(dir, "certs"),
-		"--profiling=false",
-	}
+	server := kubetest.APIServer{EtcdURL: endpoint, EtcdPrefix: prefix, TokenFile: tokenFile,
+		SAPublic: saPublic, SAPrivate: saPrivate, CertFile: certFile, KeyFile: keyFile, CertDir: filepath.Join(dir, "certs")}
 	for attempt := 1; ; attempt++ {
-		err := c.tryStart(t, apiserver, args)
+		err := c.tryStart(t, apiserver, server)
 		if err == nil {
 			break
 		}
@@ -182,13 +166,14 @@ func startKubernetes(t *testing.T) *kubeCluster {
 
 // tryStart runs kube-apiserver on a free port and waits until /readyz
 // answers 200 to the admin. On an error it has stopped the process.
-func (c *kubeCluster) tryStart(t *testing.T, bin string, args []string) error {
+func (c *kubeCluster) tryStart(t *testing.T, bin string, server kubetest.APIServer) error {
 	t.Helper()
 	addr := freeAddr(t)
-	port := addr[strings.LastIndexByte(addr, ':')+1:]
+	port, err := strconv.Atoi(addr[strings.LastIndexByte(addr, ':')+1:])
+	require.NoError(t, err)
 	c.URL = "https://" + addr
 	start := time.Now()
-	d := startBackground(t, programEnv(), c.dir, "kube-apiserver.log", bin, append(args, "--secure-port="+port)...)
+	d := startBackground(t, programEnv(), c.dir, "kube-apiserver.log", bin, server.Args(port)...)
 
 	const limit = 90 * time.Second
 	deadline := start.Add(limit)
@@ -284,32 +269,11 @@ const kubeOperatorRules = `rules:
 // admission plugin refuses without it.
 func kubeSetupManifest() string {
 	var b strings.Builder
+	b.WriteString(kubetest.ImpersonatorManifest(kubeElevateUser))
 	doc := func(format string, args ...any) {
 		b.WriteString("---\n")
 		fmt.Fprintf(&b, format, args...)
 	}
-	// Impersonating an extra is the verb impersonate on resource
-	// userextras, subresource the extra's key, and RBAC has no
-	// "userextras/*" wildcard: a rule naming it matches no key. "*" in
-	// authentication.k8s.io covers uids and every userextras key.
-	doc(`apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {name: elevate-impersonator}
-rules:
-- apiGroups: [""]
-  resources: [users, groups, serviceaccounts]
-  verbs: [impersonate]
-- apiGroups: [authentication.k8s.io]
-  resources: ["*"]
-  verbs: [impersonate]
-`)
-	doc(`apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: elevate-impersonator}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: elevate-impersonator}
-subjects:
-- {apiGroup: rbac.authorization.k8s.io, kind: User, name: %s}
-`, kubeElevateUser)
 	for _, ns := range []string{"prod", "staging"} {
 		doc("apiVersion: v1\nkind: Namespace\nmetadata: {name: %s}\n", ns)
 		doc("apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: default, namespace: %s}\n", ns)
@@ -363,26 +327,9 @@ stringData: {password: s3cret}
 // kubeToken is a fresh random bearer token.
 func kubeToken(t *testing.T) string {
 	t.Helper()
-	b := make([]byte, 24)
-	_, err := rand.Read(b)
+	tok, err := kubetest.Token()
 	require.NoError(t, err)
-	return hex.EncodeToString(b)
-}
-
-// writeServiceAccountKeys writes the key pair the API server signs and
-// checks service account tokens with.
-func writeServiceAccountKeys(t *testing.T, dir string) (publicFile, privateFile string) {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	priv, err := x509.MarshalPKCS8PrivateKey(k)
-	require.NoError(t, err)
-	pub, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
-	require.NoError(t, err)
-	publicFile, privateFile = filepath.Join(dir, "sa.pub"), filepath.Join(dir, "sa.key")
-	require.NoError(t, os.WriteFile(publicFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o600))
-	require.NoError(t, os.WriteFile(privateFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: priv}), 0o600))
-	return publicFile, privateFile
+	return tok
 }
 
 // call sends one request to the API server with token (none when empty)

@@ -3,10 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"encoding/csv"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +18,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/elevate-pam/elevate/internal/kubetest"
 )
 
 // The Kubernetes measurement: `kubectl get pods` against a private
@@ -91,30 +91,11 @@ func interleave(rounds, k int) []int {
 // Pending (no scheduler runs).
 func kubeManifest(pods int) string {
 	var b strings.Builder
+	b.WriteString(kubetest.ImpersonatorManifest(kubeProxyUser))
 	doc := func(format string, args ...any) {
 		b.WriteString("---\n")
 		fmt.Fprintf(&b, format, args...)
 	}
-	// "*" in authentication.k8s.io covers uids and every userextras key,
-	// which RBAC has no wildcard for otherwise.
-	doc(`apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata: {name: elevate-impersonator}
-rules:
-- apiGroups: [""]
-  resources: [users, groups, serviceaccounts]
-  verbs: [impersonate]
-- apiGroups: [authentication.k8s.io]
-  resources: ["*"]
-  verbs: [impersonate]
-`)
-	doc(`apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: elevate-impersonator}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: elevate-impersonator}
-subjects:
-- {apiGroup: rbac.authorization.k8s.io, kind: User, name: %s}
-`, kubeProxyUser)
 	doc("apiVersion: v1\nkind: Namespace\nmetadata: {name: %s}\n", kubeNamespace)
 	doc("apiVersion: v1\nkind: ServiceAccount\nmetadata: {name: default, namespace: %s}\n", kubeNamespace)
 	doc(`apiVersion: rbac.authorization.k8s.io/v1
@@ -158,15 +139,6 @@ func kubeconfig(server, caFile, userName string, user map[string]any) ([]byte, e
 		"current-context": "bench",
 	}
 	return json.MarshalIndent(cfg, "", "  ")
-}
-
-// randomToken is a fresh bearer token for the API server's token file.
-func randomToken() (string, error) {
-	b := make([]byte, 24)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(b), nil
 }
 
 // kubeBench is what the Kubernetes measurement started.
@@ -333,41 +305,26 @@ func (k *kubeBench) startAPIServer(ctx context.Context, h *harness, bin string, 
 	if err != nil {
 		return nil, err
 	}
-	saPublic, saPrivate, err := writeKeyPair(k.dir, "service-account")
+	saPublic, saPrivate, err := kubetest.WriteServiceAccountKeys(k.dir)
 	if err != nil {
 		return nil, err
 	}
 	for _, t := range []*string{&k.adminToken, &k.proxyToken, &k.aliceToken} {
-		if *t, err = randomToken(); err != nil {
+		if *t, err = kubetest.Token(); err != nil {
 			return nil, err
 		}
 	}
-	// token,user,uid,"group,..."
-	tokens := fmt.Sprintf("%s,%s,%s,\"system:masters\"\n%s,%s,%s\n%s,%s,%s\n",
-		k.adminToken, kubeAdminUser, kubeAdminUser,
-		k.proxyToken, kubeProxyUser, kubeProxyUser,
-		k.aliceToken, kubeUser, kubeUser)
 	tokenFile := filepath.Join(k.dir, "tokens.csv")
-	if err := os.WriteFile(tokenFile, []byte(tokens), 0o600); err != nil {
+	if err := kubetest.WriteTokenFile(tokenFile, []kubetest.User{
+		{Token: k.adminToken, Name: kubeAdminUser, Groups: []string{"system:masters"}},
+		{Token: k.proxyToken, Name: kubeProxyUser},
+		{Token: k.aliceToken, Name: kubeUser},
+	}); err != nil {
 		return nil, err
 	}
-	p, err := h.ps.start("kube-apiserver", nil, bin,
-		"--etcd-servers="+etcdURL,
-		"--bind-address=127.0.0.1",
-		"--advertise-address=127.0.0.1",
-		"--secure-port="+strconv.Itoa(port),
-		"--endpoint-reconciler-type=none",
-		"--service-cluster-ip-range=10.96.0.0/16",
-		"--authorization-mode=RBAC",
-		"--token-auth-file="+tokenFile,
-		"--service-account-issuer=https://kubernetes.default.svc",
-		"--service-account-key-file="+saPublic,
-		"--service-account-signing-key-file="+saPrivate,
-		"--tls-cert-file="+certFile,
-		"--tls-private-key-file="+keyFile,
-		"--cert-dir="+filepath.Join(k.dir, "certs"),
-		"--profiling=false",
-	)
+	server := kubetest.APIServer{EtcdURL: etcdURL, TokenFile: tokenFile, SAPublic: saPublic, SAPrivate: saPrivate,
+		CertFile: certFile, KeyFile: keyFile, CertDir: filepath.Join(k.dir, "certs")}
+	p, err := h.ps.start("kube-apiserver", nil, bin, server.Args(port)...)
 	if err != nil {
 		return nil, err
 	}

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
@@ -137,15 +136,6 @@ func TestBenchCA(t *testing.T) {
 	require.NoError(t, err)
 	pool := x509.NewCertPool()
 	require.True(t, pool.AppendCertsFromPEM(b))
-
-	pub, priv, err := writeKeyPair(dir, "sa")
-	require.NoError(t, err)
-	for _, f := range []string{pub, priv} {
-		b, err := os.ReadFile(f)
-		require.NoError(t, err)
-		blk, _ := pem.Decode(b)
-		require.NotNil(t, blk, filepath.Base(f))
-	}
 }
 
 func TestKubernetesMarkdown(t *testing.T) {

@@ -107,32 +107,6 @@ func (ca *benchCA) serving(dir, name string) (certFile, keyFile string, err erro
 	return certFile, keyFile, nil
 }
 
-// writeKeyPair writes a fresh P-256 key as dir/NAME.key (PKCS #8) and its
-// public half as dir/NAME.pub (PKIX): the API server signs and checks
-// service account tokens with them.
-func writeKeyPair(dir, name string) (publicFile, privateFile string, err error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return "", "", err
-	}
-	priv, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return "", "", err
-	}
-	pub, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	if err != nil {
-		return "", "", err
-	}
-	publicFile, privateFile = filepath.Join(dir, name+".pub"), filepath.Join(dir, name+".key")
-	if err := os.WriteFile(publicFile, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}), 0o600); err != nil {
-		return "", "", err
-	}
-	if err := os.WriteFile(privateFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: priv}), 0o600); err != nil {
-		return "", "", err
-	}
-	return publicFile, privateFile, nil
-}
-
 func newSerial() (*big.Int, error) {
 	s, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 126))
 	if err != nil {
