@@ -417,18 +417,14 @@ func (g *Gate) check(ctx context.Context, c Call, span *spanAttrs) Verdict {
 		return v
 	case policy.GrantRequired:
 		rec.Event, rec.Status = audit.EventGrantRequired, http.StatusForbidden
+		// A Kubernetes call asks for a grant in its own namespace, not
+		// the whole cluster.
+		ns := c.Attributes["namespace"]
 		if used := g.usedUp(ctx, in, now); used != nil {
-			v.Problem = usedUpProblem(d, used)
+			v.Problem = usedUpProblem(d, used, ns)
 			rec.GrantID, rec.RequestID, rec.Reason = used.ID, used.RequestID, v.Problem.Reason
 		} else {
-			v.Problem = grantRequiredProblem(d)
-		}
-		if narrow := requestConstraint(c.Attributes); narrow != "" {
-			// Ask for the namespace of the call, not the whole cluster.
-			cmd := strings.Replace(v.Problem.Request, " --reason ", narrow+" --reason ", 1)
-			v.Problem.Detail = strings.Replace(v.Problem.Detail, v.Problem.Request, cmd, 1)
-			v.Problem.Detail = strings.Replace(v.Problem.Detail, " needs an approved grant", " in namespace "+c.Attributes["namespace"]+" needs an approved grant", 1)
-			v.Problem.Request = cmd
+			v.Problem = grantRequiredProblem(d, ns)
 		}
 	default: // policy.Deny and anything unexpected
 		rec.Event, rec.Status = audit.EventDenied, http.StatusForbidden
@@ -546,7 +542,7 @@ func (g *Gate) useAll(ctx context.Context, d policy.Decision, gs []*grants.Grant
 // grant-used-up, one found gone with grant-required.
 func (g *Gate) use(ctx context.Context, d policy.Decision, gr *grants.Grant, allowed func()) *Problem {
 	if g.cfg.Uses == nil {
-		p := grantRequiredProblem(d)
+		p := grantRequiredProblem(d, "")
 		p.Detail = "this grant allows a limited number of calls and uses cannot be counted here; the call was refused"
 		return p
 	}
@@ -560,9 +556,9 @@ func (g *Gate) use(ctx context.Context, d policy.Decision, gr *grants.Grant, all
 	case err == nil:
 		return nil
 	case errors.Is(err, grants.ErrUsedUp):
-		return usedUpProblem(d, gr)
+		return usedUpProblem(d, gr, "")
 	case errors.Is(err, grants.ErrNotApproved) || errors.Is(err, grants.ErrNotFound):
-		return grantRequiredProblem(d)
+		return grantRequiredProblem(d, "")
 	default:
 		s.SetStatus(codes.Error, "grant use not recorded")
 		g.cfg.Logger.Error("grant use failed", "grant", gr.ID, "err", err)
@@ -600,9 +596,12 @@ func (g *Gate) usedUp(ctx context.Context, in policy.Input, now time.Time) *gran
 
 // grantRequiredProblem refuses a call that needs a grant the caller does
 // not hold, naming the task and the command that requests it.
-func grantRequiredProblem(d policy.Decision) *Problem {
-	cmd := requestCommand(d.Task, d.Request)
-	p := NewProblem(http.StatusForbidden, "grant-required", fmt.Sprintf("%s needs an approved grant. Request one with: %s", d.Task, cmd))
+func grantRequiredProblem(d policy.Decision, namespace string) *Problem {
+	cmd, what := requestCommand(d.Task, d.Request, namespace), d.Task
+	if namespace != "" {
+		what += " in namespace " + namespace
+	}
+	p := NewProblem(http.StatusForbidden, "grant-required", fmt.Sprintf("%s needs an approved grant. Request one with: %s", what, cmd))
 	p.Task, p.Reason, p.Request = d.Task, d.Reason, cmd
 	return p
 }
@@ -610,8 +609,8 @@ func grantRequiredProblem(d policy.Decision) *Problem {
 // usedUpProblem refuses a call that the caller's grant gr would allow but
 // for its uses, all spent; it names the task and the command that requests
 // a new grant.
-func usedUpProblem(d policy.Decision, gr *grants.Grant) *Problem {
-	cmd := requestCommand(d.Task, d.Request)
+func usedUpProblem(d policy.Decision, gr *grants.Grant, namespace string) *Problem {
+	cmd := requestCommand(d.Task, d.Request, namespace)
 	reason := fmt.Sprintf("the grant of request %s allowed %d %s, all spent", gr.RequestID, gr.MaxUses, plural(gr.MaxUses, "call", "calls"))
 	p := NewProblem(http.StatusForbidden, "grant-used-up", fmt.Sprintf("%s: %s. Request a new grant with: %s", d.Task, reason, cmd))
 	p.Task, p.Reason, p.Request = d.Task, reason, cmd
@@ -692,8 +691,9 @@ func (g *Gate) verify(ctx context.Context, token string) (identity.Identity, err
 
 // requestCommand is the command line that asks for a grant covering task:
 // for what the covering approval policy names, a role or role group
-// included.
-func requestCommand(task string, t *policy.Target) string {
+// included, narrowed to namespace unless it is "". A namespace is a
+// DNS label (package kubernetes refuses any other), so it needs no quotes.
+func requestCommand(task string, t *policy.Target, namespace string) string {
 	flag, target := "--task", task
 	if t != nil && t.Target != "" {
 		switch t.Scope {
@@ -703,7 +703,11 @@ func requestCommand(task string, t *policy.Target) string {
 			flag, target = "--role-group", t.Target
 		}
 	}
-	return "elevate request new " + flag + " '" + strings.ReplaceAll(target, "'", `'\''`) + "' --reason '<why>'"
+	narrow := ""
+	if namespace != "" {
+		narrow = " --namespace " + namespace
+	}
+	return "elevate request new " + flag + " '" + strings.ReplaceAll(target, "'", `'\''`) + "'" + narrow + " --reason '<why>'"
 }
 
 func newID() string {

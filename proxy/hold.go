@@ -8,8 +8,6 @@ import (
 	"io"
 	"sync"
 	"time"
-
-	"github.com/elevate-pam/elevate/grants"
 )
 
 // holdInterval is how often a held stream looks at the in-memory view
@@ -52,7 +50,7 @@ func (p *Proxy) holdGrant(ctx context.Context, v Verdict, c Call) (context.Conte
 				why = "the grant ended"
 			case !view.Fresh():
 				why = "the grant could not be confirmed with etcd"
-			case !liveIn(view.LiveGrants(gr.Subject, at), gr.ID):
+			case findGrant(view.LiveGrants(gr.Subject, at), gr.ID) == nil:
 				why = "the grant was revoked"
 			}
 			if why != "" {
@@ -67,15 +65,6 @@ func (p *Proxy) holdGrant(ctx context.Context, v Verdict, c Call) (context.Conte
 		}
 	}()
 	return ctx, h
-}
-
-func liveIn(gs []grants.Grant, id string) bool {
-	for i := range gs {
-		if gs[i].ID == id {
-			return true
-		}
-	}
-	return false
 }
 
 // cut ends the stream: the call's context, and the connection of an

@@ -219,35 +219,9 @@ func (p *Problem) statusBody() []byte {
 // kubernetes upstream, for refusals given before the route is known.
 func (p *Proxy) kubeTarget(target string) bool {
 	for _, rt := range p.routes {
-		if rt.kube && rt.Prefix != "" && strings.HasPrefix(target, "/"+strings.Trim(rt.Prefix, "/")+"/") {
+		if rt.kubePrefix != "" && strings.HasPrefix(target, rt.kubePrefix) {
 			return true
 		}
 	}
 	return false
-}
-
-// requestConstraint is the part of the command that asks for a grant
-// narrowed to the call's namespace: " --namespace NS", or "".
-func requestConstraint(attrs map[string]string) string {
-	ns := attrs["namespace"]
-	if ns == "" {
-		return ""
-	}
-	return " --namespace " + shellWord(ns)
-}
-
-// shellWord quotes s for a POSIX shell unless it is a plain word.
-func shellWord(s string) string {
-	plain := s != ""
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-_.:/=@", c) >= 0) {
-			plain = false
-			break
-		}
-	}
-	if plain {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

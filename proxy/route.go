@@ -203,10 +203,12 @@ type route struct {
 	// the system roots.
 	roots *x509.CertPool
 	// kube is true for a kubernetes upstream; groups and groupMap are
-	// its Kubernetes options, checked.
-	kube     bool
-	groups   map[string]bool
-	groupMap map[string]string
+	// its Kubernetes options, checked; kubePrefix is its Prefix as a raw
+	// target starts with it ("/kubernetes/prod/"), "" without one.
+	kube       bool
+	groups     map[string]bool
+	groupMap   map[string]string
+	kubePrefix string
 	// roundTripper sends through the route's own transport (newTransport);
 	// New sets it and the engine takes it per call.
 	roundTripper goproxy.RoundTripper
@@ -333,6 +335,9 @@ func (r *route) checkType(key string) error {
 		return fmt.Errorf("%s.type: %q must be http or kubernetes", key, r.Type)
 	}
 	r.kube = true
+	if r.Prefix != "" {
+		r.kubePrefix = "/" + strings.Trim(r.Prefix, "/") + "/"
+	}
 	if r.PassThrough {
 		return fmt.Errorf("%s.pass_through: a kubernetes upstream never passes callers' credentials", key)
 	}

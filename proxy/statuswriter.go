@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 )
 
 // statusWriter remembers the status code written.
@@ -37,11 +38,7 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 }
 
 // taken reports whether the connection was taken over by an upgrade.
-func (w *statusWriter) taken() bool {
-	w.hj.mu.Lock()
-	defer w.hj.mu.Unlock()
-	return w.hj.conn != nil
-}
+func (w *statusWriter) taken() bool { return w.hj.taken.Load() }
 
 func (w *statusWriter) status() int {
 	if w.code == 0 {
@@ -79,6 +76,7 @@ func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	conn, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err == nil {
+		w.hj.taken.Store(true)
 		w.hj.mu.Lock()
 		w.hj.conn = conn
 		if w.hj.closed {
@@ -101,6 +99,7 @@ func writerFrom(ctx context.Context) *statusWriter {
 // hijackedConn is the connection taken over by an upgrade, and whether it
 // is to be closed (closeHijacked) as soon as it is taken.
 type hijackedConn struct {
+	taken  atomic.Bool // read on every write, without the lock
 	mu     sync.Mutex
 	conn   net.Conn
 	closed bool
