@@ -73,13 +73,17 @@ func kubeCall(c *Call, h http.Header) *Problem {
 	}
 	attrs := map[string]string{"verb": a.Verb}
 	if !a.NonResource {
-		for k, v := range map[string]string{
-			"group": a.APIGroup, "version": a.APIVersion, "resource": a.Resource, "subresource": a.Subresource,
-			"namespace": a.Namespace, "name": a.Name, "field_selector": a.FieldSelector, "label_selector": a.LabelSelector,
+		for _, kv := range [...]struct {
+			k, v string
+			attr bool // also an attribute of the call (constraints, audit)
+		}{
+			{"group", a.APIGroup, true}, {"version", a.APIVersion, false}, {"resource", a.Resource, true},
+			{"subresource", a.Subresource, true}, {"namespace", a.Namespace, true}, {"name", a.Name, true},
+			{"field_selector", a.FieldSelector, false}, {"label_selector", a.LabelSelector, false},
 		} {
-			in[k] = v
-			if v != "" && k != "version" && k != "field_selector" && k != "label_selector" {
-				attrs[k] = v
+			in[kv.k] = kv.v
+			if kv.attr && kv.v != "" {
+				attrs[kv.k] = kv.v
 			}
 		}
 		if a.NameFromFieldSelector {

@@ -197,18 +197,10 @@ func (c *client) answerError(status int, b []byte) error {
 // expiredMessage says that token expired, when, and how to get another. The
 // claims are read without verification: only to word the message.
 func expiredMessage(token string) string {
-	var claims struct {
-		Sub string `json:"sub"`
-		Exp int64  `json:"exp"`
-	}
-	if parts := strings.Split(token, "."); len(parts) == 3 {
-		if b, err := base64.RawURLEncoding.DecodeString(parts[1]); err == nil {
-			_ = json.Unmarshal(b, &claims)
-		}
-	}
+	claims := unverifiedClaims(token)
 	when := ""
-	if claims.Exp > 0 {
-		when = " at " + time.Unix(claims.Exp, 0).UTC().Format(time.RFC3339)
+	if exp, ok := claims.expiry(); ok {
+		when = " at " + exp.UTC().Format(time.RFC3339)
 	}
 	sub := claims.Sub
 	if !plainWord.MatchString(sub) { // printed in a command to paste
@@ -216,6 +208,34 @@ func expiredMessage(token string) string {
 	}
 	return fmt.Sprintf("401 Unauthorized: your token expired%s; get a new one from your identity provider, "+
 		"or with serve --dev: elevate token --sub %s (and the --groups it had)", when, sub)
+}
+
+// tokenClaims are the claims of a token that the CLI reads without
+// verifying it: only to word messages and to tell kubectl when a token
+// expires. The server verifies every token.
+type tokenClaims struct {
+	Sub string   `json:"sub"`
+	Exp *float64 `json:"exp"`
+}
+
+// unverifiedClaims reads the payload of a JWT; zero claims when it is not
+// one.
+func unverifiedClaims(token string) tokenClaims {
+	var c tokenClaims
+	if parts := strings.Split(token, "."); len(parts) == 3 {
+		if b, err := base64.RawURLEncoding.DecodeString(parts[1]); err == nil {
+			_ = json.Unmarshal(b, &c)
+		}
+	}
+	return c
+}
+
+// expiry is the token's exp, when it has a positive one.
+func (c tokenClaims) expiry() (time.Time, bool) {
+	if c.Exp == nil || *c.Exp <= 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(int64(*c.Exp), 0), true
 }
 
 // plainWord is text a shell takes as it is.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -150,7 +149,7 @@ func credentialKubernetesCmd(g *globals) *cobra.Command {
 				return noTokenError()
 			}
 			cred := execCredential{APIVersion: execAPIVersion, Kind: "ExecCredential", Status: execCredentialStatus{Token: tok}}
-			if exp, ok := tokenExpiry(tok); ok {
+			if exp, ok := unverifiedClaims(tok).expiry(); ok {
 				cred.Status.ExpirationTimestamp = exp.UTC().Format(time.RFC3339)
 			}
 			return printJSON(cmd.OutOrStdout(), cred)
@@ -158,26 +157,6 @@ func credentialKubernetesCmd(g *globals) *cobra.Command {
 	}
 	src.addFlags(c)
 	return c
-}
-
-// tokenExpiry reads the exp claim of a JWT, without verifying it: only to
-// tell kubectl when to ask again.
-func tokenExpiry(tok string) (time.Time, bool) {
-	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
-		return time.Time{}, false
-	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return time.Time{}, false
-	}
-	var claims struct {
-		Exp *float64 `json:"exp"`
-	}
-	if json.Unmarshal(b, &claims) != nil || claims.Exp == nil || *claims.Exp <= 0 {
-		return time.Time{}, false
-	}
-	return time.Unix(int64(*claims.Exp), 0), true
 }
 
 func kubeconfigCmd(g *globals) *cobra.Command {
