@@ -1,6 +1,7 @@
 package grants
 
 import (
+	"maps"
 	"net/url"
 	"regexp"
 	"slices"
@@ -78,11 +79,7 @@ func (c Constraint) clone() Constraint {
 	if len(c) == 0 {
 		return nil
 	}
-	out := make(Constraint, len(c))
-	for k, v := range c {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(c)
 }
 
 // missing are the keys of required that c does not set, in order.
